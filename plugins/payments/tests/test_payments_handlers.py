@@ -1,0 +1,229 @@
+"""Behaviour of the Payments step handlers with a fake step context (no engine, no sleeping)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib.resources import files
+from typing import Any
+
+import pytest
+import yaml
+
+from tasker_host import PermanentError, RetryableError
+from tasker_host.context import InvocationResult, TaskInfo
+from tasker_payments import faults, plugin
+
+NAMESPACE = "payments"
+REFUND = {"payment_id": "pay_123", "refund_amount": 4999, "refund_reason": "customer_request",
+          "partial_refund": False}
+PAYMENT = {"customer_id": "cust_789", "amount": 2599, "currency": "USD",
+           "payment_method_id": "pm_card_visa", "customer_email": "jo@example.com"}
+CONTEXTS = {"process_refund": REFUND, "process_payment": PAYMENT}
+FAILURES = [("unavailable", RetryableError), ("timeout", RetryableError),
+            ("unknown", RetryableError), ("declined", PermanentError),
+            ("not_found", PermanentError), ("auth", PermanentError)]
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    """Record simulated sleeps instead of sleeping."""
+    recorded: list[float] = []
+
+    async def fake_sleep(seconds):
+        recorded.append(seconds)
+
+    monkeypatch.setattr(faults, "sleep", fake_sleep)
+    monkeypatch.delenv(faults.ENV_VAR, raising=False)
+    return recorded
+
+
+@dataclass
+class FakeCtx:
+    task: TaskInfo
+    step_name: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    results: Mapping[str, Any] = field(default_factory=dict)
+    attempt: int = 1
+    log: logging.LoggerAdapter = field(
+        default_factory=lambda: logging.LoggerAdapter(logging.getLogger("test.payments"), {}))
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+    async def invoke(self, namespace, name, *, version=None, context=None, wait=True):
+        self.calls.append({"namespace": namespace, "name": name, "version": version,
+                           "context": dict(context or {}), "wait": wait})
+        return InvocationResult("child-1", namespace, name, "1.0.0", "complete", "corr-1")
+
+
+def _templates():
+    directory = files("tasker_payments") / "templates"
+    docs = [yaml.safe_load(e.read_text()) for e in directory.iterdir() if e.name.endswith(".yaml")]
+    return {(d["name"], d["version"]): d for d in docs}
+
+
+TEMPLATES = _templates()
+STEPS = [(name, version, s["name"]) for (name, version), d in sorted(TEMPLATES.items())
+         if version != "2.0.0" for s in d["step_templates"]]
+
+
+def _ctx(name, version, step, context, results, attempt=1):
+    step_doc = next(s for s in TEMPLATES[(name, version)]["step_templates"] if s["name"] == step)
+    task = TaskInfo("task-1", NAMESPACE, name, version, context)
+    return FakeCtx(task, step, step_doc.get("handler_config", {}), dict(results), attempt)
+
+
+async def _run_step(ctx):
+    handler_class = next(s["handler_class"] for s in TEMPLATES[(ctx.task.name, ctx.task.version)]
+                         ["step_templates"] if s["name"] == ctx.step_name)
+    handler = plugin.tasker_step_handlers()[handler_class]()
+    return handler.process_results(ctx, await handler.process(ctx))
+
+
+async def _run(name, version, context, trace=None):
+    """Run every step in template order, feeding results forward, as the engine would."""
+    results: dict[str, Any] = {}
+    for step in TEMPLATES[(name, version)]["step_templates"]:
+        if trace is not None:
+            trace.append(step["name"])
+        results[step["name"]] = await _run_step(_ctx(name, version, step["name"], context, results))
+    return results
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name,version", sorted(TEMPLATES))
+async def test_happy_path_runs_every_step_with_json_results(name, version, sleeps):
+    results = await _run(name, version, CONTEXTS[name])
+    assert list(results) == [s["name"] for s in TEMPLATES[(name, version)]["step_templates"]]
+    assert all(type(r) is dict for r in results.values())
+    assert json.loads(json.dumps(results)) == results
+    assert sleeps == []
+
+
+@pytest.mark.anyio
+async def test_refund_results_and_idempotent_ids(sleeps):
+    first = await _run("process_refund", "2.1.3", REFUND)
+    second = await _run("process_refund", "2.1.3", REFUND)
+    assert first["validate_payment_eligibility"]["eligible"] is True
+    assert first["process_gateway_refund"]["refund_id"].startswith("re_")
+    assert first["process_gateway_refund"]["refund_id"] == second["process_gateway_refund"]["refund_id"]
+    assert first["update_payment_records"]["payment_status"] == "partially_refunded"
+    assert first["notify_customer"]["notification_sent"] is True
+
+
+@pytest.mark.anyio
+async def test_payment_results(sleeps):
+    results = await _run("process_payment", "3.0.0", PAYMENT)
+    assert results["check_fraud_score"]["approved"] is True
+    assert results["charge_payment"]["charge_id"].startswith("ch_")
+    assert results["send_receipt"]["recipient"] == "jo@example.com"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("outcome,error", FAILURES)
+@pytest.mark.parametrize("name,version,step", STEPS)
+async def test_injected_failures_are_classified(name, version, step, outcome, error, sleeps):
+    trace: list[str] = []
+    context = {**CONTEXTS[name], "simulate": {step: [outcome]}}
+    with pytest.raises(error):
+        await _run(name, version, context, trace)
+    assert trace[-1] == step
+
+
+@pytest.mark.anyio
+async def test_timeout_sleeps_twice_the_step_timeout(sleeps):
+    context = {**REFUND, "simulate": {"process_gateway_refund": ["timeout"]}}
+    with pytest.raises(RetryableError, match="timeout"):
+        await _run("process_refund", "2.1.3", context)
+    assert sleeps == [60.0]  # handler_config.timeout_seconds is 30
+
+
+@pytest.mark.anyio
+async def test_retry_succeeds_on_the_next_attempt_and_slow_answers(sleeps):
+    context = {**REFUND, "simulate": {"process_gateway_refund": ["unavailable", "slow:0.5"]}}
+    results = {"validate_payment_eligibility": await _run_step(
+        _ctx("process_refund", "2.1.3", "validate_payment_eligibility", context, {}))}
+    with pytest.raises(RetryableError, match="unavailable"):
+        await _run_step(_ctx("process_refund", "2.1.3", "process_gateway_refund", context, results))
+    for attempt in (2, 3):  # attempt 3 is past the end of the list: ok
+        ctx = _ctx("process_refund", "2.1.3", "process_gateway_refund", context, results, attempt)
+        assert (await _run_step(ctx))["refund_status"] == "succeeded"
+    assert sleeps == [0.5]
+
+
+@pytest.mark.anyio
+async def test_environment_plan_applies_and_the_context_plan_wins(sleeps, monkeypatch):
+    plan = {"payments.process_gateway_refund": ["unavailable"]}
+    monkeypatch.setenv(faults.ENV_VAR, json.dumps(plan))
+    with pytest.raises(RetryableError):
+        await _run("process_refund", "2.1.3", REFUND)
+    context = {**REFUND, "simulate": {"process_gateway_refund": ["ok"]}}
+    assert "notify_customer" in await _run("process_refund", "2.1.3", context)
+
+
+@pytest.mark.anyio
+async def test_a_bare_string_applies_to_every_attempt(sleeps):
+    context = {**PAYMENT, "simulate": {"validate_payment_method": "auth"}}
+    for attempt in (1, 4):
+        ctx = _ctx("process_payment", "3.0.0", "validate_payment_method", context, {}, attempt)
+        with pytest.raises(PermanentError, match="authentication"):
+            await _run_step(ctx)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("plan,match", [("boom", "mapping"), ({"validate_payment_method": ["explode"]}, "explode"),
+                                        ({"validate_payment_method": 3}, "list")])
+async def test_malformed_plans_are_permanent(plan, match, sleeps):
+    context = {**PAYMENT, "simulate": plan}
+    with pytest.raises(PermanentError, match=match):
+        await _run("process_payment", "3.0.0", context)
+
+
+@pytest.mark.anyio
+async def test_malformed_environment_plan_is_permanent(sleeps, monkeypatch):
+    monkeypatch.setenv(faults.ENV_VAR, "{not json")
+    with pytest.raises(PermanentError, match=faults.ENV_VAR):
+        await _run("process_payment", "3.0.0", PAYMENT)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name,context,match", [
+    ("process_refund", {"refund_reason": "fraud"}, "payment_id, refund_amount"),
+    ("process_refund", {**REFUND, "refund_amount": "lots"}, "refund_amount"),
+    ("process_refund", {**REFUND, "payment_id": "txn_42"}, "not found"),
+    ("process_refund", {**REFUND, "refund_amount": 10**7}, "ineligible"),
+    ("process_payment", {"amount": 10}, "customer_id, payment_method_id"),
+    ("process_payment", {**PAYMENT, "payment_method_id": "pm_expired_card"}, "expired"),
+])
+async def test_bad_inputs_are_permanent(name, context, match, sleeps):
+    version = "2.1.3" if name == "process_refund" else "3.0.0"
+    with pytest.raises(PermanentError, match=match):
+        await _run(name, version, context)
+
+
+@pytest.mark.anyio
+async def test_fraud_score_above_the_limit_blocks_the_payment(sleeps):
+    ctx = _ctx("process_payment", "3.0.0", "check_fraud_score", PAYMENT, {})
+    ctx.config = {**ctx.config, "max_score": -1}
+    with pytest.raises(PermanentError, match="fraud score"):
+        await _run_step(ctx)
+
+
+@pytest.mark.anyio
+async def test_missing_earlier_results_are_permanent(sleeps):
+    ctx = _ctx("process_refund", "2.1.3", "process_gateway_refund", REFUND, {})
+    with pytest.raises(PermanentError, match="validate_payment_eligibility"):
+        await _run_step(ctx)
+
+
+@pytest.mark.parametrize("handler_class", sorted(plugin.tasker_step_handlers()))
+def test_result_shaping_failures_are_permanent(handler_class):
+    ctx = _ctx("process_refund", "2.1.3", "notify_customer", REFUND, {})
+    with pytest.raises(PermanentError, match="failed to process"):
+        plugin.tasker_step_handlers()[handler_class]().process_results(ctx, {})

@@ -1,0 +1,19 @@
+"""tasker-host: a workflow engine host where each team ships its workflows as a plugin package.
+
+The names below are the public SDK that plugin code imports; everything else is internal.
+"""
+
+from tasker_host.errors import PermanentError, RetryableError, TaskerError
+from tasker_host.handler import StepHandler
+from tasker_host.markers import hookimpl
+from tasker_host.models import Namespace, Visibility
+
+__all__ = [
+    "Namespace",
+    "PermanentError",
+    "RetryableError",
+    "StepHandler",
+    "TaskerError",
+    "Visibility",
+    "hookimpl",
+]

@@ -1,0 +1,67 @@
+"""The ``tasker-host`` command group and the options every command shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from tasker_host.registry import ConflictPolicy
+from tasker_host.settings import HostSettings
+
+
+@dataclass
+class CliState:
+    """What the group hands to its commands (tests may pre-fill ``entry_points``)."""
+
+    settings: HostSettings = field(default_factory=HostSettings)
+    entry_points: Any = None
+
+
+def build_cli() -> click.Group:
+    """Build the command group with every sub-command (no import-time registration)."""
+    from tasker_host.cli import catalog
+
+    @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+    @click.option("--strict/--no-strict", default=None, envvar="TASKER_STRICT_PLUGINS",
+                  help="Treat any plugin load failure or broken template as fatal.  [env TASKER_STRICT_PLUGINS]")
+    @click.option("--on-conflict", type=click.Choice([p.value for p in ConflictPolicy]), default=None,
+                  envvar="TASKER_ON_CONFLICT",
+                  help="What to do when plugins conflict: refuse to start (default), or quarantine the "
+                       "conflicting entries and serve the rest.  [env TASKER_ON_CONFLICT]")
+    @click.option("--database-url", default=None, envvar="TASKER_DATABASE_URL", metavar="URL",
+                  help="sqlite:///path or postgresql://user@host/db (default: embedded SQLite).  "
+                       "[env TASKER_DATABASE_URL]")
+    @click.version_option(package_name="tasker-host", prog_name="tasker-host")
+    @click.pass_context
+    def cli(ctx: click.Context, strict: bool | None, on_conflict: str | None, database_url: str | None) -> None:
+        """tasker-host: run many teams' workflows side by side, each team in its own namespace.
+
+        Teams ship workflows as plugin packages (pip install tasker-payments ...). The host finds
+        them through the "tasker_host.plugins" entry point group, refuses to start when two teams
+        claim the same thing, and runs any version of any workflow.
+
+        \b
+        Start here:
+          tasker-host plugins                       who provides what, failures, conflicts
+          tasker-host handlers payments             the payments team's workflows
+          tasker-host resolve payments.process_refund@~=2.1
+          tasker-host validate path/to/templates/   check a team's YAML in its own CI
+        """
+        state = ctx.ensure_object(CliState)
+        overrides = {"strict_plugins": strict, "database_url": database_url,
+                     "on_conflict": ConflictPolicy(on_conflict) if on_conflict else None}
+        state.settings = HostSettings.from_env({}, **{**_settings_dict(state.settings), **overrides})
+
+    for command in catalog.COMMANDS:
+        cli.add_command(command)
+    return cli
+
+
+def _settings_dict(settings: HostSettings) -> dict[str, Any]:
+    return {name: getattr(settings, name) for name in settings.__slots__}
+
+
+def main() -> None:
+    build_cli()(obj=CliState())

@@ -1,0 +1,78 @@
+"""What a step handler sees: the :class:`StepContext` protocol and its values (plugin SDK)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInfo:
+    """The task a step belongs to."""
+
+    id: str
+    namespace: str
+    name: str
+    version: str
+    context: Mapping[str, Any]
+    correlation_id: str | None = None
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.namespace}.{self.name}@{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationResult:
+    """The outcome of ``ctx.invoke``: the child task and, when waited for, its results."""
+
+    task_id: str
+    namespace: str
+    name: str
+    version: str
+    status: str
+    correlation_id: str
+    results: Mapping[str, Any] = field(default_factory=dict)  # step name -> step results
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.namespace}.{self.name}@{self.version}"
+
+
+class StepContext(Protocol):
+    """Passed to ``StepHandler.process(ctx)`` and ``process_results(ctx, output)``.
+
+    * ``task``: the :class:`TaskInfo` (namespace, name, resolved version, context, ids);
+    * ``step_name`` and ``config`` (the step's ``handler_config`` mapping);
+    * ``results``: earlier steps' results by step name (read-only);
+    * ``attempt``: 1 for the first attempt, 2 for the first retry, ...;
+    * ``log``: a logger bound to the task and step ids;
+    * ``invoke(...)``: call another namespace's workflow (see below).
+    """
+
+    task: TaskInfo
+    step_name: str
+    config: Mapping[str, Any]
+    results: Mapping[str, Any]
+    attempt: int
+    log: logging.LoggerAdapter
+
+    async def invoke(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        version: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        wait: bool = True,
+    ) -> InvocationResult:
+        """Start ``namespace.name`` (version exact, a PEP 440 range, or None for the newest
+        stable) as a child of this step and, with ``wait=True``, wait for it to finish.
+
+        Delivery is decided by the ``tasker_route_invocation`` hook (in process by default, or
+        another host over HTTP). Re-running the step re-attaches to the same child. A child that
+        fails for good raises :class:`tasker_host.PermanentError` naming the child task.
+        """
+        ...

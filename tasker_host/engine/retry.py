@@ -1,0 +1,61 @@
+"""Retry rules: how a failure is classified and when the next attempt may run."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tasker_host.errors import PermanentError, RetryableError
+from tasker_host.models import StepState
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter and a cap: ``base * factor**(attempt-1)``, ±``jitter``."""
+
+    base_seconds: float = 1.0
+    factor: float = 2.0
+    cap_seconds: float = 300.0
+    jitter: float = 0.1
+    rng: Callable[[], float] = field(default=random.random, compare=False)
+
+    def delay(self, attempt: int, retry_after: float | None = None, base: float | None = None) -> float:
+        if retry_after is not None:
+            return retry_after
+        raw = min(self.cap_seconds, (base if base is not None else self.base_seconds) * self.factor ** (attempt - 1))
+        spread = raw * self.jitter * (2 * self.rng() - 1)
+        return max(0.0, min(self.cap_seconds, raw + spread))
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    state: StepState  # WAITING_RETRY or ERROR
+    delay: float | None
+    reason: str
+
+
+def max_attempts(retryable: bool, retry_limit: int) -> int:
+    """The first attempt always runs; ``default_retryable: false`` means exactly one."""
+    return max(1, retry_limit) if retryable else 1
+
+
+def judge(exc: BaseException, *, attempt: int, retryable: bool, retry_limit: int,
+          policy: RetryPolicy, base_delay: float | None = None) -> Verdict:
+    """Decide what a failed attempt leads to."""
+    if isinstance(exc, PermanentError):
+        return Verdict(StepState.ERROR, None, "permanent error")
+    limit = max_attempts(retryable, retry_limit)
+    if attempt >= limit:
+        why = "not retryable" if not retryable else f"retries exhausted ({attempt}/{limit} attempts)"
+        return Verdict(StepState.ERROR, None, why)
+    retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
+    delay = policy.delay(attempt, retry_after, base_delay)
+    return Verdict(StepState.WAITING_RETRY, delay, f"attempt {attempt}/{limit} failed; retry in {delay:.2f}s")
+
+
+def error_doc(exc: BaseException) -> dict:
+    kind = "timeout" if isinstance(exc, TimeoutError) else (
+        "permanent" if isinstance(exc, PermanentError) else "retryable")
+    message = str(exc) or type(exc).__name__
+    return {"type": type(exc).__name__, "kind": kind, "message": message}

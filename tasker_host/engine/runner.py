@@ -1,0 +1,309 @@
+"""The runner: claims ready steps through the store, runs them concurrently on anyio and
+records their outcomes in batches (one transaction for many steps, acknowledged only after
+commit). Any number of runners may share one database."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from types import MappingProxyType
+from typing import Any
+
+import anyio
+
+from tasker_host.engine.clock import Clock
+from tasker_host.engine.events import EventBus, EventKind, LifecycleEvent
+from tasker_host.engine.retry import RetryPolicy, error_doc, judge
+from tasker_host.engine.runtime import RuntimeCache, TaskRuntime
+from tasker_host.engine.step_context import RunningStep
+from tasker_host.errors import PermanentError
+from tasker_host.models import StepState, TaskState
+from tasker_host.registry import Registry
+from tasker_host.store.base import Claim, StepOutcome, Store, TaskChange, TaskRecord
+
+log = logging.getLogger("tasker_host.engine")
+
+FINAL_TASK_STATES = frozenset({TaskState.COMPLETE, TaskState.ERROR, TaskState.CANCELLED,
+                               TaskState.RESOLVED_MANUALLY})
+_TASK_EVENTS = {TaskState.IN_PROGRESS: EventKind.TASK_STARTED, TaskState.COMPLETE: EventKind.TASK_COMPLETED,
+                TaskState.ERROR: EventKind.TASK_FAILED, TaskState.CANCELLED: EventKind.TASK_CANCELLED}
+_STEP_EVENTS = {StepState.COMPLETE: EventKind.STEP_COMPLETED, StepState.ERROR: EventKind.STEP_FAILED,
+                StepState.WAITING_RETRY: EventKind.STEP_RETRYING}
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    concurrency: int = 64  # steps running at once in this runner
+    claim_batch: int = 256
+    lease_seconds: float = 60.0
+    poll_seconds: float = 1.0  # fallback wake-up when no nudge arrives (other processes)
+    owner: str = field(default_factory=default_owner)
+
+
+class Engine:
+    def __init__(self, store: Store, registry: Registry, clock: Clock, events: EventBus, *,
+                 config: EngineConfig | None = None, policy: RetryPolicy | None = None):
+        self.store, self.registry, self.clock, self.events = store, registry, clock, events
+        self.config = config or EngineConfig()
+        self.policy = policy or RetryPolicy()
+        self.invoke: Callable[..., Any] | None = None  # set by the composition root
+        self._cache = RuntimeCache()
+        self._running: dict[tuple[str, str], anyio.CancelScope] = {}
+        self._outcomes: list[StepOutcome] = []
+        self._inflight = 0
+        self._committing = False
+        self._waiters: dict[str, list[anyio.Event]] = {}
+        self._wake: anyio.Event | None = None  # events are made on the loop, in run()
+        self._outcome_ready: anyio.Event | None = None
+        self._db_limiter = anyio.CapacityLimiter(1)
+        self._inline_db = bool(getattr(store, "inline", False))
+
+    # -- public ------------------------------------------------------------------------------
+    def nudge(self) -> None:
+        """Wake the claim loop: new or newly ready work exists."""
+        if self._wake is not None:
+            self._wake.set()
+
+    def cancel_running(self, task_id: str) -> None:
+        for (tid, _), scope in list(self._running.items()):
+            if tid == task_id:
+                scope.cancel()
+
+    async def run_until_idle(self) -> None:
+        """Run until nothing is runnable now and nothing is running (tests drain with this)."""
+        await self.run(until_idle=True)
+
+    async def run(self, *, until_idle: bool = False) -> None:
+        self._wake, self._outcome_ready = anyio.Event(), anyio.Event()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._commit_loop)
+                tg.start_soon(self._lease_loop)
+                await self._claim_loop(tg, until_idle)
+                tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._commit_pending()  # final states survive cancellation
+
+    async def wait_for_task(self, task_id: str) -> TaskRecord:
+        """Wait until a task is final (woken by local commits, polling for other runners')."""
+        while True:
+            event = anyio.Event()
+            self._waiters.setdefault(task_id, []).append(event)
+            try:
+                task = await self.db(self.store.get_task, task_id, with_steps=False)
+                if task is None or task.status in FINAL_TASK_STATES:
+                    return task
+                await self.clock.wait(event, self.clock.now() + self.config.poll_seconds)
+            finally:
+                waiters = self._waiters.get(task_id, [])
+                if event in waiters:
+                    waiters.remove(event)
+                if not waiters:
+                    self._waiters.pop(task_id, None)
+
+    async def db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call the (synchronous) store: inline for the memory store, else in a worker thread."""
+        if self._inline_db:
+            return fn(*args, **kwargs)
+        return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=self._db_limiter)
+
+    # -- claiming ----------------------------------------------------------------------------
+    async def _claim_loop(self, tg: anyio.abc.TaskGroup, until_idle: bool) -> None:
+        while True:
+            self._wake = anyio.Event()
+            if await self._claim_round(tg):
+                continue
+            if until_idle and not self._busy:
+                return
+            deadline = self.clock.now() + self.config.poll_seconds
+            if not self._inflight:
+                ready_at = await self.db(self.store.next_ready_at)
+                if ready_at is not None:
+                    deadline = min(deadline, ready_at)
+            await self.clock.wait(self._wake, deadline)
+
+    @property
+    def _busy(self) -> bool:
+        return bool(self._inflight or self._outcomes or self._committing)
+
+    async def _claim_round(self, tg: anyio.abc.TaskGroup) -> int:
+        free = self.config.concurrency - self._inflight
+        if free <= 0:
+            return 0
+        claims: list[Claim] = await self.db(self.store.claim, self.config.owner,
+                                            min(free, self.config.claim_batch), self.clock.now(),
+                                            self.config.lease_seconds)
+        if not claims:
+            return 0
+        runtimes = await self._runtimes_for(claims)
+        self._inflight += len(claims)
+        for claim in claims:
+            tg.start_soon(self._run_step, claim, runtimes[claim.task_id])
+        return len(claims)
+
+    async def _runtimes_for(self, claims: list[Claim]) -> dict[str, TaskRuntime]:
+        found: dict[str, TaskRuntime] = {}
+        missing: set[str] = set()
+        for c in claims:
+            rt = self._cache.get(c.task_id)
+            if rt is not None and rt.has_inputs_of(c.step):
+                found[c.task_id] = rt
+            else:
+                missing.add(c.task_id)
+        if missing:
+            for task_id, record in (await self.db(self.store.get_tasks, sorted(missing))).items():
+                found[task_id] = rt = TaskRuntime.from_record(record)
+                self._cache.put(rt)
+        return found
+
+    # -- running -----------------------------------------------------------------------------
+    async def _run_step(self, claim: Claim, rt: TaskRuntime) -> None:
+        key = (claim.task_id, claim.step)
+        if claim.attempt == 1 and claim.step == rt.first_root:
+            self._step_event(EventKind.TASK_STARTED, rt, claim)
+        self._step_event(EventKind.STEP_STARTED, rt, claim)
+        scope = anyio.CancelScope()
+        self._running[key] = scope
+        outcome: StepOutcome
+        try:
+            with scope:
+                results = await self._execute(claim, rt)
+            outcome = (self._outcome(claim, StepState.CANCELLED, "task cancelled") if scope.cancelled_caught
+                       else self._outcome(claim, StepState.COMPLETE, "completed", results=results))
+        except anyio.get_cancelled_exc_class():
+            self._queue(self._outcome(claim, StepState.WAITING_RETRY, "runner stopped; released",
+                                      ready_at=self.clock.now()))
+            raise
+        except Exception as exc:  # a handler failure, classified by the retry rules
+            outcome = self._failure(claim, rt, exc)
+        finally:
+            self._running.pop(key, None)
+        self._queue(outcome)
+
+    async def _execute(self, claim: Claim, rt: TaskRuntime) -> Any:
+        step = rt.steps[claim.step]
+        try:
+            handler = self.registry.handler_class(rt.info.namespace, step.handler_class)()
+        except KeyError:
+            raise PermanentError(f"handler {step.handler_class!r} is no longer provided in "
+                                 f"namespace {rt.info.namespace!r}") from None
+        ctx = RunningStep(rt.info, step.name, step.handler_config, MappingProxyType(rt.results),
+                          claim.attempt, self._invoke)
+        with self.clock.deadline(step.timeout_seconds):
+            if inspect.iscoroutinefunction(handler.process):
+                output = await handler.process(ctx)
+            else:
+                output = await anyio.to_thread.run_sync(handler.process, ctx)
+            shaped = handler.process_results(ctx, output)
+            if inspect.isawaitable(shaped):
+                shaped = await shaped
+        try:
+            json.dumps(shaped)
+        except (TypeError, ValueError) as exc:
+            raise PermanentError(f"step results are not JSON-serialisable: {exc}") from None
+        return shaped
+
+    async def _invoke(self, ctx: RunningStep, *args: Any) -> Any:
+        if self.invoke is None:
+            raise PermanentError("cross-namespace invocation is not configured on this host")
+        return await self.invoke(ctx, *args)
+
+    def _failure(self, claim: Claim, rt: TaskRuntime, exc: Exception) -> StepOutcome:
+        step = rt.steps[claim.step]
+        verdict = judge(exc, attempt=claim.attempt, retryable=step.retryable, retry_limit=step.retry_limit,
+                        policy=self.policy, base_delay=_float(step.handler_config.get("retry_delay")))
+        now = self.clock.now()
+        ready_at = now + verdict.delay if verdict.delay is not None else None
+        return StepOutcome(claim.task_id, claim.step, self.config.owner, claim.attempt, verdict.state, now,
+                           f"{verdict.reason}: {type(exc).__name__}: {exc}", error=error_doc(exc),
+                           ready_at=ready_at)
+
+    def _outcome(self, claim: Claim, state: StepState, reason: str, **kw: Any) -> StepOutcome:
+        return StepOutcome(claim.task_id, claim.step, self.config.owner, claim.attempt, state,
+                           self.clock.now(), reason, **kw)
+
+    # -- committing --------------------------------------------------------------------------
+    def _queue(self, outcome: StepOutcome) -> None:
+        self._outcomes.append(outcome)
+        if self._outcome_ready is not None:
+            self._outcome_ready.set()
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await self._outcome_ready.wait()
+            self._outcome_ready = anyio.Event()
+            await self._commit_pending()
+
+    async def _commit_pending(self) -> None:
+        batch, self._outcomes = self._outcomes, []
+        if not batch:
+            return
+        self._committing = True
+        try:
+            result = await self.db(self.store.record, batch)
+        finally:
+            self._committing = False
+            self._inflight -= len(batch)
+        rejected = {(o.task_id, o.step, o.attempt) for o in result.rejected}
+        for o in batch:
+            if (o.task_id, o.step, o.attempt) not in rejected:
+                self._after_step(o)
+        for change in result.changes:
+            self._after_task(change)
+        self.nudge()
+
+    def _after_step(self, o: StepOutcome) -> None:
+        rt = self._cache.get(o.task_id)
+        if rt is None:
+            return
+        if o.state is StepState.COMPLETE:
+            rt.results[o.step] = o.results
+        if kind := _STEP_EVENTS.get(o.state):
+            detail = {"error": o.error, "retry_at": o.ready_at, "reason": o.reason}
+            self.events.emit(LifecycleEvent(kind, o.task_id, rt.info.namespace, rt.info.name,
+                                            rt.info.version, o.at, o.step, o.attempt,
+                                            rt.info.correlation_id, detail))
+
+    def _after_task(self, change: TaskChange) -> None:
+        rt = self._cache.get(change.task_id)
+        if rt is not None and (kind := _TASK_EVENTS.get(change.after)):
+            self.events.emit(LifecycleEvent(kind, change.task_id, rt.info.namespace, rt.info.name,
+                                            rt.info.version, self.clock.now(),
+                                            correlation_id=rt.info.correlation_id))
+        if change.after in FINAL_TASK_STATES:
+            self._cache.drop(change.task_id)
+            for event in self._waiters.get(change.task_id, []):
+                event.set()
+
+    def _step_event(self, kind: EventKind, rt: TaskRuntime, claim: Claim) -> None:
+        step = None if kind is EventKind.TASK_STARTED else claim.step
+        self.events.emit(LifecycleEvent(kind, claim.task_id, rt.info.namespace, rt.info.name,
+                                        rt.info.version, self.clock.now(), step, claim.attempt,
+                                        rt.info.correlation_id))
+
+    async def _lease_loop(self) -> None:
+        interval = self.config.lease_seconds / 3
+        while True:
+            await self.clock.sleep_until(self.clock.now() + interval)
+            if self._running:
+                await self.db(self.store.renew_leases, self.config.owner, self.clock.now(),
+                              self.config.lease_seconds)
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None

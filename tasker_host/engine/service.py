@@ -1,0 +1,120 @@
+"""The task service: create, inspect, cancel, retry and resolve tasks. Validates every request
+fully before writing anything. Synchronous (the store is); async callers use a worker thread."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+
+from tasker_host.engine.clock import Clock
+from tasker_host.engine.events import EventBus, EventKind, LifecycleEvent
+from tasker_host.engine.snapshot import new_steps, snapshot_of
+from tasker_host.errors import InvalidContextError, InvalidStateError, TaskNotFoundError
+from tasker_host.models import TaskTemplate
+from tasker_host.registry import Registry
+from tasker_host.store.base import CreateResult, NewTask, Store, TaskFilter, TaskRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Parent:
+    """Links a child task (created by ``ctx.invoke``) to its caller."""
+
+    task_id: str
+    step: str
+    invocation_key: str
+    correlation_id: str | None
+
+
+class TaskService:
+    def __init__(self, registry: Registry, store: Store, clock: Clock, events: EventBus,
+                 on_created: Callable[[], None] = lambda: None):
+        self.registry, self.store, self.clock, self.events = registry, store, clock, events
+        self._on_created = on_created
+        self._validators: dict[str, Any] = {}
+
+    # -- creation ----------------------------------------------------------------------------
+    def create_task(self, namespace: str, name: str, version: str | None = None,
+                    context: Mapping[str, Any] | None = None, *, idempotency_key: str | None = None,
+                    parent: Parent | None = None) -> CreateResult:
+        template = self.registry.resolve(namespace, name, version)
+        context = dict(context or {})
+        self.validate_context(template, context)
+        task_id = str(uuid.uuid4())
+        result = self.store.create_task(self._new_task(task_id, template, context, idempotency_key, parent),
+                                        self.clock.now())
+        if result.created:
+            self._emit(EventKind.TASK_CREATED, result.task)
+            self._on_created()
+        return result
+
+    def _new_task(self, task_id: str, t: TaskTemplate, context: dict[str, Any],
+                  idempotency_key: str | None, parent: Parent | None) -> NewTask:
+        correlation = (parent.correlation_id if parent else None) or context.get("correlation_id") or task_id
+        return NewTask(
+            id=task_id, namespace=t.namespace, name=t.name, version=str(t.version), context=context,
+            template=snapshot_of(t), steps=new_steps(t),
+            provenance=t.provenance.as_dict() if t.provenance else None,
+            correlation_id=str(correlation), idempotency_key=idempotency_key,
+            parent_task_id=parent.task_id if parent else None,
+            parent_step=parent.step if parent else None,
+            invocation_key=parent.invocation_key if parent else None,
+        )
+
+    def validate_context(self, t: TaskTemplate, context: Mapping[str, Any]) -> None:
+        """Raise :class:`InvalidContextError` listing every schema violation."""
+        if t.context_schema is None:
+            return
+        validator = self._validators.get(t.full_name)
+        if validator is None:
+            schema = dict(t.context_schema)
+            validator = jsonschema.validators.validator_for(schema)(schema)
+            self._validators[t.full_name] = validator
+        errors = sorted(validator.iter_errors(context), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+        if errors:
+            raise InvalidContextError(t.full_name, [
+                {"path": "context" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in e.absolute_path),
+                 "message": e.message} for e in errors])
+
+    # -- inspection --------------------------------------------------------------------------
+    def get_task(self, task_id: str) -> TaskRecord:
+        task = self.store.get_task(task_id)
+        if task is None:
+            raise TaskNotFoundError(f"no task {task_id!r}")
+        return task
+
+    def list_tasks(self, query: TaskFilter) -> list[TaskRecord]:
+        return self.store.list_tasks(query)
+
+    # -- actions -----------------------------------------------------------------------------
+    def cancel_task(self, task_id: str, reason: str = "cancelled by request") -> TaskRecord:
+        task = self.get_task(task_id)
+        if not self.store.cancel_task(task_id, self.clock.now(), reason):
+            raise InvalidStateError(f"task {task_id} is {task.status.value}; only unfinished tasks can be cancelled")
+        self._emit(EventKind.TASK_CANCELLED, task)
+        return self.get_task(task_id)
+
+    def retry_task(self, task_id: str, reason: str = "retried by request") -> TaskRecord:
+        task = self.get_task(task_id)
+        if not self.store.retry_task(task_id, self.clock.now(), reason):
+            raise InvalidStateError(f"task {task_id} is {task.status.value}; only tasks in error can be retried")
+        self._on_created()
+        return self.get_task(task_id)
+
+    def resolve_step(self, task_id: str, step: str, results: Any = None,
+                     reason: str = "resolved manually") -> TaskRecord:
+        task = self.get_task(task_id)
+        if step not in {s.name for s in task.steps}:
+            raise TaskNotFoundError(f"task {task_id} has no step {step!r}")
+        if not self.store.resolve_step(task_id, step, self.clock.now(), results, reason):
+            state = next(s.state.value for s in task.steps if s.name == step)
+            raise InvalidStateError(f"step {step!r} of task {task_id} is {state}; only failed steps can be resolved")
+        self._on_created()
+        return self.get_task(task_id)
+
+    def _emit(self, kind: EventKind, task: TaskRecord) -> None:
+        self.events.emit(LifecycleEvent(kind, task.id, task.namespace, task.name, task.version,
+                                        self.clock.now(), correlation_id=task.correlation_id))

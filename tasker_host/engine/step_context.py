@@ -1,0 +1,40 @@
+"""The concrete ``ctx`` a handler receives (see :class:`tasker_host.context.StepContext`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tasker_host.context import InvocationResult, TaskInfo
+
+step_logger = logging.getLogger("tasker_host.step")
+
+InvokeFn = Callable[["RunningStep", str, str, str | None, Mapping[str, Any] | None, bool, str],
+                    Awaitable[InvocationResult]]
+
+
+@dataclass
+class RunningStep:
+    task: TaskInfo
+    step_name: str
+    config: Mapping[str, Any]
+    results: Mapping[str, Any]
+    attempt: int
+    _invoke: InvokeFn = field(repr=False)
+    _calls: int = field(default=0, repr=False)
+
+    @property
+    def log(self) -> logging.LoggerAdapter:
+        return logging.LoggerAdapter(step_logger, {
+            "task_id": self.task.id, "step": self.step_name, "namespace": self.task.namespace,
+            "correlation_id": self.task.correlation_id,
+        })
+
+    async def invoke(self, namespace: str, name: str, *, version: str | None = None,
+                     context: Mapping[str, Any] | None = None, wait: bool = True) -> InvocationResult:
+        # The n-th call of this step always has the same key, so a re-run re-attaches to its child.
+        self._calls += 1
+        key = f"{self.step_name}#{self._calls}"
+        return await self._invoke(self, namespace, name, version, context, wait, key)

@@ -1,0 +1,148 @@
+"""The one error hierarchy of tasker-host.
+
+::
+
+    TaskerError
+    ├── ConfigurationError            bad host settings or command-line input
+    ├── PluginError                   a plugin could not be loaded or used
+    │   └── PluginLoadFailures        strict mode: one or more plugins failed (carries them all)
+    ├── TemplateError                 one or more problems in template documents (file, line, key)
+    ├── RegistryError
+    │   ├── ConflictError             ownership / duplicate conflicts; the host refuses to start
+    │   └── ResolutionError           a ``namespace.name@spec`` request could not be resolved
+    │       ├── UnknownNamespaceError
+    │       ├── UnknownTemplateError
+    │       └── NoMatchingVersionError
+    ├── RequestError                  a request the service cannot accept (4xx in the API)
+    │   ├── InvalidContextError       the task context violates the template's schema (all listed)
+    │   ├── TaskNotFoundError
+    │   ├── InvalidStateError         e.g. retrying a task that did not fail
+    │   └── InvocationDeniedError     a namespace may not invoke that template
+    └── StepError                     raised by step handlers to classify a failure
+        ├── PermanentError            never retried
+        └── RetryableError            retried with backoff (``retry_after`` seconds honoured)
+
+Every error carries a human-readable message; the ones that aggregate several problems keep
+them in a list so callers (CLI ``--json``, REST API) can report all of them at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tasker_host.models import Conflict, PluginFailure, TemplateProblem
+
+
+class TaskerError(Exception):
+    """Base class of every error tasker-host raises on purpose."""
+
+
+class ConfigurationError(TaskerError):
+    """Host settings or command-line input that cannot be used."""
+
+
+class PluginError(TaskerError):
+    """A plugin could not be loaded or misbehaved."""
+
+
+class PluginLoadFailures(PluginError):
+    """Strict mode: at least one plugin failed to load; every failure is listed."""
+
+    def __init__(self, failures: Sequence[PluginFailure]):
+        self.failures = tuple(failures)
+        lines = [f"{len(self.failures)} plugin(s) failed to load:"]
+        lines += [f"  - {f.describe()}" for f in self.failures]
+        super().__init__("\n".join(lines))
+
+
+class TemplateError(TaskerError):
+    """One or more problems in template documents, each with file, line and key path."""
+
+    def __init__(self, problems: Sequence[TemplateProblem]):
+        self.problems = tuple(problems)
+        lines = [f"{len(self.problems)} template problem(s):"]
+        lines += [f"  - {p.describe()}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class RegistryError(TaskerError):
+    """Base class of registry errors."""
+
+
+class ConflictError(RegistryError):
+    """Plugins disagree about who provides what; every provider is named."""
+
+    def __init__(self, conflicts: Sequence[Conflict]):
+        self.conflicts = tuple(conflicts)
+        lines = [
+            f"refusing to start: {len(self.conflicts)} plugin conflict(s) "
+            "(use --on-conflict=quarantine to serve everything else):"
+        ]
+        lines += [f"  - {c.describe()}" for c in self.conflicts]
+        super().__init__("\n".join(lines))
+
+
+class ResolutionError(RegistryError):
+    """A request for ``namespace.name@spec`` could not be satisfied."""
+
+    def __init__(self, message: str, *, available: Sequence[str] = ()):
+        self.available = tuple(available)
+        super().__init__(message)
+
+
+class UnknownNamespaceError(ResolutionError):
+    """No plugin provides the requested namespace."""
+
+
+class UnknownTemplateError(ResolutionError):
+    """The namespace exists but has no template of that name."""
+
+
+class NoMatchingVersionError(ResolutionError):
+    """The template exists but no version satisfies the requested spec."""
+
+
+class RequestError(TaskerError):
+    """A request the service cannot accept; nothing was written."""
+
+
+class InvalidContextError(RequestError):
+    """The task context violates the template's JSON Schema; every violation is listed."""
+
+    def __init__(self, full_name: str, violations: Sequence[dict]):
+        self.violations = tuple(violations)
+        lines = [f"context for {full_name} is invalid ({len(self.violations)} problem(s)):"]
+        lines += [f"  - {v['path']}: {v['message']}" for v in self.violations]
+        super().__init__("\n".join(lines))
+
+
+class TaskNotFoundError(RequestError):
+    """No task with that id (or not one the caller may see)."""
+
+
+class InvalidStateError(RequestError):
+    """The task or step is not in a state that allows the action."""
+
+
+class InvocationDeniedError(RequestError):
+    """Policy forbids the calling namespace to invoke the target template."""
+
+
+class StepError(TaskerError):
+    """Raised by a step handler to say how its failure must be treated."""
+
+
+class PermanentError(StepError):
+    """The step failed for good: it is not retried and its task ends in ``error``."""
+
+
+class RetryableError(StepError):
+    """The step failed for now: it is retried after ``retry_after`` seconds (or the backoff)."""
+
+    def __init__(self, message: str = "", *, retry_after: float | None = None):
+        if retry_after is not None and retry_after < 0:
+            raise ValueError("retry_after must be >= 0")
+        self.retry_after = retry_after
+        super().__init__(message)

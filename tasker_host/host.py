@@ -1,0 +1,120 @@
+"""The composition root: ``build_host(settings)`` wires plugins, registry, store, engine and
+service. The CLI, the API and the tests each build a host with the settings they need."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pluggy
+
+from tasker_host.collect import build_registry
+from tasker_host.engine.clock import Clock, RealClock
+from tasker_host.engine.events import EventBus
+from tasker_host.engine.invocation import Invoker, LocalRoute, LocalRoutePlugin
+from tasker_host.engine.retry import RetryPolicy
+from tasker_host.engine.runner import Engine, EngineConfig
+from tasker_host.engine.service import TaskService
+from tasker_host.errors import PluginLoadFailures
+from tasker_host.plugins import Discovery, EntryPointLike, discover
+from tasker_host.registry import Registry
+from tasker_host.settings import HostSettings
+from tasker_host.store.base import Store
+from tasker_host.templates import TemplateLoader
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What the plugins provide, before any start-up policy is applied."""
+
+    discovery: Discovery
+    registry: Registry
+
+    @property
+    def failures(self) -> list:
+        return [*self.discovery.failures, *self.registry.failures]
+
+    @property
+    def manager(self) -> pluggy.PluginManager:
+        return self.discovery.manager
+
+
+def load_catalog(
+    settings: HostSettings,
+    *,
+    entry_points: Iterable[EntryPointLike] | None = None,
+    extra_plugins: Iterable[tuple[str, Any]] = (),
+) -> Catalog:
+    """Discover plugins and build the registry; raises only in strict mode."""
+    discovery = discover(entry_points, strict=settings.strict_plugins, extra_plugins=extra_plugins)
+    registry = build_registry(discovery.contributions, TemplateLoader())
+    catalog = Catalog(discovery, registry)
+    if settings.strict_plugins and catalog.failures:
+        raise PluginLoadFailures(catalog.failures)
+    return catalog
+
+
+def open_catalog(settings: HostSettings, **kwargs: Any) -> Catalog:
+    """A catalog the host may start with: refuses (``ConflictError``) unless quarantining."""
+    catalog = load_catalog(settings, **kwargs)
+    catalog.registry.check(settings.on_conflict)
+    return catalog
+
+
+def open_store(settings: HostSettings) -> Store:
+    """The store the settings name: ``memory`` (no persistence), a URL, or embedded SQLite."""
+    if settings.database_url == "memory":
+        from tasker_host.store.memory import MemoryStore
+
+        return MemoryStore()
+    from tasker_host.store.sql import SqlStore
+    from tasker_host.store.urls import default_sqlite_url
+
+    return SqlStore(settings.database_url or default_sqlite_url())
+
+
+@dataclass
+class Host:
+    settings: HostSettings
+    catalog: Catalog
+    store: Store
+    events: EventBus
+    service: TaskService
+    engine: Engine
+    clock: Clock
+
+    @property
+    def registry(self) -> Registry:
+        return self.catalog.registry
+
+    @property
+    def plugin_manager(self) -> pluggy.PluginManager:
+        return self.catalog.manager
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def build_host(
+    settings: HostSettings | None = None,
+    *,
+    entry_points: Iterable[EntryPointLike] | None = None,
+    extra_plugins: Iterable[tuple[str, Any]] = (),
+    store: Store | None = None,
+    clock: Clock | None = None,
+    engine_config: EngineConfig | None = None,
+    policy: RetryPolicy | None = None,
+) -> Host:
+    """Build a whole host: catalog (checked against the conflict policy), store, engine, service."""
+    settings = settings or HostSettings()
+    catalog = open_catalog(settings, entry_points=entry_points, extra_plugins=extra_plugins)
+    store = store if store is not None else open_store(settings)
+    clock = clock or RealClock()
+    events = EventBus(catalog.manager)
+    engine = Engine(store, catalog.registry, clock, events, config=engine_config, policy=policy)
+    service = TaskService(catalog.registry, store, clock, events, on_created=engine.nudge)
+    engine.invoke = Invoker(catalog.manager)
+    route = LocalRoute(service, engine, catalog.manager)
+    catalog.manager.register(LocalRoutePlugin(route), name="tasker_host.local_route")
+    return Host(settings, catalog, store, events, service, engine, clock)

@@ -1,0 +1,128 @@
+"""The registry: who provides which namespace, template and handler; conflicts; resolution.
+
+Built once at start-up from the plugins' contributions into an immutable snapshot. Conflicting
+entries are never resolved by load order: every provider is named in a :class:`Conflict` and the
+entries are quarantined (kept out of the registry). Whether the host may start with quarantined
+entries is the caller's policy (:class:`ConflictPolicy`).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from packaging.version import Version
+
+from tasker_host.errors import (
+    ConflictError,
+    NoMatchingVersionError,
+    UnknownNamespaceError,
+    UnknownTemplateError,
+)
+from tasker_host.handler import StepHandler
+from tasker_host.models import Conflict, Namespace, PluginFailure, Provenance, TaskTemplate
+from tasker_host.versions import VersionRequest
+
+
+class ConflictPolicy(enum.StrEnum):
+    REFUSE = "refuse"  # a conflict stops the host (the default)
+    QUARANTINE = "quarantine"  # conflicting entries are left out, the rest is served
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceEntry:
+    namespace: Namespace
+    provenance: Provenance
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerEntry:
+    namespace: str
+    name: str
+    cls: type[StepHandler]
+    provenance: Provenance
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedItem:
+    """An entry left out because of a conflict or an unusable template."""
+
+    kind: str  # "namespace", "template", "handler"
+    subject: str
+    provenance: Provenance
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "subject": self.subject, "reason": self.reason,
+                "provider": self.provenance.as_dict()}
+
+
+@dataclass(frozen=True)
+class Registry:
+    namespaces: Mapping[str, NamespaceEntry]
+    templates: Mapping[tuple[str, str], tuple[TaskTemplate, ...]]  # versions ascending
+    handlers: Mapping[tuple[str, str], HandlerEntry]
+    conflicts: tuple[Conflict, ...] = ()
+    quarantined: tuple[QuarantinedItem, ...] = ()
+    failures: tuple[PluginFailure, ...] = ()  # template problems, as failures of their plugin
+
+    # -- policy ------------------------------------------------------------------------------
+    def check(self, policy: ConflictPolicy) -> None:
+        """Raise :class:`ConflictError` when there are conflicts and the policy refuses them."""
+        if self.conflicts and policy is ConflictPolicy.REFUSE:
+            raise ConflictError(self.conflicts)
+
+    # -- lookup ------------------------------------------------------------------------------
+    def namespace(self, name: str) -> NamespaceEntry:
+        """The namespace entry, or :class:`UnknownNamespaceError` listing the known ones."""
+        try:
+            return self.namespaces[name]
+        except KeyError:
+            known = sorted(self.namespaces)
+            raise UnknownNamespaceError(
+                f"unknown namespace {name!r}; known namespaces: {', '.join(known) or 'none'}",
+                available=known,
+            ) from None
+
+    def templates_in(self, namespace: str) -> list[TaskTemplate]:
+        return [t for (ns, _), ts in sorted(self.templates.items()) if ns == namespace for t in ts]
+
+    def versions_of(self, namespace: str, name: str) -> tuple[TaskTemplate, ...]:
+        return self.templates.get((namespace, name), ())
+
+    def resolve(self, namespace: str, name: str, spec: str | None = None) -> TaskTemplate:
+        """The template that a request for ``namespace.name@spec`` runs."""
+        request = VersionRequest.parse(spec)
+        self.namespace(namespace)
+        versions = self.versions_of(namespace, name)
+        if not versions:
+            names = sorted({n for (ns, n) in self.templates if ns == namespace})
+            raise UnknownTemplateError(
+                f"namespace {namespace!r} has no template {name!r}; "
+                f"its templates: {', '.join(names) or 'none'}",
+                available=names,
+            )
+        chosen = request.select(t.version for t in versions)
+        if chosen is None:
+            available = [str(t.version) for t in versions]
+            raise NoMatchingVersionError(
+                f"no version of {namespace}.{name} satisfies {request.describe()}; "
+                f"available: {', '.join(available)}",
+                available=available,
+            )
+        return next(t for t in versions if t.version == chosen)
+
+    def get(self, namespace: str, name: str, version: Version | str) -> TaskTemplate:
+        return self.resolve(namespace, name, str(version) if isinstance(version, Version) else version)
+
+    def handler_class(self, namespace: str, handler_name: str) -> type[StepHandler]:
+        return self.handlers[(namespace, handler_name)].cls
+
+    @property
+    def template_count(self) -> int:
+        return sum(len(v) for v in self.templates.values())
+
+
+def sorted_versions(templates: Sequence[TaskTemplate]) -> tuple[TaskTemplate, ...]:
+    return tuple(sorted(templates, key=lambda t: t.version))

@@ -1,0 +1,234 @@
+"""The narrow interface between the engine and persistence, and the values that cross it.
+
+Two implementations pass the same contract tests (``tests/store_contract.py``):
+:class:`tasker_host.store.memory.MemoryStore` (tests, the no-persistence lower bound) and
+:class:`tasker_host.store.sql.SqlStore` (SQLite embedded default, PostgreSQL to scale out).
+
+Time is always passed in by the caller as ``now`` (seconds since the epoch, a float) so the
+engine's clock — real or fake — is the only clock. Every state change appends a
+:class:`Transition`. Methods that take lists apply them in ONE transaction (batching is what makes
+the engine fast); a method returns only after its transaction committed.
+
+Semantics every implementation must follow
+-----------------------------------------
+* ``create_task``: inserts the task (status ``pending``) and all its steps (state ``pending``,
+  ``attempts`` 0, ``ready_at`` = now, ``pending_deps`` = number of dependencies), plus one
+  transition per row (from ``None``). With an ``idempotency_key`` already used in the same
+  namespace, nothing is written and the existing task is returned with ``created=False``. With an
+  ``invocation_key`` (a child task) already used under the same parent task, likewise.
+* ``claim``: atomically takes up to ``limit`` runnable steps for ``owner``. Runnable: task status
+  ``pending``/``in_progress``; step state ``pending`` or ``waiting_retry`` with ``pending_deps == 0``
+  and ``ready_at <= now``; OR state ``in_progress`` whose lease expired (``lease_expires_at <
+  now``: its worker died). Each claimed step gets state ``in_progress``, ``attempts += 1``,
+  ``lease_owner = owner``, ``lease_expires_at = now + lease_seconds``, ``started_at = now``; its task
+  moves ``pending`` → ``in_progress``. Oldest ``ready_at`` first; when ``namespace_limits`` is given,
+  at most that many in-progress steps per namespace (counting ones already running). On PostgreSQL,
+  rows are locked with ``FOR UPDATE SKIP LOCKED`` so concurrent claimers never take the same step.
+* ``renew_leases``: extends ``lease_expires_at`` of the owner's in-progress steps.
+* ``record``: applies outcomes of steps. An outcome is applied only if the step is still
+  ``in_progress`` with ``lease_owner == outcome.owner`` and ``attempts == outcome.attempt``;
+  otherwise it is ignored and reported in ``StepResultBatch.rejected`` (a worker that lost its lease
+  never records over another's). Applying:
+  - ``complete``: state, ``results``, ``completed_at``; each dependent's ``pending_deps -= 1``; the
+    task's remaining-step count drops; when no steps remain the task becomes ``complete``.
+  - ``waiting_retry``: state, ``last_error``, ``ready_at`` (when the backoff ends); lease cleared.
+  - ``error``: state, ``last_error``; the task becomes ``error`` with ``error`` = the step's error
+    (plus the step name) unless it is already final.
+  - ``cancelled`` (a running step interrupted by cancellation): state only.
+  Returns the tasks whose status changed as ``TaskChange`` values.
+* ``cancel_task``: task → ``cancelled`` (unless already final: returns False); every step not final
+  (pending, waiting_retry, in_progress) → ``cancelled``.
+* ``retry_task``: only for a task in ``error``: its ``error`` steps go back to ``pending`` with
+  ``attempts`` 0, ``ready_at`` = now, cleared lease; task → ``in_progress``; error cleared.
+* ``resolve_step``: for a step in ``error`` (or ``pending``/``waiting_retry``, when its task is in
+  ``error``): step → ``resolved_manually`` with optional ``results`` (what dependents will read);
+  dependents' ``pending_deps`` drop and the remaining-step count drops as for ``complete``. The task
+  then becomes ``complete`` if no steps remain, else ``in_progress`` if it was ``error`` and no other
+  step is in ``error``. Returns False (and writes nothing) when the step is not resolvable.
+* ``next_ready_at``: the earliest ``ready_at`` among waiting steps of live tasks (or None) — the
+  engine sleeps until then when nothing is runnable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tasker_host.models import StepState, TaskState
+
+
+@dataclass(frozen=True, slots=True)
+class NewStep:
+    name: str
+    depends_on: tuple[str, ...] = ()
+    dependents: tuple[str, ...] = ()
+    retry_limit: int = 3
+    retryable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    id: str
+    namespace: str
+    name: str
+    version: str
+    context: Mapping[str, Any]
+    template: Mapping[str, Any]  # snapshot of the template document the task runs on
+    steps: tuple[NewStep, ...]
+    provenance: Mapping[str, Any] | None = None
+    correlation_id: str | None = None
+    idempotency_key: str | None = None
+    parent_task_id: str | None = None
+    parent_step: str | None = None
+    invocation_key: str | None = None  # unique per parent task: re-attach instead of duplicating
+
+
+@dataclass(slots=True)
+class StepRecord:
+    task_id: str
+    name: str
+    state: StepState
+    attempts: int
+    retry_limit: int
+    retryable: bool
+    depends_on: tuple[str, ...]
+    dependents: tuple[str, ...]
+    pending_deps: int
+    ready_at: float | None = None
+    results: Any = None
+    last_error: Mapping[str, Any] | None = None
+    started_at: float | None = None
+    completed_at: float | None = None
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+
+
+@dataclass(slots=True)
+class TaskRecord:
+    id: str
+    namespace: str
+    name: str
+    version: str
+    status: TaskState
+    context: Mapping[str, Any]
+    template: Mapping[str, Any]
+    created_at: float
+    updated_at: float
+    provenance: Mapping[str, Any] | None = None
+    correlation_id: str | None = None
+    idempotency_key: str | None = None
+    parent_task_id: str | None = None
+    parent_step: str | None = None
+    invocation_key: str | None = None
+    error: Mapping[str, Any] | None = None
+    completed_at: float | None = None
+    steps: list[StepRecord] = field(default_factory=list)  # in template order
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.namespace}.{self.name}@{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    task: TaskRecord
+    created: bool  # False: an idempotency / invocation key matched an existing task
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A step taken by a worker: enough to run it without another query."""
+
+    task_id: str
+    step: str
+    attempt: int
+    namespace: str
+    name: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutcome:
+    task_id: str
+    step: str
+    owner: str
+    attempt: int
+    state: StepState  # COMPLETE, WAITING_RETRY, ERROR or CANCELLED
+    at: float
+    reason: str = ""
+    results: Any = None
+    error: Mapping[str, Any] | None = None
+    ready_at: float | None = None  # WAITING_RETRY: when the backoff ends
+
+
+@dataclass(frozen=True, slots=True)
+class TaskChange:
+    task_id: str
+    before: TaskState
+    after: TaskState
+
+
+@dataclass(frozen=True, slots=True)
+class StepResultBatch:
+    changes: tuple[TaskChange, ...] = ()
+    rejected: tuple[StepOutcome, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    task_id: str
+    step: str | None  # None: a task transition
+    from_state: str | None
+    to_state: str
+    at: float
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFilter:
+    namespaces: Sequence[str] | None = None  # None: all
+    name: str | None = None
+    version: str | None = None
+    status: TaskState | None = None
+    created_after: float | None = None
+    created_before: float | None = None
+    parent_task_id: str | None = None
+    after_id: str | None = None  # cursor: tasks created after this task (created_at, id order)
+    limit: int = 50
+
+
+class Store(Protocol):
+    """What the engine and the service need from persistence (see the module docstring)."""
+
+    def create_task(self, task: NewTask, now: float) -> CreateResult: ...
+
+    def claim(self, owner: str, limit: int, now: float, lease_seconds: float,
+              namespace_limits: Mapping[str, int] | None = None) -> list[Claim]: ...
+
+    def renew_leases(self, owner: str, now: float, lease_seconds: float) -> int: ...
+
+    def record(self, outcomes: Sequence[StepOutcome]) -> StepResultBatch: ...
+
+    def get_task(self, task_id: str, *, with_steps: bool = True) -> TaskRecord | None: ...
+
+    def get_tasks(self, task_ids: Sequence[str]) -> dict[str, TaskRecord]: ...  # with steps
+
+    def step_results(self, task_id: str) -> dict[str, Any]: ...  # completed/resolved steps only
+
+    def list_tasks(self, query: TaskFilter) -> list[TaskRecord]: ...  # without steps
+
+    def find_child(self, parent_task_id: str, invocation_key: str) -> TaskRecord | None: ...
+
+    def cancel_task(self, task_id: str, now: float, reason: str = "") -> bool: ...
+
+    def retry_task(self, task_id: str, now: float, reason: str = "") -> bool: ...
+
+    def resolve_step(self, task_id: str, step: str, now: float, results: Any = None,
+                     reason: str = "") -> bool: ...
+
+    def transitions(self, task_id: str) -> list[Transition]: ...
+
+    def next_ready_at(self) -> float | None: ...
+
+    def close(self) -> None: ...

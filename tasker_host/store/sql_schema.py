@@ -1,0 +1,121 @@
+"""The relational schema (SQLAlchemy 2 typed declarative models).
+
+Alembic owns the schema (``tasker_host/migrations``): these models are its ``target_metadata`` and
+a test checks that ``versions/`` produce exactly them. The store's hot paths do not use the ORM
+unit of work; they run Core statements against ``TaskRow.__table__`` / ``StepRow.__table__``.
+
+Times are epoch seconds (double precision). JSON columns are JSONB on PostgreSQL. A task row
+keeps ``steps_remaining`` (steps neither complete nor resolved) so completing a task is O(1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: JSON everywhere, JSONB on PostgreSQL; Python ``None`` is stored as SQL NULL.
+Json = sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+#: 64-bit integer that is still SQLite's rowid alias (autoincrement) on SQLite.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+# The predicates of the partial indexes. Queries repeat them as literal SQL (not bound
+# parameters) so both planners can prove the index applies.
+RUNNABLE_PREDICATE = "state IN ('pending', 'waiting_retry') AND pending_deps = 0"
+RUNNING_PREDICATE = "state = 'in_progress'"
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING)
+
+
+class TaskRow(Base):
+    __tablename__ = "tasks"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    namespace: Mapped[str] = mapped_column(sa.String(200))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    version: Mapped[str] = mapped_column(sa.String(64))
+    status: Mapped[str] = mapped_column(sa.String(32))
+    context: Mapped[Any] = mapped_column(Json)
+    template: Mapped[Any] = mapped_column(Json)
+    provenance: Mapped[Any | None] = mapped_column(Json, nullable=True)
+    correlation_id: Mapped[str | None] = mapped_column(sa.String(200))
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(200))
+    parent_task_id: Mapped[str | None] = mapped_column(sa.String(64), sa.ForeignKey("tasks.id"))
+    parent_step: Mapped[str | None] = mapped_column(sa.String(200))
+    invocation_key: Mapped[str | None] = mapped_column(sa.String(200))
+    error: Mapped[Any | None] = mapped_column(Json, nullable=True)
+    steps_remaining: Mapped[int] = mapped_column(sa.Integer)
+    created_at: Mapped[float] = mapped_column(sa.Double)
+    updated_at: Mapped[float] = mapped_column(sa.Double)
+    completed_at: Mapped[float | None] = mapped_column(sa.Double)
+
+    __table_args__ = (
+        sa.Index("ix_tasks_namespace_created", "namespace", "created_at", "id"),
+        sa.Index("ix_tasks_created", "created_at", "id"),
+        sa.Index("ix_tasks_status_created", "status", "created_at", "id"),
+        sa.Index("uq_tasks_idempotency", "namespace", "idempotency_key", unique=True),
+        sa.Index("uq_tasks_invocation", "parent_task_id", "invocation_key", unique=True),
+    )
+
+
+class StepRow(Base):
+    __tablename__ = "steps"
+
+    task_id: Mapped[str] = mapped_column(sa.String(64), sa.ForeignKey("tasks.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    position: Mapped[int] = mapped_column(sa.Integer)  # template order
+    state: Mapped[str] = mapped_column(sa.String(32))
+    attempts: Mapped[int] = mapped_column(sa.Integer)
+    retry_limit: Mapped[int] = mapped_column(sa.Integer)
+    retryable: Mapped[bool] = mapped_column(sa.Boolean)
+    depends_on: Mapped[Any] = mapped_column(Json)
+    dependents: Mapped[Any] = mapped_column(Json)
+    pending_deps: Mapped[int] = mapped_column(sa.Integer)
+    ready_at: Mapped[float | None] = mapped_column(sa.Double)
+    results: Mapped[Any | None] = mapped_column(Json, nullable=True)
+    last_error: Mapped[Any | None] = mapped_column(Json, nullable=True)
+    started_at: Mapped[float | None] = mapped_column(sa.Double)
+    completed_at: Mapped[float | None] = mapped_column(sa.Double)
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(200))
+    lease_expires_at: Mapped[float | None] = mapped_column(sa.Double)
+
+    __table_args__ = (
+        # claims and next_ready_at: runnable steps, oldest ready_at first
+        sa.Index("ix_steps_runnable", "ready_at",
+                 sqlite_where=sa.text(RUNNABLE_PREDICATE), postgresql_where=sa.text(RUNNABLE_PREDICATE)),
+        # expired-lease reclaims, renewals and per-namespace running counts
+        sa.Index("ix_steps_running", "lease_expires_at",
+                 sqlite_where=sa.text(RUNNING_PREDICATE), postgresql_where=sa.text(RUNNING_PREDICATE)),
+    )
+
+
+class TransitionRow(Base):
+    __tablename__ = "transitions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(sa.String(64), sa.ForeignKey("tasks.id"))
+    step: Mapped[str | None] = mapped_column(sa.String(200))
+    from_state: Mapped[str | None] = mapped_column(sa.String(32))
+    to_state: Mapped[str] = mapped_column(sa.String(32))
+    at: Mapped[float] = mapped_column(sa.Double)
+    reason: Mapped[str] = mapped_column(sa.Text, default="")
+
+    __table_args__ = (sa.Index("ix_transitions_task", "task_id", "id"),)
+
+
+metadata = Base.metadata
+tasks: sa.Table = TaskRow.__table__  # type: ignore[assignment]
+steps: sa.Table = StepRow.__table__  # type: ignore[assignment]
+transitions: sa.Table = TransitionRow.__table__  # type: ignore[assignment]

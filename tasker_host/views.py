@@ -1,0 +1,95 @@
+"""Plain-dict documents of the catalogue, shared by the CLI's ``--json`` and the REST API."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from tasker_host.models import TaskTemplate
+from tasker_host.plugins import Discovery
+from tasker_host.registry import ConflictPolicy, Registry
+
+
+def step_doc(t: TaskTemplate) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": s.name,
+            "description": s.description,
+            "handler_class": s.handler_class,
+            "depends_on": list(s.depends_on),
+            "retryable": s.retryable,
+            "retry_limit": s.retry_limit,
+            "timeout_seconds": s.timeout_seconds,
+            "skippable": s.skippable,
+        }
+        for s in t.steps
+    ]
+
+
+def template_doc(t: TaskTemplate, registry: Registry, *, detail: bool = True) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "id": t.name,
+        "namespace": t.namespace,
+        "version": str(t.version),
+        "full_name": t.full_name,
+        "description": t.description,
+        "step_count": len(t.steps),
+        "step_names": t.step_names,
+        "available_versions": [str(v.version) for v in registry.versions_of(t.namespace, t.name)],
+    }
+    if detail:
+        doc.update(
+            visibility=t.visibility.value,
+            deprecated=t.deprecated,
+            steps=step_doc(t),
+            schema=dict(t.context_schema) if t.context_schema is not None else None,
+            provider=t.provenance.as_dict() if t.provenance else None,
+        )
+    return doc
+
+
+def namespace_doc(registry: Registry, namespace: str, *, detail: bool = True) -> dict[str, Any]:
+    entry = registry.namespaces[namespace]
+    return {
+        "namespace": namespace,
+        "description": entry.namespace.description,
+        "owner": entry.namespace.owner,
+        "provider": entry.provenance.as_dict(),
+        "handlers": [template_doc(t, registry, detail=detail) for t in registry.templates_in(namespace)],
+    }
+
+
+def catalogue_doc(registry: Registry, *, detail: bool = True) -> dict[str, Any]:
+    return {"namespaces": [namespace_doc(registry, ns, detail=detail) for ns in registry.namespaces]}
+
+
+def plugins_doc(discovery: Discovery, registry: Registry, policy: ConflictPolicy) -> dict[str, Any]:
+    dists: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def dist(name: str, version: str) -> dict[str, Any]:
+        return dists.setdefault((name, version), {
+            "distribution": name, "version": version, "entry_points": [], "namespaces": [],
+            "templates": 0, "handlers": 0,
+        })
+
+    for c in discovery.contributions:
+        d = dist(c.plugin.provenance.distribution, c.plugin.provenance.distribution_version)
+        d["entry_points"].append(c.plugin.provenance.entry_point)
+        d["namespaces"] += [ns.name for ns in c.namespaces if ns.name not in d["namespaces"]]
+    counts: dict[str, int] = defaultdict(int)
+    for versions in registry.templates.values():
+        for t in versions:
+            counts[t.provenance.distribution] += 1
+    for h in registry.handlers.values():
+        dist(h.provenance.distribution, h.provenance.distribution_version)["handlers"] += 1
+    for d in dists.values():
+        d["templates"] = counts[d["distribution"]]
+    failures = [*discovery.failures, *registry.failures]
+    return {
+        "distributions": [dists[k] for k in sorted(dists)],
+        "failures": [f.as_dict() for f in failures],
+        "conflicts": [c.as_dict() for c in registry.conflicts],
+        "quarantined": [q.as_dict() for q in registry.quarantined],
+        "on_conflict": policy.value,
+        "ok": not registry.conflicts or policy is ConflictPolicy.QUARANTINE,
+    }
