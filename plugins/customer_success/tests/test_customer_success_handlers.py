@@ -1,0 +1,244 @@
+"""Behaviour of the Customer Success step handlers with a fake step context (no engine)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib.resources import files
+from typing import Any
+
+import pytest
+import yaml
+
+from tasker_host import PermanentError, RetryableError, TaskerError
+from tasker_host.context import InvocationResult, TaskInfo
+from tasker_customer_success import faults, plugin
+
+NAMESPACE = "customer_success"
+REFUND = {"ticket_id": "cs_456", "customer_id": "cust_789", "refund_amount": 4999,
+          "refund_reason": "Product defective", "requires_approval": True,
+          "agent_notes": "Customer very upset, expedite refund"}
+ESCALATION = {"ticket_id": "cs_456", "customer_id": "cust_789", "severity": "critical",
+              "summary": "Checkout broken for VIP"}
+CONTEXTS = {"process_refund": REFUND, "escalate_ticket": ESCALATION}
+FAILURES = [("unavailable", RetryableError), ("timeout", RetryableError),
+            ("unknown", RetryableError), ("declined", PermanentError), ("closed", PermanentError),
+            ("not_found", PermanentError), ("auth", PermanentError)]
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    """Record simulated sleeps instead of sleeping."""
+    recorded: list[float] = []
+
+    async def fake_sleep(seconds):
+        recorded.append(seconds)
+
+    monkeypatch.setattr(faults, "sleep", fake_sleep)
+    monkeypatch.delenv(faults.ENV_VAR, raising=False)
+    return recorded
+
+
+def _child(status="complete", version="2.1.3", correlation_id="corr-1"):
+    return InvocationResult("child-7", "payments", "process_refund", version, status,
+                            correlation_id, {"process_gateway_refund": {"refund_id": "re_abc"}})
+
+
+@dataclass
+class FakeCtx:
+    task: TaskInfo
+    step_name: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    results: Mapping[str, Any] = field(default_factory=dict)
+    attempt: int = 1
+    log: logging.LoggerAdapter = field(
+        default_factory=lambda: logging.LoggerAdapter(logging.getLogger("test.cs"), {}))
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    child: Any = None  # an InvocationResult to return or an exception to raise
+
+    async def invoke(self, namespace, name, *, version=None, context=None, wait=True):
+        self.calls.append({"namespace": namespace, "name": name, "version": version,
+                           "context": dict(context or {}), "wait": wait})
+        child = self.child or _child(correlation_id=(context or {}).get("correlation_id"))
+        if isinstance(child, Exception):
+            raise child
+        return child
+
+
+def _templates():
+    directory = files("tasker_customer_success") / "templates"
+    docs = [yaml.safe_load(e.read_text()) for e in directory.iterdir() if e.name.endswith(".yaml")]
+    return {d["name"]: d for d in docs}
+
+
+TEMPLATES = _templates()
+STEPS = [(name, s["name"]) for name, d in sorted(TEMPLATES.items()) for s in d["step_templates"]]
+
+
+def _step(name, step):
+    return next(s for s in TEMPLATES[name]["step_templates"] if s["name"] == step)
+
+
+def _ctx(name, step, context, results, attempt=1, **kwargs):
+    task = TaskInfo("task-1", NAMESPACE, name, TEMPLATES[name]["version"], context)
+    config = _step(name, step).get("handler_config", {})
+    return FakeCtx(task, step, config, dict(results), attempt, **kwargs)
+
+
+async def _run_step(ctx):
+    handler = plugin.tasker_step_handlers()[_step(ctx.task.name, ctx.step_name)["handler_class"]]()
+    return handler.process_results(ctx, await handler.process(ctx))
+
+
+async def _run(name, context, trace=None, calls=None, child=None):
+    """Run every step in template order (a topological order), as the engine would."""
+    results: dict[str, Any] = {}
+    calls = [] if calls is None else calls
+    for step in TEMPLATES[name]["step_templates"]:
+        if trace is not None:
+            trace.append(step["name"])
+        ctx = _ctx(name, step["name"], context, results, calls=calls, child=child)
+        results[step["name"]] = await _run_step(ctx)
+    return results
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+async def test_happy_path_runs_every_step_with_json_results(name, sleeps):
+    results = await _run(name, CONTEXTS[name])
+    assert list(results) == [s["name"] for s in TEMPLATES[name]["step_templates"]]
+    assert all(type(r) is dict for r in results.values())
+    assert json.loads(json.dumps(results)) == results
+    assert sleeps == []
+
+
+@pytest.mark.anyio
+async def test_refund_is_delegated_to_payments_within_the_version_range(sleeps):
+    calls: list[dict[str, Any]] = []
+    results = await _run("process_refund", REFUND, calls=calls)
+    (call,) = calls
+    assert (call["namespace"], call["name"], call["version"], call["wait"]) == (
+        "payments", "process_refund", "~=2.1", True)
+    validation, approval = results["validate_refund_request"], results["get_manager_approval"]
+    assert call["context"] == {
+        "payment_id": validation["payment_id"], "refund_amount": 4999,
+        "refund_reason": "customer_request", "initiated_by": "customer_success",
+        "ticket_id": "cs_456", "approval_id": approval["approval_id"],
+        "correlation_id": call["context"]["correlation_id"]}
+    assert call["context"]["correlation_id"].startswith("cs-")
+    delegated = results["execute_refund_workflow"]
+    assert delegated["delegated_task_id"] == "child-7"
+    assert delegated["delegated_full_name"] == "payments.process_refund@2.1.3"
+    assert delegated["delegated_task_status"] == "complete"
+    assert delegated["correlation_id"] == call["context"]["correlation_id"]
+    assert results["update_ticket_status"]["gateway_refund_id"] == "re_abc"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("reason,expected", [("Product defective", "customer_request"),
+                                             ("fraud", "fraud"), ("System Error", "system_error"),
+                                             (None, "customer_request")])
+async def test_refund_reason_is_mapped_to_the_payments_enum(reason, expected, sleeps):
+    calls: list[dict[str, Any]] = []
+    await _run("process_refund", {**REFUND, "refund_reason": reason}, calls=calls)
+    assert calls[0]["context"]["refund_reason"] == expected
+
+
+@pytest.mark.anyio
+async def test_small_refunds_without_approval_are_auto_approved(sleeps):
+    results = await _run("process_refund", {**REFUND, "requires_approval": False, "refund_amount": 100})
+    assert results["get_manager_approval"]["auto_approved"] is True
+    assert results["get_manager_approval"]["approval_id"].startswith("auto_")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("child,error", [
+    (_child(status="in_progress"), RetryableError),
+    (_child(status="cancelled"), PermanentError),
+    (PermanentError("child payments task failed"), PermanentError),
+    (TaskerError("no version of payments.process_refund matches ~=2.1"), PermanentError),
+])
+async def test_delegation_outcomes_are_classified(child, error, sleeps):
+    trace: list[str] = []
+    with pytest.raises(error):
+        await _run("process_refund", REFUND, trace, child=child)
+    assert trace[-1] == "execute_refund_workflow"
+
+
+@pytest.mark.anyio
+async def test_low_severity_does_not_page(sleeps):
+    results = await _run("escalate_ticket", {**ESCALATION, "severity": "low",
+                                             "simulate": {"page_on_call": "unavailable"}})
+    assert results["page_on_call"] == {"paged": False, "incident_id": None, "paged_at": None}
+    assert results["record_escalation"]["paged"] is False
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("outcome,error", FAILURES)
+@pytest.mark.parametrize("name,step", STEPS)
+async def test_injected_failures_are_classified(name, step, outcome, error, sleeps):
+    trace: list[str] = []
+    with pytest.raises(error):
+        await _run(name, {**CONTEXTS[name], "simulate": {step: [outcome]}}, trace)
+    assert trace[-1] == step
+
+
+@pytest.mark.anyio
+async def test_timeout_sleeps_twice_the_step_timeout(sleeps):
+    context = {**REFUND, "simulate": {"get_manager_approval": ["timeout"]}}
+    with pytest.raises(RetryableError, match="timeout"):
+        await _run("process_refund", context)
+    assert sleeps == [600.0]  # handler_config.timeout_seconds is 300
+
+
+@pytest.mark.anyio
+async def test_retry_then_success_and_environment_plan(sleeps, monkeypatch):
+    monkeypatch.setenv(faults.ENV_VAR, json.dumps({"customer_success.assess_ticket": ["unavailable"]}))
+    with pytest.raises(RetryableError, match="unavailable"):
+        await _run_step(_ctx("escalate_ticket", "assess_ticket", ESCALATION, {}))
+    assert (await _run_step(_ctx("escalate_ticket", "assess_ticket", ESCALATION, {}, attempt=2)))[
+        "assessed"] is True
+    context = {**ESCALATION, "simulate": {"assess_ticket": ["slow:1.5"]}}  # context plan wins
+    assert "record_escalation" in await _run("escalate_ticket", context)
+    assert sleeps == [1.5]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("plan,match", [(["unavailable"], "mapping"),
+                                        ({"assess_ticket": ["boom"]}, "boom")])
+async def test_malformed_plans_are_permanent(plan, match, sleeps):
+    with pytest.raises(PermanentError, match=match):
+        await _run("escalate_ticket", {**ESCALATION, "simulate": plan})
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name,context,match", [
+    ("process_refund", {"refund_amount": 10}, "ticket_id, customer_id"),
+    ("process_refund", {**REFUND, "refund_amount": 10**9}, "violation"),
+    ("escalate_ticket", {**ESCALATION, "severity": "apocalyptic"}, "severity"),
+])
+async def test_bad_inputs_are_permanent(name, context, match, sleeps):
+    with pytest.raises(PermanentError, match=match):
+        await _run(name, context)
+
+
+@pytest.mark.anyio
+async def test_delegation_requires_approval(sleeps):
+    results = {"validate_refund_request": {"payment_id": "pay_1"},
+               "get_manager_approval": {"approval_obtained": False}}
+    with pytest.raises(PermanentError, match="approval"):
+        await _run_step(_ctx("process_refund", "execute_refund_workflow", REFUND, results))
+
+
+@pytest.mark.parametrize("handler_class", sorted(plugin.tasker_step_handlers()))
+def test_result_shaping_failures_are_permanent(handler_class):
+    ctx = _ctx("process_refund", "execute_refund_workflow", REFUND, {})
+    with pytest.raises(PermanentError, match="failed to process"):
+        plugin.tasker_step_handlers()[handler_class]().process_results(ctx, {})

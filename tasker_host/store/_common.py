@@ -1,0 +1,53 @@
+"""State sets and small helpers both store implementations share (one reading of base.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tasker_host.models import StepState, TaskState
+from tasker_host.store.base import StepOutcome, TaskChange
+
+#: tasks whose steps may be claimed
+LIVE_TASK = frozenset({TaskState.PENDING, TaskState.IN_PROGRESS})
+#: tasks nothing can change any more (``error`` is not final: it can be retried, resolved, cancelled)
+FINAL_TASK = frozenset({TaskState.COMPLETE, TaskState.CANCELLED, TaskState.RESOLVED_MANUALLY})
+#: steps that wait to be claimed (once ``pending_deps`` is 0 and ``ready_at`` has passed)
+WAITING_STEP = frozenset({StepState.PENDING, StepState.WAITING_RETRY})
+#: steps ``cancel_task`` cancels
+CANCELLABLE_STEP = frozenset({StepState.PENDING, StepState.WAITING_RETRY, StepState.IN_PROGRESS})
+#: steps whose dependents may run (they count as no longer remaining)
+DONE_STEP = frozenset({StepState.COMPLETE, StepState.RESOLVED_MANUALLY})
+#: states a :class:`StepOutcome` may carry
+OUTCOME_STATE = frozenset({StepState.COMPLETE, StepState.WAITING_RETRY, StepState.ERROR, StepState.CANCELLED})
+
+CLAIM_REASON = "claimed by {owner}"
+RECLAIM_REASON = "lease of {previous} expired; claimed by {owner}"
+
+
+def check_outcomes(outcomes: Sequence[StepOutcome]) -> None:
+    """Refuse a batch with an outcome state :meth:`Store.record` cannot apply (before writing)."""
+    for o in outcomes:
+        if StepState(o.state) not in OUTCOME_STATE:
+            raise ValueError(f"a step outcome cannot be {o.state!r} (step {o.step!r} of task {o.task_id})")
+
+
+def task_error(outcome: StepOutcome) -> dict[str, Any]:
+    """The task's ``error`` when ``outcome`` (an ``error`` outcome) fails it: the cause + the step."""
+    error: dict[str, Any] = dict(outcome.error or {})
+    error["step"] = outcome.step
+    return error
+
+
+def error_reason(outcome: StepOutcome) -> str:
+    message = (outcome.error or {}).get("message") if isinstance(outcome.error, Mapping) else None
+    return f"step {outcome.step} failed" + (f": {message}" if message else "")
+
+
+def merge_changes(changes: Sequence[TaskChange]) -> tuple[TaskChange, ...]:
+    """One change per task (first ``before``, last ``after``), dropping round trips."""
+    merged: dict[str, TaskChange] = {}
+    for c in changes:
+        first = merged.get(c.task_id)
+        merged[c.task_id] = TaskChange(c.task_id, first.before if first else c.before, c.after)
+    return tuple(c for c in merged.values() if c.before != c.after)

@@ -1,0 +1,119 @@
+"""Cross-namespace calls: routed by hook, linked to the caller, re-attached on re-run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tasker_host import PermanentError, StepHandler, hookimpl
+from tasker_host.models import StepState, TaskState
+from tasker_host.store.base import TaskFilter
+from tests.engine_support import Script, chain, doc, make_host
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+class Delegate(StepHandler):
+    """Invokes team.flow; on attempt 1 it crashes *after* the child exists (a lost worker)."""
+
+    async def process(self, ctx: Any) -> Any:
+        target = ctx.task.context.get("target", {})
+        child = await ctx.invoke("team", target.get("name", "flow"), version=target.get("version", "~=1.0"),
+                                 context={"script": ctx.task.context.get("child_script", {})})
+        if ctx.attempt == 1 and ctx.task.context.get("crash_after_invoke"):
+            raise RuntimeError("worker lost after invoking")
+        return {"child_id": child.task_id, "child": child.full_name, "status": child.status,
+                "child_results": sorted(child.results), "correlation_id": child.correlation_id}
+
+
+def caller_doc():
+    return doc("delegate", [{"name": "call", "handler_class": "Delegate"}], namespace="caller")
+
+
+def host_with(script, *templates, **kw):
+    return make_host(script, [doc(), doc(version="1.2.0"), caller_doc(), *templates],
+                     handlers={"Delegate": Delegate}, **kw)
+
+
+def children_of(host, task_id):
+    return host.store.list_tasks(TaskFilter(parent_task_id=task_id))
+
+
+async def test_invoke_creates_a_linked_child_resolved_by_range_and_waits_for_it():
+    host = host_with(Script())
+    parent = host.service.create_task("caller", "delegate").task
+    await host.engine.run_until_idle()
+    parent = host.service.get_task(parent.id)
+    assert parent.status is TaskState.COMPLETE
+    results = parent.steps[0].results
+    assert results["child"] == "team.flow@1.2.0" and results["status"] == "complete"
+    assert results["child_results"] == ["a", "b", "c", "d"]
+    [child] = children_of(host, parent.id)
+    assert (child.parent_task_id, child.parent_step, child.version) == (parent.id, "call", "1.2.0")
+    assert child.correlation_id == parent.correlation_id == results["correlation_id"]
+
+
+async def test_rerunning_the_calling_step_reattaches_to_the_same_child():
+    host = host_with(Script())
+    parent = host.service.create_task("caller", "delegate", context={"crash_after_invoke": True}).task
+    await host.engine.run_until_idle()
+    host.clock.advance(10)
+    await host.engine.run_until_idle()
+    parent = host.service.get_task(parent.id)
+    assert parent.status is TaskState.COMPLETE and parent.steps[0].attempts == 2
+    assert len(children_of(host, parent.id)) == 1
+
+
+async def test_child_permanent_failure_surfaces_as_permanent_error_naming_the_child():
+    host = host_with(Script())
+    parent = host.service.create_task("caller", "delegate",
+                                      context={"child_script": {"b": ["permanent"]}}).task
+    await host.engine.run_until_idle()
+    parent = host.service.get_task(parent.id)
+    [child] = children_of(host, parent.id)
+    step = parent.steps[0]
+    assert parent.status is TaskState.ERROR and step.attempts == 1
+    assert step.last_error["kind"] == "permanent"
+    assert f"child task {child.id} (team.flow@1.2.0) ended error" in step.last_error["message"]
+
+
+async def test_private_templates_cannot_be_invoked_from_another_namespace():
+    private = doc("secret", visibility="private")
+    host = host_with(Script(), private)
+    parent = host.service.create_task("caller", "delegate", context={"target": {"name": "secret"}}).task
+    await host.engine.run_until_idle()
+    step = host.service.get_task(parent.id).steps[0]
+    assert step.state is StepState.ERROR
+    assert "may not invoke team.secret@1.0.0 (visibility private)" in step.last_error["message"]
+    assert children_of(host, parent.id) == []
+
+
+async def test_authorize_hook_overrides_visibility():
+    policy = type("Policy", (), {"tasker_authorize_invocation": staticmethod(hookimpl(
+        lambda caller_namespace, target_namespace, target_name, visibility: True))})()
+    host = host_with(Script(), doc("secret", visibility="private"), extra_plugins=[("policy", policy)])
+    parent = host.service.create_task("caller", "delegate", context={"target": {"name": "secret"}}).task
+    await host.engine.run_until_idle()
+    assert host.service.get_task(parent.id).status is TaskState.COMPLETE
+
+
+async def test_a_route_hook_decides_delivery():
+    delivered = []
+
+    class Route:
+        async def deliver(self, request):
+            delivered.append((request.namespace, request.name, request.version, request.invocation_key))
+            raise PermanentError("remote host refused")
+
+    router = type("Router", (), {"tasker_route_invocation": staticmethod(hookimpl(lambda request: Route()))})()
+    host = host_with(Script(), extra_plugins=[("router", router)])
+    parent = host.service.create_task("caller", "delegate").task
+    await host.engine.run_until_idle()
+    assert delivered == [("team", "flow", "~=1.0", "call#1")]
+    assert "remote host refused" in host.service.get_task(parent.id).steps[0].last_error["message"]
