@@ -47,18 +47,10 @@ _KINDS = MappingProxyType(
      float: "a number", type(None): "null"}
 )  # fmt: skip
 _YAML_SUFFIXES = (".yaml", ".yml")
+_MAX_NODES = 100_000  # values per document, after alias expansion
 _ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "title", "description", "default"})
-_TYPE_CHECKS: Mapping[str, Callable[[Any], bool]] = MappingProxyType(
-    {
-        "object": lambda v: isinstance(v, dict),
-        "array": lambda v: isinstance(v, list),
-        "string": lambda v: isinstance(v, str),
-        "boolean": lambda v: isinstance(v, bool),
-        "null": lambda v: v is None,
-        "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-        "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool))
-        or (isinstance(v, float) and v.is_integer()),
-    }
+_JSON_TYPES = MappingProxyType(
+    {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
 )
 
 
@@ -82,6 +74,7 @@ class _Document:
         self.problems: list[TemplateProblem] = []
         self._constructor = constructor
         self._active: set[int] = set()
+        self._budget = _MAX_NODES
 
     def add(self, message: str, key: str = "", line: int | None = None) -> None:
         line = self.line_of(key) if line is None else line
@@ -95,6 +88,11 @@ class _Document:
 
     # --- YAML nodes -> plain data -------------------------------------------------------------
     def value(self, node: yaml.Node, path: str) -> Any:
+        self._budget -= 1
+        if self._budget < 0:  # aliases can expand a small file exponentially ("billion laughs")
+            if self._budget == -1:
+                self.add(f"document too large (over {_MAX_NODES} values after alias expansion)")
+            return None
         if isinstance(node, yaml.ScalarNode):
             return self._scalar(node, path)
         if id(node) in self._active:
@@ -287,30 +285,21 @@ class TemplateLoader:
                 doc.add(_describe(error), path)
 
     def _check_context_schema(self, doc: _Document, schema: dict[str, Any]) -> None:
-        """The task-context ``schema`` must itself be a valid JSON Schema."""
-        cls = _schema_class(schema)
-        if cls is None:
-            doc.add(f"unknown $schema {schema.get('$schema')!r}", "schema.$schema")
-            return
-        checker = self._meta_validators.get(cls)
-        if checker is None:
-            checker = cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)
-            self._meta_validators[cls] = checker
-        for error in checker.iter_errors(schema):
+        """The task-context ``schema`` must itself be a valid JSON Schema of its dialect."""
+        cls: Any = Draft202012Validator
+        if "$schema" in schema:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error")
+                    cls = validator_for(schema)
+            except Exception:  # unknown or malformed: deprecated by jsonschema, an error here
+                doc.add(f"unknown $schema {schema['$schema']!r}", "schema.$schema")
+                return
+        if cls not in self._meta_validators:
+            self._meta_validators[cls] = cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)
+        for error in self._meta_validators[cls].iter_errors(schema):
             key = _path(error.absolute_path, "schema")
             doc.add(f"not a valid JSON Schema: {_describe(error)}", key)
-
-
-def _schema_class(schema: dict[str, Any]) -> Any:
-    """The validator class ``schema`` declares (draft 2020-12 if none), or None if unknown."""
-    if "$schema" not in schema:
-        return Draft202012Validator
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            return validator_for(schema)
-    except Exception:  # unknown or malformed $schema: deprecated today, an error tomorrow
-        return None
 
 
 def _check_version(doc: _Document, data: dict[str, Any]) -> Version | None:
@@ -404,7 +393,7 @@ def _build_step(step: dict[str, Any]) -> StepTemplate:
         description=step.get("description", ""),
         depends_on=tuple(dict.fromkeys(dep for dep, _ in _declared_deps(step, ""))),
         retryable=step.get("default_retryable", True),
-        retry_limit=step.get("default_retry_limit", 3),
+        retry_limit=int(step.get("default_retry_limit", 3)),  # 3.0 is a JSON integer too
         handler_config=frozen_mapping(step.get("handler_config")),
         skippable=step.get("skippable", False),
     )
@@ -475,6 +464,15 @@ def _yaml_files(root: Any) -> list[Any]:
     return [file for _, file in sorted(found, key=lambda pair: pair[0])]
 
 
+def _is_type(value: Any, kind: str) -> bool:
+    """JSON Schema ``type`` semantics (booleans are not numbers; 1.0 is an integer)."""
+    if kind in ("number", "integer"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        return kind == "number" or isinstance(value, int) or value.is_integer()
+    return isinstance(value, _JSON_TYPES[kind])
+
+
 def _quick_check(schema: Any) -> Callable[[Any], bool]:
     """Compile the JSON Schema subset the document schema uses into a fast ``is_valid``.
 
@@ -490,8 +488,10 @@ def _quick_check(schema: Any) -> Callable[[Any], bool]:
 def _quick_keyword(key: str, arg: Any, schema: Mapping[str, Any]) -> Callable[[Any], bool]:
     """One keyword of :func:`_quick_check`."""
     if key == "type":
-        kinds = [_TYPE_CHECKS[kind] for kind in (arg if isinstance(arg, list) else [arg])]
-        return kinds[0] if len(kinds) == 1 else lambda v: any(kind(v) for kind in kinds)
+        kinds = arg if isinstance(arg, list) else [arg]
+        if len(kinds) == 1 and kinds[0] in _JSON_TYPES:
+            return lambda v, cls=_JSON_TYPES[kinds[0]]: isinstance(v, cls)
+        return lambda v: any(_is_type(v, kind) for kind in kinds)
     if key == "properties":
         subs = [(name, _quick_check(sub)) for name, sub in arg.items()]
         return lambda v: not isinstance(v, dict) or all(f(v[n]) for n, f in subs if n in v)
@@ -515,8 +515,7 @@ def _quick_keyword(key: str, arg: Any, schema: Mapping[str, Any]) -> Callable[[A
         kind = list if key == "minItems" else str
         return lambda v: not isinstance(v, kind) or len(v) >= arg
     if key in ("minimum", "exclusiveMinimum"):
-        number = _TYPE_CHECKS["number"]
-        return lambda v: not number(v) or v > arg or (v == arg and key == "minimum")
+        return lambda v: not _is_type(v, "number") or v > arg or (v == arg and key == "minimum")
     if key == "pattern":
         regex = re.compile(arg)
         return lambda v: not isinstance(v, str) or regex.search(v) is not None

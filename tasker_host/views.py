@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime, timezone
 from typing import Any
 
 from tasker_host.models import TaskTemplate
 from tasker_host.plugins import Discovery
 from tasker_host.registry import ConflictPolicy, Registry
+from tasker_host.store.base import StepRecord, TaskRecord
 
 
 def step_doc(t: TaskTemplate) -> list[dict[str, Any]]:
@@ -92,4 +94,49 @@ def plugins_doc(discovery: Discovery, registry: Registry, policy: ConflictPolicy
         "quarantined": [q.as_dict() for q in registry.quarantined],
         "on_conflict": policy.value,
         "ok": not registry.conflicts or policy is ConflictPolicy.QUARANTINE,
+    }
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def task_doc(task: TaskRecord, *, with_steps: bool = True) -> dict[str, Any]:
+    """The task document of the CLI's ``--json`` and the REST API."""
+    doc: dict[str, Any] = {
+        "id": task.id,
+        "name": task.name,
+        "namespace": task.namespace,
+        "version": task.version,
+        "full_name": task.full_name,
+        "status": task.status.value,
+        "context": dict(task.context),
+        "correlation_id": task.correlation_id,
+        "parent_task_id": task.parent_task_id,
+        "parent_step": task.parent_step,
+        "error": dict(task.error) if task.error else None,
+        "provider": dict(task.provenance) if task.provenance else None,
+        "created_at": iso(task.created_at),
+        "updated_at": iso(task.updated_at),
+        "completed_at": iso(task.completed_at),
+    }
+    if with_steps:
+        doc["steps"] = [step_state_doc(s) for s in task.steps]
+    return doc
+
+
+def step_state_doc(s: StepRecord) -> dict[str, Any]:
+    return {
+        "name": s.name,
+        "state": s.state.value,
+        "attempts": s.attempts,
+        "retry_limit": s.retry_limit,
+        "depends_on": list(s.depends_on),
+        "results": s.results,
+        "last_error": dict(s.last_error) if s.last_error else None,
+        "started_at": iso(s.started_at),
+        "completed_at": iso(s.completed_at),
+        "retry_at": iso(s.ready_at) if s.state.value == "waiting_retry" else None,
     }

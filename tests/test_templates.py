@@ -145,6 +145,12 @@ def test_optional_fields(loader: TemplateLoader) -> None:
     assert flagged is not None and flagged.deprecated == "deprecated"
 
 
+def test_retry_limit_written_as_a_whole_float_is_an_int(loader: TemplateLoader) -> None:
+    template, problems = loader.load_text(MINIMAL + "    default_retry_limit: 4.0\n")
+    assert problems == [] and template is not None
+    assert template.steps[1].retry_limit == 4 and type(template.steps[1].retry_limit) is int
+
+
 def test_versions_compare_as_packaging_versions(loader: TemplateLoader) -> None:
     loaded = [loader.load_text(MINIMAL.replace('"1.0.0"', f'"{v}"'))[0] for v in
               ("2.10.0", "2.9.0", "1.0")]  # fmt: skip
@@ -221,6 +227,15 @@ def test_yaml_features_outside_plain_json_data(
     loader: TemplateLoader, extra: str, key: str, words: tuple[str]
 ) -> None:
     assert_problem(only(problems_of(loader, MINIMAL + extra)), 10, key, *words)
+
+
+def test_alias_bombs_are_cut_short(loader: TemplateLoader) -> None:
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, c in zip("abcde", "bcdef")
+    )
+    problems = problems_of(loader, MINIMAL + bomb)
+    assert any("document too large" in p.message for p in problems)
 
 
 def test_aliases_are_expanded(loader: TemplateLoader) -> None:

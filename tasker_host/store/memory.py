@@ -201,7 +201,7 @@ class MemoryStore:
                 step.state = state
                 if state is StepState.COMPLETE:
                     step.results, step.completed_at = o.results, o.at
-                    self._done(task, step, o.at, changes, f"step {step.name} complete")
+                    self._done(task, step, o.at, changes, "all steps complete")
                 elif state is StepState.WAITING_RETRY:
                     step.last_error = o.error
                     step.ready_at = o.ready_at if o.ready_at is not None else o.at

@@ -177,7 +177,8 @@ async def test_a_bare_string_applies_to_every_attempt(sleeps):
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("plan,match", [("boom", "mapping"), ({"validate_payment_method": ["explode"]}, "explode"),
+@pytest.mark.parametrize("plan,match", [("boom", "mapping"),
+                                        ({"validate_payment_method": ["explode"]}, "explode"),
                                         ({"validate_payment_method": 3}, "list")])
 async def test_malformed_plans_are_permanent(plan, match, sleeps):
     context = {**PAYMENT, "simulate": plan}

@@ -167,3 +167,14 @@ def test_host_template_loader_accepts_every_template():
     templates, problems = loader_class().load_path(directory)
     assert list(problems) == []
     assert {(t.name, str(t.version)) for t in templates} == CATALOGUE
+
+
+def test_host_registers_this_plugin_alone_without_failures():
+    testing = pytest.importorskip("tasker_host.testing")
+    host = pytest.importorskip("tasker_host.host")
+    settings = pytest.importorskip("tasker_host.settings").HostSettings(strict_plugins=True)
+    entry_point = testing.FakeEntryPoint.of(NAMESPACE, plugin, dist="tasker-payments", version="1.4.0")
+    catalog = host.open_catalog(settings, entry_points=[entry_point])
+    assert list(catalog.failures) == []
+    assert {(t.name, str(t.version)) for t in catalog.registry.templates_in(NAMESPACE)} == CATALOGUE
+    assert catalog.registry.resolve(NAMESPACE, "process_refund", "~=2.1").version == Version("2.1.3")

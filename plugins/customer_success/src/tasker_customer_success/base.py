@@ -2,7 +2,8 @@
 
 1. ``extract_inputs(ctx)``: read and validate the task context and earlier results; anything
    missing is a :class:`~tasker_host.PermanentError` naming the fields.
-2. ``call_service(ctx, inputs, fault)``: call a simulated service (:mod:`tasker_customer_success.services`).
+2. ``call_service(ctx, inputs, fault)``: call a simulated service
+   (:mod:`tasker_customer_success.services`).
    A :class:`~tasker_customer_success.faults.ServiceError` is classified by :func:`classify`.
 3. ``check_response(ctx, inputs, response)``: the answer's ``status`` is one we accept, one that
    retrying cannot fix (permanent) or one we do not know (retryable).
@@ -34,7 +35,8 @@ class FourPhaseHandler(StepHandler):
         inputs = self.extract_inputs(ctx)
         fault = Fault.for_step(ctx)
         if fault.outcome != "ok":
-            ctx.log.info("simulating %r on attempt %d of %s", fault.outcome, ctx.attempt, ctx.step_name)
+            ctx.log.info("simulating %r on attempt %d of %s",
+                         fault.outcome, ctx.attempt, ctx.step_name)
         try:
             response = await self.call_service(ctx, inputs, fault)
         except ServiceError as exc:

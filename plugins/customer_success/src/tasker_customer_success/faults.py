@@ -3,7 +3,7 @@
 This module is the only place the fault plan is read. A fault plan maps a step name to the
 outcomes of its successive attempts::
 
-    {"get_manager_approval": ["unavailable", "ok"]}  # attempt 1 fails, attempt 2 succeeds
+    {"validate_refund_request": ["unavailable", "ok"]}  # attempt 1 fails, attempt 2 succeeds
 
 Attempts past the end of the list are ``"ok"``; a bare string instead of a list applies to every
 attempt. The plan is read each time a step runs, from (first match wins):
@@ -11,7 +11,7 @@ attempt. The plan is read each time a step runs, from (first match wins):
 1. the task context key ``simulate`` (keys are step names of this task), then
 2. the environment variable ``TASKER_SIMULATE``: the same mapping as JSON, keyed by
    ``"<namespace>.<step_name>"``, e.g.
-   ``{"customer_success.get_manager_approval": ["unavailable"]}``.
+   ``{"customer_success.validate_refund_request": ["unavailable"]}``.
 
 Outcomes: ``ok``; ``unavailable`` and ``timeout`` (retryable); ``auth``, ``not_found``,
 ``declined`` and ``closed`` (permanent; ``closed``: the service reports the ticket closed);

@@ -204,7 +204,8 @@ class UpdateTicketStatusHandler(FourPhaseHandler):
 
     async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
         note = f"Refund delegated to {inputs['delegated_full_name']} ({inputs['delegated_task_id']})"
-        update = await CustomerServicePlatform(fault).update_ticket(inputs["ticket_id"], "resolved", note)
+        platform = CustomerServicePlatform(fault)
+        update = await platform.update_ticket(inputs["ticket_id"], "resolved", note)
         return {**update, "refund_reference": inputs["delegated_task_id"],
                 "gateway_refund_id": inputs["gateway_refund_id"]}
 

@@ -75,7 +75,8 @@ class CustomerServicePlatform(SimulatedService):
 class RefundPolicyService(SimulatedService):
     name = "Refund policy service"
 
-    async def check(self, customer_tier: str, refund_amount: float, purchase_date: str) -> dict[str, Any]:
+    async def check(self, customer_tier: str, refund_amount: float,
+                    purchase_date: str) -> dict[str, Any]:
         status = await self._begin()
         max_amount, window, auto_limit = TIER_POLICY.get(customer_tier, TIER_POLICY["standard"])
         days = (date.today() - date.fromisoformat(purchase_date)).days

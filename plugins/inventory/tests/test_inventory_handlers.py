@@ -1,0 +1,222 @@
+"""Behaviour of the Inventory step handlers with a fake step context (no engine, no sleeping)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib.resources import files
+from typing import Any
+
+import pytest
+import yaml
+
+from tasker_host import PermanentError, RetryableError, TaskerError
+from tasker_host.context import InvocationResult, TaskInfo
+from tasker_inventory import faults, plugin
+
+NAMESPACE = "inventory"
+RETURN = {"return_id": "rma_1", "order_id": "ord_1001", "sku": "SKU-RED-M", "quantity": 1,
+          "refund_amount": 2599, "return_reason": "Too small", "item_condition": "opened"}
+STOCK = {"warehouse_id": "wh_east", "reason": "receiving",
+         "adjustments": [{"sku": "SKU-RED-M", "delta": 12}, {"sku": "SKU-BLUE-L", "delta": -3}]}
+CONTEXTS = {"process_return": RETURN, "update_stock_levels": STOCK}
+FAILURES = [("unavailable", RetryableError), ("timeout", RetryableError),
+            ("unknown", RetryableError), ("declined", PermanentError),
+            ("not_found", PermanentError), ("auth", PermanentError)]
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    """Record simulated sleeps instead of sleeping."""
+    recorded: list[float] = []
+
+    async def fake_sleep(seconds):
+        recorded.append(seconds)
+
+    monkeypatch.setattr(faults, "sleep", fake_sleep)
+    monkeypatch.delenv(faults.ENV_VAR, raising=False)
+    return recorded
+
+
+def _child(status="complete", correlation_id="corr-1"):
+    return InvocationResult("child-9", "payments", "process_refund", "2.1.3", status,
+                            correlation_id, {"process_gateway_refund": {"refund_id": "re_xyz"}})
+
+
+@dataclass
+class FakeCtx:
+    task: TaskInfo
+    step_name: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    results: Mapping[str, Any] = field(default_factory=dict)
+    attempt: int = 1
+    log: logging.LoggerAdapter = field(
+        default_factory=lambda: logging.LoggerAdapter(logging.getLogger("test.inventory"), {}))
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    child: Any = None  # an InvocationResult to return or an exception to raise
+
+    async def invoke(self, namespace, name, *, version=None, context=None, wait=True):
+        self.calls.append({"namespace": namespace, "name": name, "version": version,
+                           "context": dict(context or {}), "wait": wait})
+        child = self.child or _child(correlation_id=(context or {}).get("correlation_id"))
+        if isinstance(child, Exception):
+            raise child
+        return child
+
+
+def _templates():
+    directory = files("tasker_inventory") / "templates"
+    docs = [yaml.safe_load(e.read_text()) for e in directory.iterdir() if e.name.endswith(".yaml")]
+    return {d["name"]: d for d in docs}
+
+
+TEMPLATES = _templates()
+STEPS = [(name, s["name"]) for name, d in sorted(TEMPLATES.items()) for s in d["step_templates"]]
+
+
+def _step(name, step):
+    return next(s for s in TEMPLATES[name]["step_templates"] if s["name"] == step)
+
+
+def _ctx(name, step, context, results, attempt=1, **kwargs):
+    task = TaskInfo("task-1", NAMESPACE, name, TEMPLATES[name]["version"], context)
+    config = _step(name, step).get("handler_config", {})
+    return FakeCtx(task, step, config, dict(results), attempt, **kwargs)
+
+
+async def _run_step(ctx):
+    handler = plugin.tasker_step_handlers()[_step(ctx.task.name, ctx.step_name)["handler_class"]]()
+    return handler.process_results(ctx, await handler.process(ctx))
+
+
+async def _run(name, context, trace=None, calls=None, child=None):
+    """Run every step in template order (a topological order), as the engine would."""
+    results: dict[str, Any] = {}
+    calls = [] if calls is None else calls
+    for step in TEMPLATES[name]["step_templates"]:
+        if trace is not None:
+            trace.append(step["name"])
+        ctx = _ctx(name, step["name"], context, results, calls=calls, child=child)
+        results[step["name"]] = await _run_step(ctx)
+    return results
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+async def test_happy_path_runs_every_step_with_json_results(name, sleeps):
+    results = await _run(name, CONTEXTS[name])
+    assert list(results) == [s["name"] for s in TEMPLATES[name]["step_templates"]]
+    assert all(type(r) is dict for r in results.values())
+    assert json.loads(json.dumps(results)) == results
+    assert sleeps == []
+
+
+@pytest.mark.anyio
+async def test_return_refunds_through_payments_2x(sleeps):
+    calls: list[dict[str, Any]] = []
+    results = await _run("process_return", RETURN, calls=calls)
+    (call,) = calls
+    assert (call["namespace"], call["name"], call["version"], call["wait"]) == (
+        "payments", "process_refund", ">=2,<3", True)
+    context = call["context"]
+    assert context["payment_id"] == results["validate_return"]["payment_id"]
+    assert context["payment_id"].startswith("pay_")
+    assert (context["refund_amount"], context["refund_reason"], context["initiated_by"]) == (
+        2599, "customer_request", "inventory")
+    assert context["correlation_id"].startswith("inv-")
+    assert results["refund_customer"]["refund_full_name"] == "payments.process_refund@2.1.3"
+    assert results["close_return"]["gateway_refund_id"] == "re_xyz"
+    assert results["close_return"]["restocked"] is True
+
+
+@pytest.mark.anyio
+async def test_damaged_items_are_quarantined_but_still_refunded(sleeps):
+    results = await _run("process_return", {**RETURN, "item_condition": "damaged"})
+    assert results["inspect_item"]["restockable"] is False
+    assert results["restock_item"]["restocked"] is False
+    assert results["restock_item"]["location"].endswith("QUARANTINE")
+    assert results["close_return"]["return_closed"] is True
+
+
+@pytest.mark.anyio
+async def test_stock_levels_are_applied_and_low_stock_is_flagged(sleeps):
+    results = await _run("update_stock_levels", STOCK)
+    current = results["validate_adjustments"]["current_levels"]
+    assert results["apply_adjustments"]["new_levels"] == {
+        "SKU-RED-M": current["SKU-RED-M"] + 12, "SKU-BLUE-L": current["SKU-BLUE-L"] - 3}
+    drain = {**STOCK, "adjustments": [{"sku": "SKU-RED-M", "delta": -current["SKU-RED-M"]}]}
+    flagged = (await _run("update_stock_levels", drain))["check_reorder_points"]
+    assert flagged["low_stock_skus"] == ["SKU-RED-M"]
+    assert flagged["reorder_request_id"].startswith("po_")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("child,error", [
+    (_child(status="pending"), RetryableError),
+    (_child(status="error"), PermanentError),
+    (PermanentError("child payments task failed"), PermanentError),
+    (TaskerError("no version of payments.process_refund matches >=2,<3"), PermanentError),
+])
+async def test_refund_delegation_outcomes_are_classified(child, error, sleeps):
+    trace: list[str] = []
+    with pytest.raises(error):
+        await _run("process_return", RETURN, trace, child=child)
+    assert trace[-1] == "refund_customer"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("outcome,error", FAILURES)
+@pytest.mark.parametrize("name,step", STEPS)
+async def test_injected_failures_are_classified(name, step, outcome, error, sleeps):
+    trace: list[str] = []
+    with pytest.raises(error):
+        await _run(name, {**CONTEXTS[name], "simulate": {step: [outcome]}}, trace)
+    assert trace[-1] == step
+
+
+@pytest.mark.anyio
+async def test_timeout_sleeps_twice_the_step_timeout(sleeps):
+    context = {**RETURN, "simulate": {"inspect_item": ["timeout"]}}
+    with pytest.raises(RetryableError, match="timeout"):
+        await _run("process_return", context)
+    assert sleeps == [120.0]  # handler_config.timeout_seconds is 60
+
+
+@pytest.mark.anyio
+async def test_retry_then_success_and_environment_plan(sleeps, monkeypatch):
+    monkeypatch.setenv(faults.ENV_VAR, json.dumps({"inventory.validate_return": ["unavailable"]}))
+    with pytest.raises(RetryableError, match="unavailable"):
+        await _run_step(_ctx("process_return", "validate_return", RETURN, {}))
+    retried = await _run_step(_ctx("process_return", "validate_return", RETURN, {}, attempt=2))
+    assert retried["return_validated"] is True
+    context = {**RETURN, "simulate": {"validate_return": ["slow:0.25"]}}  # context plan wins
+    assert "close_return" in await _run("process_return", context)
+    assert sleeps == [0.25]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name,context,match", [
+    ("process_return", {"sku": "SKU-1"}, "return_id, order_id, quantity, refund_amount"),
+    ("process_return", {**RETURN, "quantity": 0}, "quantity"),
+    ("update_stock_levels", {**STOCK, "adjustments": []}, "non-empty"),
+    ("update_stock_levels", {**STOCK, "adjustments": [{"sku": "A", "delta": "1"}]}, "bad adjustment"),
+    ("update_stock_levels", {**STOCK, "adjustments": [{"sku": "A", "delta": 1}] * 2}, "once"),
+    ("update_stock_levels", {**STOCK, "adjustments": [{"sku": "A", "delta": -10**6}]}, "below zero"),
+])
+async def test_bad_inputs_are_permanent(name, context, match, sleeps):
+    with pytest.raises(PermanentError, match=match):
+        await _run(name, context)
+
+
+@pytest.mark.parametrize("handler_class", sorted(plugin.tasker_step_handlers()))
+def test_result_shaping_failures_are_permanent(handler_class):
+    ctx = _ctx("process_return", "close_return", RETURN, {})
+    with pytest.raises(PermanentError, match="failed to process"):
+        plugin.tasker_step_handlers()[handler_class]().process_results(ctx, {})

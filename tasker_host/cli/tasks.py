@@ -1,0 +1,204 @@
+"""Task commands: run a workflow with live progress, and list/show/cancel/retry/resolve tasks."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import click
+
+from tasker_host.cli.main import CliState
+from tasker_host.cli.output import emit, fail, json_option
+from tasker_host.cli.progress import ProgressView
+from tasker_host.errors import ConfigurationError, TaskerError
+from tasker_host.host import Host, build_host
+from tasker_host.models import TaskState
+from tasker_host.store.base import TaskFilter
+from tasker_host.versions import split_reference
+from tasker_host.views import task_doc
+
+pass_state = click.make_pass_decorator(CliState, ensure=True)
+
+
+def parse_context(text: str | None) -> dict[str, Any]:
+    """``--context`` value: inline JSON, ``@file.json``, or ``-`` for standard input."""
+    if not text:
+        return {}
+    source = "standard input" if text == "-" else (text[1:] if text.startswith("@") else "--context")
+    try:
+        raw = sys.stdin.read() if text == "-" else Path(text[1:]).read_text() if text.startswith("@") else text
+        value = json.loads(raw)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read context file {source}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"context from {source} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"context from {source} must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def open_host(state: CliState, as_json: bool) -> Host:
+    try:
+        return build_host(state.settings, entry_points=state.entry_points)
+    except TaskerError as exc:
+        fail(exc, as_json=as_json)
+        raise
+
+
+async def drive(host: Host, task_id: str) -> Any:
+    """Run the engine until ``task_id`` is final; returns the final record."""
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(host.engine.run)
+        await host.engine.wait_for_task(task_id)
+        tg.cancel_scope.cancel()
+    return host.service.get_task(task_id)
+
+
+def finish(task: Any, as_json: bool) -> None:
+    emit(task_doc(task), as_json, render_task)
+    if task.status is not TaskState.COMPLETE:
+        raise SystemExit(1)
+
+
+def render_task(doc: dict[str, Any]) -> str:
+    lines = [f"{doc['full_name']}  task {doc['id']}  {doc['status'].upper()}"]
+    if doc["error"]:
+        lines.append(f"  error in step {doc['error'].get('step')}: {doc['error'].get('message')}")
+    lines.append(f"  {'STEP':<34}{'STATE':<18}ATTEMPTS")
+    for s in doc["steps"]:
+        lines.append(f"  {s['name']:<34}{s['state']:<18}{s['attempts']}/{s['retry_limit']}")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("reference", metavar="NAMESPACE.NAME[@SPEC]")
+@click.option("--context", "context_arg", metavar="JSON|@FILE|-", help="Task context: JSON, @file.json, or - (stdin).")
+@click.option("--idempotency-key", help="Create the task at most once for this key (in its namespace).")
+@click.option("--quiet", "-q", is_flag=True, help="No live progress lines.")
+@json_option
+@pass_state
+def run(state: CliState, reference: str, context_arg: str | None, idempotency_key: str | None,
+        quiet: bool, as_json: bool) -> None:
+    """Run a workflow to completion, showing each step's state and attempts as it happens.
+
+    \b
+    Examples:
+      tasker-host run payments.process_refund@2.1.3 \\
+          --context '{"payment_id": "pay_123", "refund_amount": 4999}'
+      tasker-host run customer_success.process_refund --context @refund.json --json
+
+    Exit status: 0 when the task completes, 1 when it ends in error or is cancelled.
+    """
+    host = open_host(state, as_json)
+    try:
+        namespace, name, spec = split_reference(reference)
+        created = host.service.create_task(namespace, name, spec, parse_context(context_arg),
+                                           idempotency_key=idempotency_key)
+    except TaskerError as exc:
+        fail(exc, as_json=as_json)
+    task = created.task
+    if not quiet:
+        click.echo(f"▶ {task.full_name}  task {task.id}", err=True)
+        host.events.subscribe(ProgressView(task.id))
+    finish(anyio.run(drive, host, task.id), as_json)
+
+
+@click.group()
+def tasks() -> None:
+    """Inspect and manage tasks in the database (list, show, cancel, retry, resolve-step)."""
+
+
+@tasks.command("list")
+@click.option("--namespace", multiple=True, help="Only these namespaces (repeatable).")
+@click.option("--name", help="Only this workflow name.")
+@click.option("--status", type=click.Choice([s.value for s in TaskState]))
+@click.option("--limit", default=50, show_default=True)
+@json_option
+@pass_state
+def list_tasks(state: CliState, namespace: tuple[str, ...], name: str | None, status: str | None,
+               limit: int, as_json: bool) -> None:
+    """List tasks, oldest first."""
+    host = open_host(state, as_json)
+    query = TaskFilter(namespaces=list(namespace) or None, name=name,
+                       status=TaskState(status) if status else None, limit=limit)
+    docs = [task_doc(t, with_steps=False) for t in host.service.list_tasks(query)]
+    emit(docs, as_json, lambda ds: "\n".join(
+        f"{d['id']}  {d['status']:<18}{d['full_name']}  {d['created_at']}" for d in ds) or "no tasks")
+
+
+def _action(state: CliState, as_json: bool, fn: str, *args: Any, wait: bool = False) -> None:
+    host = open_host(state, as_json)
+    try:
+        task = getattr(host.service, fn)(*args)
+    except TaskerError as exc:
+        fail(exc, as_json=as_json)
+    if wait:
+        task = anyio.run(drive, host, task.id)
+    emit(task_doc(task), as_json, render_task)
+
+
+wait_option = click.option("--wait", is_flag=True, help="Run the engine here until the task is final.")
+
+
+@tasks.command()
+@click.argument("task_id")
+@json_option
+@pass_state
+def show(state: CliState, task_id: str, as_json: bool) -> None:
+    """Show a task with its steps (state, attempts, results, last error)."""
+    _action(state, as_json, "get_task", task_id)
+
+
+@tasks.command()
+@click.argument("task_id")
+@json_option
+@pass_state
+def cancel(state: CliState, task_id: str, as_json: bool) -> None:
+    """Cancel a task: pending steps never start."""
+    _action(state, as_json, "cancel_task", task_id)
+
+
+@tasks.command()
+@click.argument("task_id")
+@wait_option
+@json_option
+@pass_state
+def retry(state: CliState, task_id: str, wait: bool, as_json: bool) -> None:
+    """Retry a task that ended in error (its failed steps get fresh attempts)."""
+    _action(state, as_json, "retry_task", task_id, wait=wait)
+
+
+@tasks.command("resolve-step")
+@click.argument("task_id")
+@click.argument("step")
+@click.option("--results", "results_arg", metavar="JSON", help="Results dependents will see.")
+@wait_option
+@json_option
+@pass_state
+def resolve_step(state: CliState, task_id: str, step: str, results_arg: str | None, wait: bool,
+                 as_json: bool) -> None:
+    """Mark a failed step as resolved by hand so its dependents can run."""
+    try:
+        results = parse_context(results_arg) if results_arg else None
+    except TaskerError as exc:
+        fail(exc, as_json=as_json)
+    _action(state, as_json, "resolve_step", task_id, step, results, wait=wait)
+
+
+@click.command()
+@pass_state
+def worker(state: CliState) -> None:
+    """Run the engine only: claim and run ready steps until interrupted (Ctrl-C / SIGTERM)."""
+    host = open_host(state, False)
+    click.echo(f"worker {host.engine.config.owner} running "
+               f"({len(host.registry.namespaces)} namespaces, {host.registry.template_count} templates)", err=True)
+    try:
+        anyio.run(host.engine.run)
+    except KeyboardInterrupt:
+        click.echo("worker stopped", err=True)
+
+
+COMMANDS = (run, tasks, worker)

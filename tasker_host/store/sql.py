@@ -1,0 +1,344 @@
+"""The SQL :class:`~tasker_host.store.base.Store`: SQLite (embedded default) or PostgreSQL.
+
+See :mod:`tasker_host.store.sql_engine` for connection settings and the schema life cycle,
+:mod:`tasker_host.store.sql_schema` for the tables and :mod:`tasker_host.store.sql_work` for the
+claim / record hot paths. Every method is one transaction. On SQLite this process serialises its
+own writers with a lock (cheaper than SQLite's busy-wait); on PostgreSQL transactions that hit a
+deadlock or serialization failure are retried.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from tasker_host.models import StepState, TaskState
+from tasker_host.store import sql_work as work
+from tasker_host.store._common import CANCELLABLE_STEP, FINAL_TASK, WAITING_STEP, check_outcomes
+from tasker_host.store.base import (
+    Claim,
+    CreateResult,
+    NewTask,
+    StepOutcome,
+    StepRecord,
+    StepResultBatch,
+    TaskFilter,
+    TaskRecord,
+    Transition,
+)
+from tasker_host.store.sql_engine import READONLY, check_schema, make_engine, upgrade_engine
+from tasker_host.store.sql_schema import steps, tasks, transitions
+from tasker_host.store.urls import is_sqlite_memory, parse_url
+
+R = TypeVar("R")
+S, T, X = steps.c, tasks.c, transitions.c
+_TASK_COLUMNS = [c for c in tasks.c if c.key != "steps_remaining"]
+_STEP_COLUMNS = [c for c in steps.c if c.key != "position"]
+_RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
+_ATTEMPTS = 5
+
+
+class SqlStore:
+    """A :class:`Store` on SQLAlchemy 2 (Core statements on the hot paths).
+
+    ``auto_upgrade``: bring the schema to the current revision on open (default: True for SQLite,
+    False for PostgreSQL, where an outdated schema raises :class:`ConfigurationError`).
+    ``engine_options``: extra keyword arguments for :func:`sqlalchemy.create_engine`.
+    """
+
+    def __init__(self, url: str, *, auto_upgrade: bool | None = None,
+                 engine_options: Mapping[str, Any] | None = None):
+        parsed = parse_url(url)
+        self.url = parsed.render_as_string(hide_password=False)
+        self.dialect = parsed.get_backend_name()
+        self._sqlite = self.dialect == "sqlite"
+        self._engine = make_engine(parsed, **dict(engine_options or {}))
+        # SQLite: one writer at a time anyway; in memory (one shared connection) readers too
+        self._write_lock: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if self._sqlite else contextlib.nullcontext())
+        self._read_lock = self._write_lock if is_sqlite_memory(parsed) else contextlib.nullcontext()
+        try:
+            if auto_upgrade if auto_upgrade is not None else self._sqlite:
+                self.upgrade()
+            else:
+                check_schema(self._engine)
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self._engine
+
+    def upgrade(self, revision: str = "head") -> str | None:
+        """Run the Alembic migrations up to ``revision``; returns the database's revision."""
+        with self._write_lock:
+            return upgrade_engine(self._engine, revision)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- transactions ----------------------------------------------------------------------
+    def _write(self, fn: Callable[..., R], *args: Any) -> R:
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                with self._write_lock, self._engine.begin() as conn:
+                    return fn(conn, *args)
+            except DBAPIError as exc:
+                if attempt == _ATTEMPTS or not self._transient(exc):
+                    raise
+                time.sleep(0.001 * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+    def _read(self, fn: Callable[..., R], *args: Any) -> R:
+        with self._read_lock, self._engine.connect() as conn:
+            conn.execution_options(**{READONLY: True})
+            with conn.begin():
+                return fn(conn, *args)
+
+    def _transient(self, exc: DBAPIError) -> bool:
+        if self._sqlite:
+            return "database is locked" in str(exc.orig)
+        return getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES
+
+    def _lock_task(self, conn: sa.Connection, task_id: str) -> tuple[Any, list[Any]]:
+        """Lock the task's steps, then the task (PostgreSQL; the order claim/record use too)."""
+        step_query = sa.select(S.name, S.state, S.dependents).where(S.task_id == task_id).order_by(S.name)
+        task_query = sa.select(T.status, T.steps_remaining).where(T.id == task_id)
+        if not self._sqlite:
+            step_query, task_query = step_query.with_for_update(), task_query.with_for_update()
+        rows = list(conn.execute(step_query))
+        return conn.execute(task_query).first(), rows
+
+    # -- creation --------------------------------------------------------------------------
+    def create_task(self, task: NewTask, now: float) -> CreateResult:
+        try:
+            return self._write(self._create, task, now)
+        except IntegrityError:
+            # a concurrent create with the same idempotency / invocation key won the race
+            existing = self._read(self._existing, task)
+            if existing is None:
+                raise
+            return CreateResult(existing, created=False)
+
+    def _existing(self, conn: sa.Connection, task: NewTask) -> TaskRecord | None:
+        conditions = []
+        if task.idempotency_key is not None:
+            conditions.append(sa.and_(T.namespace == task.namespace, T.idempotency_key == task.idempotency_key))
+        if task.parent_task_id is not None and task.invocation_key is not None:
+            conditions.append(sa.and_(T.parent_task_id == task.parent_task_id,
+                                      T.invocation_key == task.invocation_key))
+        for condition in conditions:
+            found = self._load(conn, condition, with_steps=True)
+            if found:
+                return found[0]
+        return None
+
+    def _create(self, conn: sa.Connection, task: NewTask, now: float) -> CreateResult:
+        existing = self._existing(conn, task)
+        if existing is not None:
+            return CreateResult(existing, created=False)
+        record = TaskRecord(
+            id=task.id, namespace=task.namespace, name=task.name, version=task.version,
+            status=TaskState.PENDING, context=task.context, template=task.template, created_at=now,
+            updated_at=now, provenance=task.provenance, correlation_id=task.correlation_id,
+            idempotency_key=task.idempotency_key, parent_task_id=task.parent_task_id,
+            parent_step=task.parent_step, invocation_key=task.invocation_key,
+            steps=[StepRecord(task_id=task.id, name=s.name, state=StepState.PENDING, attempts=0,
+                              retry_limit=s.retry_limit, retryable=s.retryable, depends_on=tuple(s.depends_on),
+                              dependents=tuple(s.dependents), pending_deps=len(s.depends_on), ready_at=now)
+                   for s in task.steps])
+        conn.execute(sa.insert(tasks), {
+            "id": task.id, "namespace": task.namespace, "name": task.name, "version": task.version,
+            "status": TaskState.PENDING.value, "context": dict(task.context), "template": dict(task.template),
+            "provenance": dict(task.provenance) if task.provenance is not None else None,
+            "correlation_id": task.correlation_id, "idempotency_key": task.idempotency_key,
+            "parent_task_id": task.parent_task_id, "parent_step": task.parent_step,
+            "invocation_key": task.invocation_key, "error": None, "steps_remaining": len(task.steps),
+            "created_at": now, "updated_at": now, "completed_at": None})
+        if task.steps:
+            conn.execute(sa.insert(steps), [
+                {"task_id": task.id, "name": s.name, "position": i, "state": StepState.PENDING.value,
+                 "attempts": 0, "retry_limit": s.retry_limit, "retryable": s.retryable,
+                 "depends_on": list(s.depends_on), "dependents": list(s.dependents),
+                 "pending_deps": len(s.depends_on), "ready_at": now, "results": None, "last_error": None,
+                 "started_at": None, "completed_at": None, "lease_owner": None, "lease_expires_at": None}
+                for i, s in enumerate(task.steps)])
+        conn.execute(work.INSERT_TRANSITIONS, [work.transition(task.id, None, None, TaskState.PENDING.value, now)]
+                     + [work.transition(task.id, s.name, None, StepState.PENDING.value, now) for s in task.steps])
+        return CreateResult(record, created=True)
+
+    # -- claiming and outcomes -------------------------------------------------------------
+    def claim(self, owner: str, limit: int, now: float, lease_seconds: float,
+              namespace_limits: Mapping[str, int] | None = None) -> list[Claim]:
+        return self._write(work.claim, owner, limit, now, lease_seconds, namespace_limits)
+
+    def renew_leases(self, owner: str, now: float, lease_seconds: float) -> int:
+        return self._write(work.renew_leases, owner, now, lease_seconds)
+
+    def record(self, outcomes: Sequence[StepOutcome]) -> StepResultBatch:
+        check_outcomes(outcomes)
+        return self._write(work.record, outcomes)
+
+    # -- operator actions ------------------------------------------------------------------
+    def cancel_task(self, task_id: str, now: float, reason: str = "") -> bool:
+        return self._write(self._cancel, task_id, now, reason)
+
+    def _cancel(self, conn: sa.Connection, task_id: str, now: float, reason: str) -> bool:
+        task, rows = self._lock_task(conn, task_id)
+        if task is None or TaskState(task.status) in FINAL_TASK:
+            return False
+        log = [work.transition(task_id, r.name, r.state, StepState.CANCELLED.value, now, reason)
+               for r in rows if StepState(r.state) in CANCELLABLE_STEP]
+        if log:
+            conn.execute(sa.update(steps).where(S.task_id == task_id, S.state.in_([s.value for s in CANCELLABLE_STEP]))
+                         .values(state=StepState.CANCELLED.value, lease_owner=None, lease_expires_at=None))
+        conn.execute(sa.update(tasks).where(T.id == task_id).values(
+            status=TaskState.CANCELLED.value, completed_at=now, updated_at=now))
+        log.append(work.transition(task_id, None, task.status, TaskState.CANCELLED.value, now, reason))
+        conn.execute(work.INSERT_TRANSITIONS, log)
+        return True
+
+    def retry_task(self, task_id: str, now: float, reason: str = "") -> bool:
+        return self._write(self._retry, task_id, now, reason)
+
+    def _retry(self, conn: sa.Connection, task_id: str, now: float, reason: str) -> bool:
+        task, rows = self._lock_task(conn, task_id)
+        if task is None or task.status != TaskState.ERROR.value:
+            return False
+        log = [work.transition(task_id, r.name, r.state, StepState.PENDING.value, now, reason)
+               for r in rows if r.state == StepState.ERROR.value]
+        conn.execute(sa.update(steps).where(S.task_id == task_id, S.state == StepState.ERROR.value).values(
+            state=StepState.PENDING.value, attempts=0, ready_at=now, lease_owner=None, lease_expires_at=None))
+        self._set_status(conn, task_id, task.status, TaskState.IN_PROGRESS, now, reason, log,
+                         error=None, completed_at=None)
+        conn.execute(work.INSERT_TRANSITIONS, log)
+        return True
+
+    def resolve_step(self, task_id: str, step: str, now: float, results: Any = None, reason: str = "") -> bool:
+        return self._write(self._resolve, task_id, step, now, results, reason)
+
+    def _resolve(self, conn: sa.Connection, task_id: str, step: str, now: float, results: Any,
+                 reason: str) -> bool:
+        task, rows = self._lock_task(conn, task_id)
+        row = next((r for r in rows if r.name == step), None)
+        if task is None or row is None or TaskState(task.status) in FINAL_TASK:
+            return False
+        status, state = TaskState(task.status), StepState(row.state)
+        if not (state is StepState.ERROR or (state in WAITING_STEP and status is TaskState.ERROR)):
+            return False
+        conn.execute(sa.update(steps).where(S.task_id == task_id, S.name == step).values(
+            state=StepState.RESOLVED_MANUALLY.value, results=sa.bindparam("results", results, type_=S.results.type),
+            completed_at=now, lease_owner=None, lease_expires_at=None))
+        unblock = Counter(row.dependents)
+        if unblock:
+            conn.execute(work.UNBLOCK, [{"k_task": task_id, "k_name": n, "n": c} for n, c in sorted(unblock.items())])
+        log = [work.transition(task_id, step, state.value, StepState.RESOLVED_MANUALLY.value, now, reason)]
+        remaining = task.steps_remaining - 1
+        conn.execute(sa.update(tasks).where(T.id == task_id).values(steps_remaining=remaining, updated_at=now))
+        if remaining == 0:
+            self._set_status(conn, task_id, status.value, TaskState.COMPLETE, now, reason, log,
+                             error=None, completed_at=now)
+        elif status is TaskState.ERROR and not any(r.state == StepState.ERROR.value for r in rows if r.name != step):
+            self._set_status(conn, task_id, status.value, TaskState.IN_PROGRESS, now, reason, log,
+                             error=None, completed_at=None)
+        conn.execute(work.INSERT_TRANSITIONS, log)
+        return True
+
+    @staticmethod
+    def _set_status(conn: sa.Connection, task_id: str, before: str, after: TaskState, now: float, reason: str,
+                    log: list[dict[str, Any]], **values: Any) -> None:
+        conn.execute(sa.update(tasks).where(T.id == task_id).values(status=after.value, updated_at=now, **values))
+        log.append(work.transition(task_id, None, before, after.value, now, reason))
+
+    # -- reading ---------------------------------------------------------------------------
+    def get_task(self, task_id: str, *, with_steps: bool = True) -> TaskRecord | None:
+        found = self._read(self._load, T.id == task_id, with_steps)
+        return found[0] if found else None
+
+    def get_tasks(self, task_ids: Sequence[str]) -> dict[str, TaskRecord]:
+        if not task_ids:
+            return {}
+        found = self._read(self._load, T.id.in_(sorted(set(task_ids))), True)
+        return {t.id: t for t in found}
+
+    def find_child(self, parent_task_id: str, invocation_key: str) -> TaskRecord | None:
+        found = self._read(self._load, sa.and_(T.parent_task_id == parent_task_id,
+                                               T.invocation_key == invocation_key), True)
+        return found[0] if found else None
+
+    def _load(self, conn: sa.Connection, where: sa.ColumnElement[bool], with_steps: bool,
+              order: Sequence[Any] = (), limit: int | None = None) -> list[TaskRecord]:
+        query = sa.select(*_TASK_COLUMNS).where(where).order_by(*order)
+        if limit is not None:
+            query = query.limit(limit)
+        found = [_task(r) for r in conn.execute(query)]
+        if with_steps and found:
+            by_id = {t.id: t for t in found}
+            query = (sa.select(*_STEP_COLUMNS).where(S.task_id.in_(list(by_id)))
+                     .order_by(S.task_id, S.position))
+            for r in conn.execute(query):
+                by_id[r.task_id].steps.append(_step(r))
+        return found
+
+    def step_results(self, task_id: str) -> dict[str, Any]:
+        query = sa.select(S.name, S.results).where(S.task_id == task_id, S.state.in_(work.DONE)).order_by(S.position)
+        return self._read(lambda conn: dict(conn.execute(query).tuples().all()))
+
+    def list_tasks(self, query: TaskFilter) -> list[TaskRecord]:
+        return self._read(self._list, query)
+
+    def _list(self, conn: sa.Connection, q: TaskFilter) -> list[TaskRecord]:
+        where: list[sa.ColumnElement[bool]] = []
+        if q.after_id is not None:
+            created = conn.execute(sa.select(T.created_at).where(T.id == q.after_id)).scalar()
+            if created is None:
+                return []
+            where += [T.created_at >= created,
+                      sa.or_(T.created_at > created, sa.and_(T.created_at == created, T.id > q.after_id))]
+        if q.namespaces is not None:
+            where.append(T.namespace.in_(list(q.namespaces)))
+        for column, value in ((T.name, q.name), (T.version, q.version), (T.parent_task_id, q.parent_task_id),
+                              (T.status, TaskState(q.status).value if q.status is not None else None)):
+            if value is not None:
+                where.append(column == value)
+        if q.created_after is not None:
+            where.append(T.created_at >= q.created_after)
+        if q.created_before is not None:
+            where.append(T.created_at < q.created_before)
+        return self._load(conn, sa.and_(sa.true(), *where), False, (T.created_at, T.id), max(q.limit, 0))
+
+    def transitions(self, task_id: str) -> list[Transition]:
+        query = (sa.select(X.task_id, X.step, X.from_state, X.to_state, X.at, X.reason)
+                 .where(X.task_id == task_id).order_by(X.id))
+        return self._read(lambda conn: [Transition(*r) for r in conn.execute(query)])
+
+    def next_ready_at(self) -> float | None:
+        query = (sa.select(S.ready_at).join_from(steps, tasks, S.task_id == T.id)
+                 .where(work.RUNNABLE, work.LIVE).order_by(S.ready_at).limit(1))
+        return self._read(lambda conn: conn.execute(query).scalar())
+
+
+def _task(r: Any) -> TaskRecord:
+    return TaskRecord(
+        id=r.id, namespace=r.namespace, name=r.name, version=r.version, status=TaskState(r.status),
+        context=r.context, template=r.template, created_at=r.created_at, updated_at=r.updated_at,
+        provenance=r.provenance, correlation_id=r.correlation_id, idempotency_key=r.idempotency_key,
+        parent_task_id=r.parent_task_id, parent_step=r.parent_step, invocation_key=r.invocation_key,
+        error=r.error, completed_at=r.completed_at)
+
+
+def _step(r: Any) -> StepRecord:
+    return StepRecord(
+        task_id=r.task_id, name=r.name, state=StepState(r.state), attempts=r.attempts, retry_limit=r.retry_limit,
+        retryable=r.retryable, depends_on=tuple(r.depends_on), dependents=tuple(r.dependents),
+        pending_deps=r.pending_deps, ready_at=r.ready_at, results=r.results, last_error=r.last_error,
+        started_at=r.started_at, completed_at=r.completed_at, lease_owner=r.lease_owner,
+        lease_expires_at=r.lease_expires_at)
