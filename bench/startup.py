@@ -236,8 +236,8 @@ def worker(manifest_path: str, mode: str) -> dict[str, Any]:
     check(not registry.quarantined, f"quarantined: {registry.quarantined[:1]}")
     check(len(catalog.discovery.contributions) == len(plugins), "not every plugin was loaded")
     check(sorted(registry.namespaces) == sorted(p["namespace"] for p in plugins), "namespaces differ")
-    check(registry.template_count() == expected_templates,
-          f"registry holds {registry.template_count()} templates, expected {expected_templates}")
+    check(registry.template_count == expected_templates,
+          f"registry holds {registry.template_count} templates, expected {expected_templates}")
     steps = sum(len(t.steps) for versions in registry.templates.values() for t in versions)
     check(steps == sum(p["steps"] for p in plugins), "step count differs")
     check(len(registry.handlers) == sum(len(p["handlers"]) for p in plugins), "handler count differs")
@@ -245,7 +245,7 @@ def worker(manifest_path: str, mode: str) -> dict[str, Any]:
         "mode": mode,
         "seconds": seconds,
         "import_seconds": import_seconds,
-        "templates": registry.template_count(),
+        "templates": registry.template_count,
         "steps": steps,
         "traced_peak": traced_peak,
         "traced_current": traced_current,
