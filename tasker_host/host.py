@@ -113,7 +113,7 @@ def build_host(
     clock = clock or RealClock()
     events = EventBus(catalog.manager)
     engine = Engine(store, catalog.registry, clock, events, config=engine_config, policy=policy)
-    service = TaskService(catalog.registry, store, clock, events, on_created=engine.nudge)
+    service = TaskService(catalog.registry, store, clock, events, on_created=engine.on_work)
     engine.invoke = Invoker(catalog.manager)
     route = LocalRoute(service, engine, catalog.manager)
     catalog.manager.register(LocalRoutePlugin(route), name="tasker_host.local_route")

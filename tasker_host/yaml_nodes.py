@@ -30,7 +30,7 @@ MAX_NODES = 100_000  # values per document, after alias expansion
 
 
 def kind_of(value: Any) -> str:
-    """``"a mapping"``, ``"a list"``, ``"an integer"``...: the kind of a plain value, for messages."""
+    """The kind of a plain value, for messages: ``"a mapping"``, ``"an integer"``..."""
     return _KINDS.get(type(value), type(value).__name__)
 
 
@@ -65,7 +65,7 @@ class Document:
 
     # --- YAML text -> plain data ----------------------------------------------------------------
     def read(self, text: str, loader: Any) -> dict[str, Any] | None:
-        """Compose ``text`` with ``loader`` and walk it; ``None`` (with a problem) unless a mapping."""
+        """Compose ``text`` and walk it; ``None`` (with a problem) unless it is one mapping."""
         try:
             root = yaml.compose(text, Loader=loader)
         except yaml.YAMLError as exc:

@@ -1,4 +1,8 @@
-"""Strict template loading (tasker_host.templates)."""
+"""Strict template loading (tasker_host.templates): loading, defaults, schema and semantic errors.
+
+YAML-level strictness is in test_template_yaml.py, the validation fast paths in
+test_template_schema_checks.py.
+"""
 
 from __future__ import annotations
 
@@ -11,49 +15,19 @@ import pytest
 from jsonschema import Draft202012Validator
 from packaging.version import Version
 
-from tasker_host.models import TemplateProblem, Visibility
+from tasker_host.models import Visibility
 from tasker_host.templates import TemplateLoader
+from tests.template_support import MINIMAL, assert_problem, only, problems_of
 
 FIXTURES = Path(__file__).parent / "fixtures" / "templates"
 PAYMENTS = FIXTURES / "payments_process_refund.yaml"
 CUSTOMER_SUCCESS = FIXTURES / "customer_success_process_refund.yaml"
 SEED = Path("/work/shared/seed/team-scaling-namespaces.md")
 
-MINIMAL = """\
-name: refund
-namespace_name: payments
-version: "1.0.0"
-step_templates:
-  - name: first
-    handler_class: First
-  - name: second
-    handler_class: Second
-    depends_on_step: first
-"""
-
 
 @pytest.fixture(scope="module")
 def loader() -> TemplateLoader:
     return TemplateLoader()
-
-
-def problems_of(loader: TemplateLoader, text: str, source: str = "t.yaml") -> list[TemplateProblem]:
-    template, problems = loader.load_text(text, source)
-    assert template is None and problems
-    return problems
-
-
-def only(problems: list[TemplateProblem]) -> TemplateProblem:
-    assert len(problems) == 1, [p.describe() for p in problems]
-    return problems[0]
-
-
-def assert_problem(p: TemplateProblem, line: int, key: str, *words: str) -> None:
-    """The problem names the file, the line and the key path, and says what is wrong."""
-    assert (p.file, p.line, p.key) == ("t.yaml", line, key), p.describe()
-    assert p.describe().startswith(f"t.yaml:{line} [{key}]: " if key else f"t.yaml:{line}: ")
-    for word in words:
-        assert word in p.message, p.message
 
 
 # --- the seed's Tasker documents --------------------------------------------------------------
@@ -172,79 +146,6 @@ def test_both_dependency_keys_merge_in_order_without_duplicates(loader: Template
     template, problems = loader.load_text(text)
     assert problems == [] and template is not None
     assert template.step("fourth").depends_on == ("third", "first", "second")
-
-
-# --- YAML-level strictness --------------------------------------------------------------------
-def test_version_must_be_a_yaml_string(loader: TemplateLoader) -> None:
-    p = only(problems_of(loader, MINIMAL.replace('"1.0.0"', "1.10")))
-    assert_problem(p, 3, "version")
-    assert p.message == (
-        'version must be a string: write version: "1.10" '
-        "(unquoted, YAML reads it as the number 1.1)"
-    )
-    p = only(problems_of(loader, MINIMAL.replace('"1.0.0"', "2")))
-    assert_problem(p, 3, "version", 'write version: "2"', "the number 2")
-
-
-def test_version_must_be_a_valid_version(loader: TemplateLoader) -> None:
-    p = only(problems_of(loader, MINIMAL.replace('"1.0.0"', '"one point oh"')))
-    assert_problem(p, 3, "version", "'one point oh'", "not a valid version")
-
-
-def test_duplicate_keys_name_both_lines(loader: TemplateLoader) -> None:
-    text = MINIMAL.replace("    handler_class: Second\n", "    handler_class: Second\n" * 2)
-    p = only(problems_of(loader, text))
-    assert_problem(p, 9, "step_templates[1].handler_class", "duplicate key", "line 8", "line 9")
-
-
-def test_yaml_syntax_error_reports_the_line(loader: TemplateLoader) -> None:
-    p = only(problems_of(loader, MINIMAL + "  - name: [unclosed\n    handler_class: X\n"))
-    assert p.file == "t.yaml" and p.line in (10, 11) and "YAML syntax error" in p.message
-
-
-@pytest.mark.parametrize(
-    ("text", "line", "words"),
-    [
-        ("- a\n- b\n", 1, ("must be a mapping", "a list")),
-        ("# nothing\n", 1, ("must be a mapping", "empty")),
-        (MINIMAL + "---\nname: other\n", 10, ("exactly one YAML document",)),
-    ],
-)
-def test_document_shape(loader: TemplateLoader, text: str, line: int, words: tuple[str]) -> None:
-    assert_problem(only(problems_of(loader, text)), line, "", *words)
-
-
-@pytest.mark.parametrize(
-    ("extra", "key", "words"),
-    [
-        ("yes: 1\n", "yes", ("read by YAML as a boolean", "quote")),
-        ("<<: {description: x}\n", "", ("merge keys",)),
-        ("description: !!binary aGk=\n", "description", ("unsupported YAML tag",)),
-        ("x-loop: &a [*a]\n", "x-loop[0]", ("recursive YAML alias",)),
-    ],
-)
-def test_yaml_features_outside_plain_json_data(
-    loader: TemplateLoader, extra: str, key: str, words: tuple[str]
-) -> None:
-    assert_problem(only(problems_of(loader, MINIMAL + extra)), 10, key, *words)
-
-
-def test_alias_bombs_are_cut_short(loader: TemplateLoader) -> None:
-    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
-        for p, c in zip("abcde", "bcdef")
-    )
-    problems = problems_of(loader, MINIMAL + bomb)
-    assert any("document too large" in p.message for p in problems)
-
-
-def test_aliases_are_expanded(loader: TemplateLoader) -> None:
-    text = MINIMAL.replace("handler_class: First", "handler_class: &h Shared").replace(
-        "handler_class: Second", "handler_class: *h"
-    )
-    template, problems = loader.load_text(text)
-    assert problems == [] and template is not None
-    assert [s.handler_class for s in template.steps] == ["Shared", "Shared"]
 
 
 # --- document schema --------------------------------------------------------------------------
@@ -419,48 +320,3 @@ def test_load_item_dispatches(loader: TemplateLoader) -> None:
     from_dir, _ = loader.load_item(FIXTURES)
     assert [t.full_name for t in from_mapping] == ["y.x@1"]
     assert sorted(t.namespace for t in from_dir) == ["customer_success", "payments"]
-
-
-# --- fast paths agree with the full validators --------------------------------------------------
-@pytest.mark.parametrize(
-    "change",
-    [
-        {}, {"name": "Bad"}, {"name": 3}, {"visibility": "x"}, {"deprecated": 1},
-        {"deprecated": False}, {"x-any": {"k": 1}}, {"extra": 1}, {"step_templates": []},
-        {"schema": []}, {"version": ""}, {"step": {"default_retry_limit": 1.0}},
-        {"step": {"default_retry_limit": 1.5}}, {"step": {"default_retry_limit": True}},
-        {"step": {"handler_config": {"timeout_seconds": True}}},
-        {"step": {"handler_config": {"timeout_seconds": 0.001}}}, {"step": {"x-y": 1}},
-        {"step": {"depends_on_steps": ["a", ""]}}, {"step": {"skippable": "no"}},
-        {"step": {"name": ""}}, {"step": {"handler_class": None}},
-    ],
-)  # fmt: skip
-def test_quick_document_check_agrees_with_jsonschema(loader: TemplateLoader, change: dict) -> None:
-    doc = {"name": "a", "namespace_name": "b", "version": "1", "step_templates": [
-        {"name": "s", "handler_class": "H", "handler_config": {"timeout_seconds": 5}}]}
-    doc["step_templates"][0].update(change.pop("step", {}))
-    doc.update(change)
-    assert loader._quick(doc) == loader._validator.is_valid(doc)
-
-
-@pytest.mark.parametrize(
-    "schema",
-    [
-        {"type": "object", "properties": {"a": {"type": "strin"}}, "required": "a"},
-        {"properties": {"a": {"minimum": "x", "pattern": "("}}, "$defs": {"d": {"enum": 1}}},
-        {"allOf": [{"$ref": "#/$defs/x"}], "$defs": {"x": {"type": ["string", "nope"]}}},
-        {"dependencies": {"a": ["b", 1]}, "items": {"minItems": -1}, "$id": "not a uri"},
-        {"if": {"const": 1}, "then": False, "unevaluatedProperties": {"format": 3}},
-    ],
-)
-def test_flattened_meta_schema_agrees_with_the_official_one(loader: TemplateLoader, schema) -> None:
-    official = Draft202012Validator(
-        Draft202012Validator.META_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER
-    )
-    fast = loader._meta_validators[Draft202012Validator]
-    assert fast.schema is not Draft202012Validator.META_SCHEMA  # the flattening was used
-
-    def found(validator) -> set:
-        return {(tuple(e.absolute_path), e.message) for e in validator.iter_errors(schema)}
-
-    assert found(fast) == found(official) != set()

@@ -68,12 +68,20 @@ class Engine:
         self._outcome_ready: anyio.Event | None = None
         self._db_limiter = anyio.CapacityLimiter(1)
         self._inline_db = bool(getattr(store, "inline", False))
+        self._next_retry_at: float | None = None  # earliest known backoff end
 
     # -- public ------------------------------------------------------------------------------
     def nudge(self) -> None:
         """Wake the claim loop: new or newly ready work exists."""
         if self._wake is not None:
             self._wake.set()
+
+    def on_work(self, task: TaskRecord | None = None) -> None:
+        """New or newly runnable work: remember a task just created here (so claiming its steps
+        needs no extra read) and wake the claim loop."""
+        if task is not None and task.steps:
+            self._cache.put(TaskRuntime.from_record(task))
+        self.nudge()
 
     def cancel_running(self, task_id: str) -> None:
         for (tid, _), scope in list(self._running.items()):
@@ -121,37 +129,45 @@ class Engine:
 
     # -- claiming ----------------------------------------------------------------------------
     async def _claim_loop(self, tg: anyio.abc.TaskGroup, until_idle: bool) -> None:
+        self._next_retry_at = await self.db(self.store.next_ready_at)
         while True:
             self._wake = anyio.Event()
             if await self._claim_round(tg):
-                continue
+                continue  # a full batch: there may be more
             if until_idle and not self._busy:
                 return
-            deadline = self.clock.now() + self.config.poll_seconds
-            if not self._inflight:
-                ready_at = await self.db(self.store.next_ready_at)
-                if ready_at is not None:
-                    deadline = min(deadline, ready_at)
-            await self.clock.wait(self._wake, deadline)
+            now = self.clock.now()
+            if self._next_retry_at is not None and self._next_retry_at <= now:
+                self._next_retry_at = None  # due now: the next claim round takes it
+                continue
+            poll_at = now + self.config.poll_seconds
+            await self.clock.wait(self._wake, min(poll_at, self._next_retry_at or poll_at))
+            if not self._wake.is_set() and self.clock.now() >= poll_at:
+                # a quiet poll: other runners may have scheduled retries this one never saw
+                self._next_retry_at = await self.db(self.store.next_ready_at)
 
     @property
     def _busy(self) -> bool:
         return bool(self._inflight or self._outcomes or self._committing)
 
-    async def _claim_round(self, tg: anyio.abc.TaskGroup) -> int:
+    async def _claim_round(self, tg: anyio.abc.TaskGroup) -> bool:
+        """Claim what fits; True when the batch was full (more may be waiting)."""
         free = self.config.concurrency - self._inflight
         if free <= 0:
-            return 0
+            return False
         claims: list[Claim] = await self.db(self.store.claim, self.config.owner,
                                             min(free, self.config.claim_batch), self.clock.now(),
                                             self.config.lease_seconds)
         if not claims:
-            return 0
+            return False
+        await self._start(tg, claims)
+        return len(claims) == min(free, self.config.claim_batch)
+
+    async def _start(self, tg: anyio.abc.TaskGroup, claims: list[Claim]) -> None:
         runtimes = await self._runtimes_for(claims)
         self._inflight += len(claims)
         for claim in claims:
             tg.start_soon(self._run_step, claim, runtimes[claim.task_id])
-        return len(claims)
 
     async def _runtimes_for(self, claims: list[Claim]) -> dict[str, TaskRuntime]:
         found: dict[str, TaskRuntime] = {}
@@ -265,6 +281,8 @@ class Engine:
         self.nudge()
 
     def _after_step(self, o: StepOutcome) -> None:
+        if o.state is StepState.WAITING_RETRY and o.ready_at is not None:
+            self._next_retry_at = min(o.ready_at, self._next_retry_at or o.ready_at)
         rt = self._cache.get(o.task_id)
         if rt is None:
             return

@@ -31,7 +31,7 @@ class Parent:
 
 class TaskService:
     def __init__(self, registry: Registry, store: Store, clock: Clock, events: EventBus,
-                 on_created: Callable[[], None] = lambda: None):
+                 on_created: Callable[[TaskRecord | None], None] = lambda task: None):
         self.registry, self.store, self.clock, self.events = registry, store, clock, events
         self._on_created = on_created
         self._validators: dict[str, Any] = {}
@@ -48,7 +48,7 @@ class TaskService:
                                         self.clock.now())
         if result.created:
             self._emit(EventKind.TASK_CREATED, result.task)
-            self._on_created()
+            self._on_created(result.task)
         return result
 
     def _new_task(self, task_id: str, t: TaskTemplate, context: dict[str, Any],
@@ -101,7 +101,7 @@ class TaskService:
         task = self.get_task(task_id)
         if not self.store.retry_task(task_id, self.clock.now(), reason):
             raise InvalidStateError(f"task {task_id} is {task.status.value}; only tasks in error can be retried")
-        self._on_created()
+        self._on_created(None)
         return self.get_task(task_id)
 
     def resolve_step(self, task_id: str, step: str, results: Any = None,
@@ -112,7 +112,7 @@ class TaskService:
         if not self.store.resolve_step(task_id, step, self.clock.now(), results, reason):
             state = next(s.state.value for s in task.steps if s.name == step)
             raise InvalidStateError(f"step {step!r} of task {task_id} is {state}; only failed steps can be resolved")
-        self._on_created()
+        self._on_created(None)
         return self.get_task(task_id)
 
     def _emit(self, kind: EventKind, task: TaskRecord) -> None:

@@ -290,7 +290,7 @@ class SqlStore:
 
     def step_results(self, task_id: str) -> dict[str, Any]:
         query = sa.select(S.name, S.results).where(S.task_id == task_id, S.state.in_(work.DONE)).order_by(S.position)
-        return self._read(lambda conn: dict(conn.execute(query).tuples().all()))
+        return self._read(lambda conn: dict(conn.execute(query).all()))
 
     def list_tasks(self, query: TaskFilter) -> list[TaskRecord]:
         return self._read(self._list, query)

@@ -108,7 +108,7 @@ def claim(conn: sa.Connection, owner: str, limit: int, now: float, lease_seconds
         if pg:  # serialise claimers of a capped namespace, so the cap holds across processes
             for namespace in limited:
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(0x7A5D, sa.func.hashtext(namespace))))
-        running = dict(conn.execute(RUNNING_BY_NAMESPACE, {"namespaces": limited}).tuples().all())
+        running = dict(conn.execute(RUNNING_BY_NAMESPACE, {"namespaces": limited}).all())
         for namespace in limited:
             allowance = min(namespace_limits[namespace] - running.get(namespace, 0), need)
             if allowance > 0:
