@@ -78,10 +78,11 @@ def render_task(doc: dict[str, Any]) -> str:
 @click.option("--context", "context_arg", metavar="JSON|@FILE|-", help="Task context: JSON, @file.json, or - (stdin).")
 @click.option("--idempotency-key", help="Create the task at most once for this key (in its namespace).")
 @click.option("--quiet", "-q", is_flag=True, help="No live progress lines.")
+@click.option("--detach", is_flag=True, help="Only create the task (a worker or server runs it); print it.")
 @json_option
 @pass_state
 def run(state: CliState, reference: str, context_arg: str | None, idempotency_key: str | None,
-        quiet: bool, as_json: bool) -> None:
+        quiet: bool, detach: bool, as_json: bool) -> None:
     """Run a workflow to completion, showing each step's state and attempts as it happens.
 
     \b
@@ -100,6 +101,8 @@ def run(state: CliState, reference: str, context_arg: str | None, idempotency_ke
     except TaskerError as exc:
         fail(exc, as_json=as_json)
     task = created.task
+    if detach:
+        return emit(task_doc(task), as_json, render_task)
     if not quiet:
         click.echo(f"▶ {task.full_name}  task {task.id}", err=True)
         host.events.subscribe(ProgressView(task.id))
@@ -189,14 +192,16 @@ def resolve_step(state: CliState, task_id: str, step: str, results_arg: str | No
 
 
 @click.command()
+@click.option("--until-idle", is_flag=True,
+              help="Exit once nothing is runnable (steps waiting for a retry backoff stay for later).")
 @pass_state
-def worker(state: CliState) -> None:
+def worker(state: CliState, until_idle: bool) -> None:
     """Run the engine only: claim and run ready steps until interrupted (Ctrl-C / SIGTERM)."""
     host = open_host(state, False)
     click.echo(f"worker {host.engine.config.owner} running "
                f"({len(host.registry.namespaces)} namespaces, {host.registry.template_count} templates)", err=True)
     try:
-        anyio.run(host.engine.run)
+        anyio.run(host.engine.run_until_idle if until_idle else host.engine.run)
     except KeyboardInterrupt:
         click.echo("worker stopped", err=True)
 

@@ -171,7 +171,7 @@ class SqlStore:
                  "pending_deps": len(s.depends_on), "ready_at": now, "results": None, "last_error": None,
                  "started_at": None, "completed_at": None, "lease_owner": None, "lease_expires_at": None}
                 for i, s in enumerate(task.steps)])
-        conn.execute(work.INSERT_TRANSITIONS, [work.transition(task.id, None, None, TaskState.PENDING.value, now)]
+        work.INSERT_TRANSITIONS(conn, [work.transition(task.id, None, None, TaskState.PENDING.value, now)]
                      + [work.transition(task.id, s.name, None, StepState.PENDING.value, now) for s in task.steps])
         return CreateResult(record, created=True)
 
@@ -203,7 +203,7 @@ class SqlStore:
         conn.execute(sa.update(tasks).where(T.id == task_id).values(
             status=TaskState.CANCELLED.value, completed_at=now, updated_at=now))
         log.append(work.transition(task_id, None, task.status, TaskState.CANCELLED.value, now, reason))
-        conn.execute(work.INSERT_TRANSITIONS, log)
+        work.INSERT_TRANSITIONS(conn, log)
         return True
 
     def retry_task(self, task_id: str, now: float, reason: str = "") -> bool:
@@ -219,7 +219,7 @@ class SqlStore:
             state=StepState.PENDING.value, attempts=0, ready_at=now, lease_owner=None, lease_expires_at=None))
         self._set_status(conn, task_id, task.status, TaskState.IN_PROGRESS, now, reason, log,
                          error=None, completed_at=None)
-        conn.execute(work.INSERT_TRANSITIONS, log)
+        work.INSERT_TRANSITIONS(conn, log)
         return True
 
     def resolve_step(self, task_id: str, step: str, now: float, results: Any = None, reason: str = "") -> bool:
@@ -239,7 +239,7 @@ class SqlStore:
             completed_at=now, lease_owner=None, lease_expires_at=None))
         unblock = Counter(row.dependents)
         if unblock:
-            conn.execute(work.UNBLOCK, [{"k_task": task_id, "k_name": n, "n": c} for n, c in sorted(unblock.items())])
+            work.UNBLOCK(conn, [{"k_task": task_id, "k_name": n, "n": c} for n, c in sorted(unblock.items())])
         log = [work.transition(task_id, step, state.value, StepState.RESOLVED_MANUALLY.value, now, reason)]
         remaining = task.steps_remaining - 1
         conn.execute(sa.update(tasks).where(T.id == task_id).values(steps_remaining=remaining, updated_at=now))
@@ -249,7 +249,7 @@ class SqlStore:
         elif status is TaskState.ERROR and not any(r.state == StepState.ERROR.value for r in rows if r.name != step):
             self._set_status(conn, task_id, status.value, TaskState.IN_PROGRESS, now, reason, log,
                              error=None, completed_at=None)
-        conn.execute(work.INSERT_TRANSITIONS, log)
+        work.INSERT_TRANSITIONS(conn, log)
         return True
 
     @staticmethod
