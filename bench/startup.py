@@ -254,6 +254,12 @@ def worker(manifest_path: str, mode: str) -> dict[str, Any]:
         "traced_current": traced_current,
         "maxrss": maxrss,
         "maxrss_before": maxrss_before,
+        "modules": sorted(  # the tasker_host files start-up imported, relative to the repository
+            Path(m.__file__).resolve().relative_to(REPO).as_posix()
+            for name, m in list(sys.modules.items())
+            if name.split(".")[0] == "tasker_host" and getattr(m, "__file__", None)
+            and Path(m.__file__).resolve().is_relative_to(REPO)
+        ),
     }
 
 
@@ -356,7 +362,7 @@ def measure(args: argparse.Namespace, root: Path, log: Any) -> dict[str, Any]:
             "implementation": platform.python_implementation(),
             "platform": platform.platform(),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-            "code": code_version(),
+            "code": code_version(runs[sizes[0]]["time"][0]["modules"]),
             "loadavg_1min_before": round(load_before[0], 2),
             "loadavg_1min_after": round(os.getloadavg()[0], 2),
         },
@@ -375,16 +381,22 @@ def measure(args: argparse.Namespace, root: Path, log: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def code_version() -> str:
-    """The measured code: git HEAD, and whether tasker_host/ has uncommitted changes (read-only)."""
+def code_version(modules: list[str]) -> str:
+    """The measured code: git HEAD, and which of the ``modules`` start-up imported are modified.
+
+    Read-only git commands only.
+    """
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                               text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "tasker_host"], cwd=REPO,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--", "tasker_host"], cwd=REPO,
+                                capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
-    return f"{head}" + (" + uncommitted changes in tasker_host/" if dirty else " (tasker_host/ clean)")
+    dirty = sorted({line[3:].strip() for line in status.splitlines()} & set(modules))
+    if dirty:
+        return f"{head} + uncommitted changes in start-up modules: {', '.join(dirty)}"
+    return f"{head} (start-up modules unmodified)"
 
 
 def table(report: dict[str, Any]) -> str:

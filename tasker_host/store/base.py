@@ -21,9 +21,12 @@ Semantics every implementation must follow
   and ``ready_at <= now``; OR state ``in_progress`` whose lease expired (``lease_expires_at <
   now``: its worker died). Each claimed step gets state ``in_progress``, ``attempts += 1``,
   ``lease_owner = owner``, ``lease_expires_at = now + lease_seconds``, ``started_at = now``; its task
-  moves ``pending`` → ``in_progress``. Oldest ``ready_at`` first; when ``namespace_limits`` is given,
-  at most that many in-progress steps per namespace (counting ones already running). On PostgreSQL,
-  rows are locked with ``FOR UPDATE SKIP LOCKED`` so concurrent claimers never take the same step.
+  moves ``pending`` → ``in_progress``. Steps whose lease expired come first (most overdue first),
+  then waiting steps, oldest ``ready_at`` first; a reclaim is recorded as an ``in_progress`` →
+  ``in_progress`` transition. When ``namespace_limits`` is given, at most that many in-progress
+  steps per listed namespace (counting ones already running; reclaiming an expired step does not
+  add one, so it is not held back by the cap). On PostgreSQL, rows are locked with ``FOR UPDATE
+  SKIP LOCKED`` so concurrent claimers never take the same step.
 * ``renew_leases``: extends ``lease_expires_at`` of the owner's in-progress steps.
 * ``record``: applies outcomes of steps. An outcome is applied only if the step is still
   ``in_progress`` with ``lease_owner == outcome.owner`` and ``attempts == outcome.attempt``;
@@ -31,22 +34,32 @@ Semantics every implementation must follow
   never records over another's). Applying:
   - ``complete``: state, ``results``, ``completed_at``; each dependent's ``pending_deps -= 1``; the
     task's remaining-step count drops; when no steps remain the task becomes ``complete``.
-  - ``waiting_retry``: state, ``last_error``, ``ready_at`` (when the backoff ends); lease cleared.
+  - ``waiting_retry``: state, ``last_error``, ``ready_at`` (when the backoff ends; ``at`` if None).
   - ``error``: state, ``last_error``; the task becomes ``error`` with ``error`` = the step's error
-    (plus the step name) unless it is already final.
+    (plus ``"step": <name>``) if it is ``pending``/``in_progress`` (a second failure keeps the first
+    cause).
   - ``cancelled`` (a running step interrupted by cancellation): state only.
-  Returns the tasks whose status changed as ``TaskChange`` values.
-* ``cancel_task``: task → ``cancelled`` (unless already final: returns False); every step not final
-  (pending, waiting_retry, in_progress) → ``cancelled``.
+  Every applied outcome clears the step's lease. Returns the tasks whose status changed as
+  ``TaskChange`` values (one per task). A step named twice in one batch: the second is rejected.
+* Final task states are ``complete``, ``cancelled`` and ``resolved_manually``. ``error`` is not
+  final: it can be retried, resolved or cancelled. A task's ``completed_at`` is set when it becomes
+  ``complete``, ``error`` or ``cancelled`` (cleared when it runs again); ``updated_at`` whenever
+  its row changes (status, error, remaining-step count).
+* ``cancel_task``: task → ``cancelled`` (unless already final: returns False; a task in ``error``
+  can be cancelled); every step not final (pending, waiting_retry, in_progress) → ``cancelled``
+  (steps in ``error`` keep their state).
 * ``retry_task``: only for a task in ``error``: its ``error`` steps go back to ``pending`` with
   ``attempts`` 0, ``ready_at`` = now, cleared lease; task → ``in_progress``; error cleared.
 * ``resolve_step``: for a step in ``error`` (or ``pending``/``waiting_retry``, when its task is in
-  ``error``): step → ``resolved_manually`` with optional ``results`` (what dependents will read);
+  ``error``) of a task that is not final: step → ``resolved_manually`` with optional ``results`` (what dependents will read);
   dependents' ``pending_deps`` drop and the remaining-step count drops as for ``complete``. The task
   then becomes ``complete`` if no steps remain, else ``in_progress`` if it was ``error`` and no other
   step is in ``error``. Returns False (and writes nothing) when the step is not resolvable.
-* ``next_ready_at``: the earliest ``ready_at`` among waiting steps of live tasks (or None) — the
-  engine sleeps until then when nothing is runnable.
+* ``next_ready_at``: the earliest ``ready_at`` among waiting steps (``pending``/``waiting_retry``
+  with ``pending_deps == 0``) of live tasks, possibly in the past (or None) — the engine sleeps
+  until then when nothing is runnable. Expired leases are not included.
+* ``list_tasks``: ordered by (``created_at``, ``id``); ``created_after`` is inclusive,
+  ``created_before`` exclusive; an unknown ``after_id`` cursor gives an empty page.
 """
 
 from __future__ import annotations

@@ -104,9 +104,8 @@ class SqlStore:
                 return fn(conn, *args)
 
     def _transient(self, exc: DBAPIError) -> bool:
-        if self._sqlite:
-            return "database is locked" in str(exc.orig)
-        return getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES
+        # SQLite: writers already queue for busy_timeout (BEGIN IMMEDIATE); nothing to retry
+        return not self._sqlite and getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES
 
     def _lock_task(self, conn: sa.Connection, task_id: str) -> tuple[Any, list[Any]]:
         """Lock the task's steps, then the task (PostgreSQL; the order claim/record use too)."""
@@ -235,7 +234,7 @@ class SqlStore:
         if not (state is StepState.ERROR or (state in WAITING_STEP and status is TaskState.ERROR)):
             return False
         conn.execute(sa.update(steps).where(S.task_id == task_id, S.name == step).values(
-            state=StepState.RESOLVED_MANUALLY.value, results=sa.bindparam("results", results, type_=S.results.type),
+            state=StepState.RESOLVED_MANUALLY.value, results=results,
             completed_at=now, lease_owner=None, lease_expires_at=None))
         unblock = Counter(row.dependents)
         if unblock:

@@ -28,7 +28,7 @@ from sqlalchemy.pool import StaticPool
 
 from tasker_host.errors import ConfigurationError
 from tasker_host.migrations import make_config
-from tasker_host.store.urls import is_sqlite_memory, parse_url, redact, render_url
+from tasker_host.store.urls import default_sqlite_url, is_sqlite_memory, parse_url, redact, render_url
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 READONLY = "tasker_readonly"  # execution option: this transaction only reads (SQLite: plain BEGIN)
@@ -47,7 +47,7 @@ def make_engine(url: str | URL, **options: Any) -> Engine:
     if memory:
         options.setdefault("poolclass", StaticPool)
     else:
-        Path(parsed.database or "").expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        Path(parsed.database or "").resolve().parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(parsed, connect_args=connect_args, **options)
     _sqlite_events(engine, wal=not memory)
     return engine
@@ -113,18 +113,19 @@ def check_schema(engine: Engine) -> None:
                              f"needs {head}: run `tasker-host db upgrade`")
 
 
-def upgrade(url: str, revision: str = "head") -> str | None:
-    """``tasker-host db upgrade``: bring the database at ``url`` to ``revision``; the new revision."""
-    engine = make_engine(url)
+def upgrade(url: str | None = None, revision: str = "head") -> str | None:
+    """``tasker-host db upgrade``: bring the database at ``url`` (None: the embedded SQLite default)
+    to ``revision``; returns the database's revision afterwards."""
+    engine = make_engine(url or default_sqlite_url())
     try:
         return upgrade_engine(engine, revision)
     finally:
         engine.dispose()
 
 
-def current_revision(url: str) -> str | None:
+def current_revision(url: str | None = None) -> str | None:
     """The schema revision of the database at ``url`` (None: no tasker-host schema yet)."""
-    engine = make_engine(url)
+    engine = make_engine(url or default_sqlite_url())
     try:
         with engine.connect() as connection:
             connection.execution_options(**{READONLY: True})

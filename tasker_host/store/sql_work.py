@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.expression import ColumnElement
-from sqlalchemy.sql.visitors import InternalTraversal
 
 from tasker_host.models import StepState, TaskState
 from tasker_host.store._common import (
     CLAIM_REASON,
+    FINAL_TASK,
     LIVE_TASK,
     RECLAIM_REASON,
     error_reason,
@@ -29,93 +27,17 @@ from tasker_host.store._common import (
     task_error,
 )
 from tasker_host.store.base import Claim, StepOutcome, StepResultBatch, TaskChange
+from tasker_host.store.sql_batch import Many, ManyInsert, Rows, Unindexed, lit
 from tasker_host.store.sql_schema import Json, steps, tasks, transitions
 
 S, T = steps.c, tasks.c
 _B = sa.bindparam
 
 
-def _lit(value: str | int) -> sa.ColumnElement[Any]:
-    """A literal in the SQL text (lets the planners match the partial indexes' predicates)."""
-    return sa.literal_column(repr(value) if isinstance(value, str) else str(value))
-
-
-class Many:
-    """An executemany of a Core DML statement: compiled once per dialect, parameters bound here.
-
-    ``Connection.execute(stmt, rows)`` builds and type-processes a parameter dict per row in Python
-    (several microseconds each); a claim or record of 200 steps writes ~800 rows, which made that
-    the largest cost on SQLite. Rows are dicts keyed by bind name; bind names a row lacks take the
-    statement's constant (e.g. ``state='complete'`` in ``values()``). Values still go through each
-    type's own bind processor (JSON serialisation), and the driver call still goes through the
-    connection (events, transaction, error wrapping).
-    """
-
-    def __init__(self, statement: sa.Executable):
-        self.statement = statement
-        self._plans: dict[str, tuple[str, Callable[[Mapping[str, Any]], Any]]] = {}
-
-    def _plan(self, dialect: sa.Dialect) -> tuple[str, Callable[[Mapping[str, Any]], Any]]:
-        plan = self._plans.get(dialect.name)
-        if plan is None:
-            compiled = self.statement.compile(dialect=dialect)
-            positional = bool(compiled.positional)
-            names = list(compiled.positiontup or ()) if positional else list(compiled.binds)
-            env: dict[str, Any] = {}
-            parts = []
-            for i, name in enumerate(names):
-                bind = compiled.binds[name]
-                if bind.required:
-                    expr = f"r[{name!r}]"
-                else:
-                    env[f"d{i}"] = bind.value
-                    expr = f"r.get({name!r}, d{i})"
-                processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-                if processor is not None:
-                    env[f"p{i}"] = processor
-                    expr = f"p{i}({expr})"
-                parts.append(expr if positional else f"{name!r}: {expr}")
-            body = f"({', '.join(parts)},)" if positional else f"{{{', '.join(parts)}}}"
-            # one row -> driver parameters, as a compiled expression (no per-value Python loop)
-            binder = eval(f"lambda r: {body}", env)  # noqa: S307 - built from bind names only
-            plan = self._plans[dialect.name] = (compiled.string, binder)
-        return plan
-
-    def __call__(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        if rows:
-            sql, binder = self._plan(conn.dialect)
-            conn.exec_driver_sql(sql, list(map(binder, rows)))
-
-
-class _Unindexed(ColumnElement[Any]):
-    """``column`` that SQLite must not look up through an index (rendered ``+column`` there).
-
-    Without statistics SQLite would otherwise drive the claim query from ``tasks`` by status and
-    sort every live task's steps, instead of walking ``ix_steps_runnable`` in ``ready_at`` order.
-    """
-
-    inherit_cache = True
-    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]
-
-    def __init__(self, column: sa.ColumnElement[Any]):
-        self.column = column
-        self.type = column.type
-
-
-@compiles(_Unindexed)
-def _unindexed(element: _Unindexed, compiler: Any, **kw: Any) -> str:
-    return compiler.process(element.column, **kw)
-
-
-@compiles(_Unindexed, "sqlite")
-def _unindexed_sqlite(element: _Unindexed, compiler: Any, **kw: Any) -> str:
-    return "+" + compiler.process(element.column, **kw)
-
-
 #: same predicates as the partial indexes ix_steps_runnable / ix_steps_running
-RUNNABLE = sa.and_(S.state.in_([_lit("pending"), _lit("waiting_retry")]), S.pending_deps == _lit(0))
-RUNNING = S.state == _lit("in_progress")
-LIVE = _Unindexed(T.status).in_([s.value for s in LIVE_TASK])
+RUNNABLE = sa.and_(S.state.in_([lit("pending"), lit("waiting_retry")]), S.pending_deps == lit(0))
+RUNNING = S.state == lit("in_progress")
+LIVE = Unindexed(T.status).in_([lit(s.value) for s in sorted(LIVE_TASK)])
 DONE = [StepState.COMPLETE.value, StepState.RESOLVED_MANUALLY.value]
 
 _CLAIMABLE = (sa.select(S.task_id, S.name, S.state, S.attempts, S.lease_owner, S.ready_at,
@@ -127,77 +49,29 @@ EXPIRED = _CLAIMABLE.where(RUNNING, S.lease_expires_at < _B("now")).order_by(S.l
 READY = _CLAIMABLE.where(RUNNABLE, S.ready_at <= _B("now")).order_by(S.ready_at)
 
 
-class ManyInsert(Many):
-    """Rows into ``table``: executemany, or on PostgreSQL one ``INSERT ... SELECT FROM unnest(arrays)``
-    (one array parameter per column; about twice as fast as a pipelined executemany)."""
-
-    _COERCE: dict[type, Callable[[Any], Any]] = {sa.Float: float, sa.Integer: int, sa.String: str,
-                                                 sa.Boolean: bool}
-
-    def __init__(self, table: sa.Table, columns: Sequence[str]):
-        super().__init__(sa.insert(table).values({c: _B(c) for c in columns}))
-        self.table, self.columns = table, list(columns)
-        self._pg: tuple[str, list[tuple[str, Callable[[Any], Any]]]] | None = None
-
-    def _pg_plan(self, dialect: sa.Dialect) -> tuple[str, list[tuple[str, Callable[[Any], Any]]]]:
-        if self._pg is None:
-            quote = dialect.identifier_preparer.quote
-            arrays, selected, coercions = [], [], []
-            for name in self.columns:
-                column_type = self.table.c[name].type
-                if isinstance(column_type, sa.JSON):
-                    arrays.append(f"CAST(%({name})s AS TEXT[])")
-                    selected.append(f"CAST(v.{quote(name)} AS JSONB)")
-                    coercions.append((name, lambda v: None if v is None else json.dumps(v)))
-                    continue
-                coerce = next(f for t, f in self._COERCE.items() if isinstance(column_type, t))
-                array = ARRAY(column_type).compile(dialect=dialect)
-                arrays.append(f"CAST(%({name})s AS {array})")
-                selected.append(f"v.{quote(name)}")
-                coercions.append((name, coerce))
-            sql = (f"INSERT INTO {dialect.identifier_preparer.format_table(self.table)} "
-                   f"({', '.join(quote(c) for c in self.columns)}) SELECT {', '.join(selected)} "
-                   f"FROM unnest({', '.join(arrays)}) AS v({', '.join(quote(c) for c in self.columns)})")
-            self._pg = (sql, coercions)
-        return self._pg
-
-    def __call__(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        if not rows or conn.dialect.name != "postgresql":
-            return super().__call__(conn, rows)
-        sql, coercions = self._pg_plan(conn.dialect)
-        conn.exec_driver_sql(sql, {name: [None if (v := row[name]) is None else coerce(v) for row in rows]
-                                   for name, coerce in coercions})
-
-
 def _locking(query: sa.Select[Any], **options: Any) -> dict[bool, sa.Select[Any]]:
     """``query`` without / with ``FOR UPDATE`` (PostgreSQL), built once."""
     return {False: query, True: query.with_for_update(**options)}
 
 
 _SKIP = {"skip_locked": True, "of": steps}
-EXPIRED_Q = _locking(EXPIRED.limit(_B("limit")), **_SKIP)
-READY_Q = _locking(READY.limit(_B("limit")), **_SKIP)
-READY_IN_Q = _locking(READY.where(T.namespace == _B("namespace")).limit(_B("limit")), **_SKIP)
+EXPIRED_Q = {pg: Rows(q) for pg, q in _locking(EXPIRED.limit(_B("limit")), **_SKIP).items()}
+READY_Q = {pg: Rows(q) for pg, q in _locking(READY.limit(_B("limit")), **_SKIP).items()}
+READY_IN_Q = {pg: Rows(q) for pg, q in
+              _locking(READY.where(T.namespace == _B("namespace")).limit(_B("limit")), **_SKIP).items()}
 READY_NOT_IN_Q = _locking(READY.where(T.namespace.not_in(_B("namespaces", expanding=True))).limit(_B("limit")),
                           **_SKIP)
-# task_id IN (...) lets SQLite use the primary key (it scans the table for a row-value IN alone)
 _KEYS = (sa.func.unnest(sa.cast(_B("task_ids", type_=ARRAY(sa.String)), ARRAY(sa.String)),
                         sa.cast(_B("names", type_=ARRAY(sa.String)), ARRAY(sa.String)))
          .table_valued("task_id", "name").render_derived(name="k"))
 _CURRENT_COLUMNS = (S.task_id, S.name, S.state, S.lease_owner, S.attempts, S.dependents)
-#: the steps named by (task_id, name) pairs. SQLite: ``task_id IN (...)`` lets it use the primary
-#: key (it scans the table for a row-value IN alone); PostgreSQL: a join with ``unnest`` of two
-#: arrays plans far faster than a 200-element row-value IN list.
-CURRENT_STEPS = {
-    False: sa.select(*_CURRENT_COLUMNS).where(S.task_id.in_(_B("ids", expanding=True)),
-                                              sa.tuple_(S.task_id, S.name).in_(_B("keys", expanding=True)))
-    .order_by(S.task_id, S.name),
-    True: sa.select(*_CURRENT_COLUMNS).join_from(steps, _KEYS, sa.and_(S.task_id == _KEYS.c.task_id,
-                                                                       S.name == _KEYS.c.name))
-    .order_by(S.task_id, S.name).with_for_update(of=steps),
-}
-TASK_COUNTS = _locking(sa.select(T.id, T.status, T.steps_remaining).where(T.id.in_(_B("ids", expanding=True)))
-                       .order_by(T.id))
+#: PostgreSQL: the steps named by (task_id, name) pairs, locked. A join with ``unnest`` of two arrays
+#: plans far faster than a 200-element row-value IN list.
+CURRENT_STEPS_PG = (sa.select(*_CURRENT_COLUMNS)
+                    .join_from(steps, _KEYS, sa.and_(S.task_id == _KEYS.c.task_id, S.name == _KEYS.c.name))
+                    .order_by(S.task_id, S.name).with_for_update(of=steps))
+TASK_COUNTS_PG = (sa.select(T.id, T.status, T.steps_remaining).where(T.id.in_(_B("ids", expanding=True)))
+                  .order_by(T.id).with_for_update())
 RUNNING_BY_NAMESPACE = (sa.select(T.namespace, sa.func.count()).join_from(steps, tasks, S.task_id == T.id)
                         .where(RUNNING, T.namespace.in_(_B("namespaces", expanding=True)))
                         .group_by(T.namespace))
@@ -244,12 +118,14 @@ def claim(conn: sa.Connection, owner: str, limit: int, now: float, lease_seconds
         return []
     pg = conn.dialect.name == "postgresql"
 
-    def run(query: dict[bool, sa.Select[Any]], n: int, **params: Any) -> list[sa.Row[Any]]:
-        return list(conn.execute(query[pg], {"now": now, "limit": n, **params}))
+    def run(query: dict[bool, Any], n: int, **params: Any) -> list[Any]:
+        statement = query[pg]
+        params = {"now": now, "limit": n, **params}
+        return statement(conn, params) if isinstance(statement, Rows) else list(conn.execute(statement, params))
 
     expired = run(EXPIRED_Q, limit)
     need = limit - len(expired)
-    ready: list[sa.Row[Any]] = []
+    ready: list[Any] = []
     if need > 0 and namespace_limits:
         limited = sorted(namespace_limits)
         if pg:  # serialise claimers of a capped namespace, so the cap holds across processes
@@ -297,23 +173,34 @@ def renew_leases(conn: sa.Connection, owner: str, now: float, lease_seconds: flo
 
 
 # -- record --------------------------------------------------------------------------------------
+def _current_steps(conn: sa.Connection, pg: bool, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[Any, ...]]:
+    """(state, lease_owner, attempts, dependents) of the steps named by ``keys`` (locked on PostgreSQL)."""
+    if pg:
+        rows = conn.execute(CURRENT_STEPS_PG, {"task_ids": [k[0] for k in keys], "names": [k[1] for k in keys]})
+        return {(r.task_id, r.name): (r.state, r.lease_owner, r.attempts, r.dependents) for r in rows}
+    # SQLite: ``task_id IN (...)`` lets it use the primary key (it scans the table for a row-value
+    # IN alone). Bound by hand: half the cost of expanding 600 parameters through the compiler.
+    ids = sorted({k[0] for k in keys})
+    sql = (f"SELECT task_id, name, state, lease_owner, attempts, dependents FROM steps "
+           f"WHERE task_id IN ({', '.join('?' * len(ids))}) "
+           f"AND (task_id, name) IN (VALUES {', '.join(['(?, ?)'] * len(keys))})")
+    rows = conn.exec_driver_sql(sql, (*ids, *(part for key in keys for part in key)))
+    return {(r[0], r[1]): (r[2], r[3], r[4], json.loads(r[5])) for r in rows}
+
+
 def record(conn: sa.Connection, outcomes: Sequence[StepOutcome]) -> StepResultBatch:
     if not outcomes:
         return StepResultBatch()
     pg = conn.dialect.name == "postgresql"
-    keys = sorted({(o.task_id, o.step) for o in outcomes})
-    params = ({"task_ids": [k[0] for k in keys], "names": [k[1] for k in keys]} if pg
-              else {"ids": sorted({k[0] for k in keys}), "keys": keys})
-    rows = conn.execute(CURRENT_STEPS[pg], params)
-    current = {(r.task_id, r.name): r for r in rows}
+    current = _current_steps(conn, pg, sorted({(o.task_id, o.step) for o in outcomes}))
 
     applied: dict[tuple[str, str], StepOutcome] = {}
     rejected: list[StepOutcome] = []
+    running = StepState.IN_PROGRESS.value
     for o in outcomes:
         key = (o.task_id, o.step)
-        row = current.get(key)
-        if (row is None or key in applied or row.state != StepState.IN_PROGRESS.value
-                or row.lease_owner != o.owner or row.attempts != o.attempt):
+        row = current.get(key)  # (state, lease_owner, attempts, dependents)
+        if row is None or key in applied or row[0] != running or row[1] != o.owner or row[2] != o.attempt:
             rejected.append(o)
         else:
             applied[key] = o
@@ -332,7 +219,7 @@ def record(conn: sa.Connection, outcomes: Sequence[StepOutcome]) -> StepResultBa
         if state is StepState.COMPLETE:
             params.update(results=o.results, at=o.at)
             done[o.task_id] += 1
-            for name in current[key].dependents:
+            for name in current[key][3]:
                 unblock[(o.task_id, name)] += 1
         elif state is StepState.WAITING_RETRY:
             params.update(error=o.error, ready_at=o.ready_at if o.ready_at is not None else o.at)
@@ -351,20 +238,26 @@ def record(conn: sa.Connection, outcomes: Sequence[StepOutcome]) -> StepResultBa
     touched = sorted(set(done) | set(failed))
     if touched:
         counts, statuses = [], []
-        for row in conn.execute(TASK_COUNTS[pg], {"ids": touched}):
-            at, status, remaining = last_at[row.id], TaskState(row.status), row.steps_remaining - done[row.id]
-            params = {"k_id": row.id, "remaining": remaining, "at": at}
+        if pg:
+            task_rows = conn.execute(TASK_COUNTS_PG, {"ids": touched}).all()
+        else:  # bound by hand, as in _current_steps
+            task_rows = conn.exec_driver_sql(
+                f"SELECT id, status, steps_remaining FROM tasks WHERE id IN ({', '.join('?' * len(touched))})",
+                tuple(touched)).all()
+        for row_id, before, count in task_rows:
+            at, status, remaining = last_at[row_id], TaskState(before), count - done[row_id]
+            params = {"k_id": row_id, "remaining": remaining, "at": at}
             after, error, reason = status, None, ""
-            if remaining == 0 and status in LIVE_TASK | {TaskState.ERROR}:
+            if remaining == 0 and status not in FINAL_TASK:
                 after, reason = TaskState.COMPLETE, "all steps complete"
-            elif row.id in failed and status in LIVE_TASK:
-                after, error, reason = TaskState.ERROR, task_error(failed[row.id]), error_reason(failed[row.id])
+            elif row_id in failed and status in LIVE_TASK:
+                after, error, reason = TaskState.ERROR, task_error(failed[row_id]), error_reason(failed[row_id])
             if after is status:
                 counts.append(params)
                 continue
             statuses.append({**params, "status": after.value, "error": error, "completed_at": at})
-            changes.append(TaskChange(row.id, status, after))
-            log.append(transition(row.id, None, status.value, after.value, at, reason))
+            changes.append(TaskChange(row_id, status, after))
+            log.append(transition(row_id, None, status.value, after.value, at, reason))
         if counts:
             TASK_COUNT(conn, counts)
         if statuses:
