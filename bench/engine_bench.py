@@ -51,14 +51,12 @@ def make_host(backend: str, tag: str, probe: Probe, workdir: Path):
     elif backend == "sqlite":
         url = f"sqlite:///{workdir / f'{tag}.db'}"
     else:
-        url = fresh_pg_url(tag)
-    host = build_host(HostSettings(database_url=url), entry_points=entry_points(probe),
-                      engine_config=EngineConfig(concurrency=512, claim_batch=512))
-    if backend == "postgres":
-        from tasker_host.store.sql import upgrade
+        from tasker_host.store import upgrade
 
+        url = fresh_pg_url(tag)
         upgrade(url)
-    return host
+    return build_host(HostSettings(database_url=url), entry_points=entry_points(probe),
+                      engine_config=EngineConfig(concurrency=512, claim_batch=512))
 
 
 def throughput(backend: str, workload: str, n: int, workdir: Path) -> dict:

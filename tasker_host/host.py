@@ -64,14 +64,10 @@ def open_catalog(settings: HostSettings, **kwargs: Any) -> Catalog:
 
 def open_store(settings: HostSettings) -> Store:
     """The store the settings name: ``memory`` (no persistence), a URL, or embedded SQLite."""
-    if settings.database_url == "memory":
-        from tasker_host.store.memory import MemoryStore
+    from tasker_host.store import open_store as open_url
 
-        return MemoryStore()
-    from tasker_host.store.sql import SqlStore
-    from tasker_host.store.urls import default_sqlite_url
-
-    return SqlStore(settings.database_url or default_sqlite_url())
+    url = settings.database_url
+    return open_url("memory://" if url == "memory" else url)
 
 
 @dataclass

@@ -259,6 +259,22 @@ class StoreContract:
         assert batch.changes == (TaskChange("t1", TaskState.IN_PROGRESS, TaskState.COMPLETE),)
         assert store.step_results("t1") == {s: {"step": s} for s in "abcd"}
 
+    def test_record_and_claim_takes_the_steps_a_batch_made_ready(self, store: Store) -> None:
+        store.create_task(make_task(), NOW)
+        [a] = store.claim("w1", 10, NOW, LEASE)
+        batch, claims = store.record_and_claim([done(a)], "w1", 10, NOW + 1, LEASE)
+        assert not batch.rejected and names(claims) == [("t1", "b"), ("t1", "c")]
+        assert all(c.attempt == 1 for c in claims) and step_of(store, "t1", "b").lease_owner == "w1"
+        [b, c] = claims
+        batch, claims = store.record_and_claim([done(b, NOW + 2)], "w1", 0, NOW + 2, LEASE)  # limit 0
+        assert claims == [] and step_of(store, "t1", "b").state is StepState.COMPLETE
+        batch, claims = store.record_and_claim([done(c, NOW + 3, owner="w2")], "w1", 10, NOW + 3, LEASE)
+        assert [(o.step, o.owner) for o in batch.rejected] == [("c", "w2")] and claims == []
+        batch, claims = store.record_and_claim([done(c, NOW + 3)], "w1", 10, NOW + 3, LEASE)
+        assert names(claims) == [("t1", "d")]
+        batch, claims = store.record_and_claim([done(claims[0], NOW + 4)], "w1", 10, NOW + 4, LEASE)
+        assert batch.changes == (TaskChange("t1", TaskState.IN_PROGRESS, TaskState.COMPLETE),) and claims == []
+
     def test_error_fails_the_task_with_its_cause(self, store: Store) -> None:
         store.create_task(make_task("t1", {"a": (), "b": ()}), NOW)
         a, b = store.claim("w1", 2, NOW, LEASE)

@@ -12,9 +12,15 @@ pass_state = click.make_pass_decorator(CliState, ensure=True)
 
 
 def _url(state: CliState) -> str:
-    from tasker_host.store.urls import default_sqlite_url
+    from tasker_host.store.urls import default_sqlite_url, normalize_url
 
-    return state.settings.database_url or default_sqlite_url()
+    return normalize_url(state.settings.database_url or default_sqlite_url())
+
+
+def _shown(url: str) -> str:
+    from tasker_host.store.urls import redact
+
+    return redact(url)
 
 
 @click.group()
@@ -27,7 +33,7 @@ def db() -> None:
 @pass_state
 def upgrade(state: CliState, as_json: bool) -> None:
     """Apply every pending migration (safe to run repeatedly)."""
-    from tasker_host.store import sql
+    from tasker_host.store import sql_engine as sql
 
     url = _url(state)
     try:
@@ -36,7 +42,7 @@ def upgrade(state: CliState, as_json: bool) -> None:
         after = sql.current_revision(url)
     except TaskerError as exc:
         fail(exc, as_json=as_json)
-    doc = {"database": sql.safe_url(url), "from": before, "to": after}
+    doc = {"database": _shown(url), "from": before, "to": after}
     emit(doc, as_json, lambda d: f"{d['database']}: schema at {d['to']}"
          + (f" (upgraded from {d['from'] or 'empty'})" if d["from"] != d["to"] else " (already current)"))
 
@@ -46,11 +52,11 @@ def upgrade(state: CliState, as_json: bool) -> None:
 @pass_state
 def current(state: CliState, as_json: bool) -> None:
     """Print the schema revision the database is at."""
-    from tasker_host.store import sql
+    from tasker_host.store import sql_engine as sql
 
     url = _url(state)
     try:
-        doc = {"database": sql.safe_url(url), "revision": sql.current_revision(url)}
+        doc = {"database": _shown(url), "revision": sql.current_revision(url)}
     except TaskerError as exc:
         fail(exc, as_json=as_json)
     emit(doc, as_json, lambda d: f"{d['database']}: {d['revision'] or 'empty (run tasker-host db upgrade)'}")

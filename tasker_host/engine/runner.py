@@ -66,7 +66,8 @@ class Engine:
         self._waiters: dict[str, list[anyio.Event]] = {}
         self._wake: anyio.Event | None = None  # events are made on the loop, in run()
         self._outcome_ready: anyio.Event | None = None
-        self._db_limiter = anyio.CapacityLimiter(1)
+        self._db_limiter = anyio.CapacityLimiter(getattr(store, "parallel_calls", 1))
+        self._tg: anyio.abc.TaskGroup | None = None
         self._inline_db = bool(getattr(store, "inline", False))
         self._next_retry_at: float | None = None  # earliest known backoff end
 
@@ -96,11 +97,13 @@ class Engine:
         self._wake, self._outcome_ready = anyio.Event(), anyio.Event()
         try:
             async with anyio.create_task_group() as tg:
+                self._tg = tg
                 tg.start_soon(self._commit_loop)
                 tg.start_soon(self._lease_loop)
                 await self._claim_loop(tg, until_idle)
                 tg.cancel_scope.cancel()
         finally:
+            self._tg = None  # the final flush below claims nothing new
             with anyio.CancelScope(shield=True):
                 await self._commit_pending()  # final states survive cancellation
 
@@ -263,12 +266,18 @@ class Engine:
             await self._commit_pending()
 
     async def _commit_pending(self) -> None:
+        """Record the finished steps in one transaction that also claims the steps they made
+        ready (one round trip per batch); acknowledge them only once committed."""
         batch, self._outcomes = self._outcomes, []
         if not batch:
             return
+        tg = self._tg
+        free = self.config.concurrency - self._inflight + len(batch) if tg is not None else 0
+        limit = max(0, min(free, self.config.claim_batch))
         self._committing = True
         try:
-            result = await self.db(self.store.record, batch)
+            result, claims = await self.db(self.store.record_and_claim, batch, self.config.owner, limit,
+                                           self.clock.now(), self.config.lease_seconds)
         finally:
             self._committing = False
             self._inflight -= len(batch)
@@ -278,7 +287,10 @@ class Engine:
                 self._after_step(o)
         for change in result.changes:
             self._after_task(change)
-        self.nudge()
+        if claims and tg is not None:
+            await self._start(tg, claims)
+        if (limit and len(claims) == limit) or not self._inflight:
+            self.nudge()  # a full batch (more may be ready), or maybe idle: let the loop look
 
     def _after_step(self, o: StepOutcome) -> None:
         if o.state is StepState.WAITING_RETRY and o.ready_at is not None:

@@ -27,6 +27,9 @@ Semantics every implementation must follow
   steps per listed namespace (counting ones already running; reclaiming an expired step does not
   add one, so it is not held back by the cap). On PostgreSQL, rows are locked with ``FOR UPDATE
   SKIP LOCKED`` so concurrent claimers never take the same step.
+* ``record_and_claim``: ``record`` then ``claim`` in ONE transaction (the runner's hot path: one
+  round trip per batch of finished steps also takes the steps they made ready). ``limit`` 0 claims
+  nothing.
 * ``renew_leases``: extends ``lease_expires_at`` of the owner's in-progress steps.
 * ``record``: applies outcomes of steps. An outcome is applied only if the step is still
   ``in_progress`` with ``lease_owner == outcome.owner`` and ``attempts == outcome.attempt``;
@@ -218,6 +221,10 @@ class Store(Protocol):
 
     def claim(self, owner: str, limit: int, now: float, lease_seconds: float,
               namespace_limits: Mapping[str, int] | None = None) -> list[Claim]: ...
+
+    def record_and_claim(self, outcomes: Sequence[StepOutcome], owner: str, limit: int, now: float,
+                         lease_seconds: float, namespace_limits: Mapping[str, int] | None = None,
+                         ) -> tuple[StepResultBatch, list[Claim]]: ...  # one transaction
 
     def renew_leases(self, owner: str, now: float, lease_seconds: float) -> int: ...
 

@@ -54,6 +54,8 @@ Entry = tuple[float, int, Key]  # (ready_at or lease expiry, sequence, key)
 class MemoryStore:
     """Dictionaries and heaps behind one lock (see the module docstring)."""
 
+    inline = True  # calls are cheap: the runner makes them on its event loop
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._seq = itertools.count()
@@ -182,6 +184,13 @@ class MemoryStore:
             return len(keys)
 
     # -- outcomes --------------------------------------------------------------------------
+    def record_and_claim(self, outcomes: Sequence[StepOutcome], owner: str, limit: int, now: float,
+                         lease_seconds: float, namespace_limits: Mapping[str, int] | None = None,
+                         ) -> tuple[StepResultBatch, list[Claim]]:
+        batch = self.record(outcomes) if outcomes else StepResultBatch()
+        claims = self.claim(owner, limit, now, lease_seconds, namespace_limits) if limit > 0 else []
+        return batch, claims
+
     def record(self, outcomes: Sequence[StepOutcome]) -> StepResultBatch:
         check_outcomes(outcomes)
         with self._lock:

@@ -59,6 +59,10 @@ class SqlStore:
         self.url = parsed.render_as_string(hide_password=False)
         self.dialect = parsed.get_backend_name()
         self._sqlite = self.dialect == "sqlite"
+        # SQLite calls take well under a millisecond: the runner makes them on its event loop
+        # (no thread hop); PostgreSQL calls go to worker threads, a few at a time.
+        self.inline = self._sqlite
+        self.parallel_calls = 1 if self._sqlite else 4
         self._engine = make_engine(parsed, **dict(engine_options or {}))
         # SQLite: one writer at a time anyway; in memory (one shared connection) readers too
         self._write_lock: contextlib.AbstractContextManager[Any] = (
@@ -178,6 +182,12 @@ class SqlStore:
     def claim(self, owner: str, limit: int, now: float, lease_seconds: float,
               namespace_limits: Mapping[str, int] | None = None) -> list[Claim]:
         return self._write(work.claim, owner, limit, now, lease_seconds, namespace_limits)
+
+    def record_and_claim(self, outcomes: Sequence[StepOutcome], owner: str, limit: int, now: float,
+                         lease_seconds: float, namespace_limits: Mapping[str, int] | None = None,
+                         ) -> tuple[StepResultBatch, list[Claim]]:
+        check_outcomes(outcomes)
+        return self._write(_record_and_claim, outcomes, owner, limit, now, lease_seconds, namespace_limits)
 
     def renew_leases(self, owner: str, now: float, lease_seconds: float) -> int:
         return self._write(work.renew_leases, owner, now, lease_seconds)
@@ -323,6 +333,14 @@ class SqlStore:
         query = (sa.select(S.ready_at).join_from(steps, tasks, S.task_id == T.id)
                  .where(work.RUNNABLE, work.LIVE).order_by(S.ready_at).limit(1))
         return self._read(lambda conn: conn.execute(query).scalar())
+
+
+def _record_and_claim(conn: sa.Connection, outcomes: Sequence[StepOutcome], owner: str, limit: int,
+                      now: float, lease_seconds: float, namespace_limits: Mapping[str, int] | None,
+                      ) -> tuple[StepResultBatch, list[Claim]]:
+    batch = work.record(conn, outcomes) if outcomes else StepResultBatch()
+    claims = work.claim(conn, owner, limit, now, lease_seconds, namespace_limits) if limit > 0 else []
+    return batch, claims
 
 
 def _task(r: Any) -> TaskRecord:
