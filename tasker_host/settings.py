@@ -19,11 +19,15 @@ class HostSettings:
     ``strict_plugins``: any plugin load failure or broken template stops the host.
     ``on_conflict``: refuse to start on a conflict (default) or quarantine the conflicting entries.
     ``database_url``: SQLAlchemy URL; ``None`` means the embedded SQLite default.
+    ``allow_invocations`` / ``deny_invocations``: cross-namespace call rules
+    (``TASKER_ALLOW_INVOCATIONS="inventory->payments.process_refund,..."``; see engine/policy.py).
     """
 
     strict_plugins: bool = False
     on_conflict: ConflictPolicy = ConflictPolicy.REFUSE
     database_url: str | None = None
+    allow_invocations: tuple[str, ...] = ()  # "caller->namespace[.name]": may invoke private templates
+    deny_invocations: tuple[str, ...] = ()  # "caller->namespace[.name]": may not invoke, whatever else says
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> HostSettings:
@@ -35,6 +39,9 @@ class HostSettings:
             values["on_conflict"] = _policy(policy)
         if url := env.get(f"{ENV_PREFIX}DATABASE_URL"):
             values["database_url"] = url
+        for key in ("allow_invocations", "deny_invocations"):
+            if rules := env.get(f"{ENV_PREFIX}{key.upper()}"):
+                values[key] = tuple(r.strip() for r in rules.split(",") if r.strip())
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 

@@ -47,7 +47,9 @@ class TemplateLoader:
         self._schema: dict[str, Any] = json.loads(text)
         self._validator = Draft202012Validator(self._schema)
         self._quick: Callable[[Any], bool] = quick_check(self._schema)
-        self._meta_validators: dict[type, Any] = {Draft202012Validator: fast_2020_12_checker()}
+        meta = fast_2020_12_checker()
+        self._meta_validators: dict[type, Any] = {Draft202012Validator: meta}
+        self._meta_quick: Callable[[Any], bool] = quick_check(meta.schema, meta.format_checker)
         self._constructor = yaml.constructor.SafeConstructor()
         self._yaml_loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -146,6 +148,8 @@ class TemplateLoader:
             except Exception:  # unknown or malformed: deprecated by jsonschema, an error here
                 doc.add(f"unknown $schema {schema['$schema']!r}", "schema.$schema")
                 return
+        if cls is Draft202012Validator and self._meta_quick(schema):
+            return  # fast path said valid; anything else gets the full check and its report
         if cls not in self._meta_validators:
             self._meta_validators[cls] = cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)
         for error in self._meta_validators[cls].iter_errors(schema):

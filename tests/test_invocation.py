@@ -117,3 +117,30 @@ async def test_a_route_hook_decides_delivery():
     await host.engine.run_until_idle()
     assert delivered == [("team", "flow", "~=1.0", "call#1")]
     assert "remote host refused" in host.service.get_task(parent.id).steps[0].last_error["message"]
+
+
+async def test_host_allow_rule_opens_a_private_template_to_one_caller():
+    host = host_with(Script(), doc("secret", visibility="private"), allow_invocations=("caller->team.secret",))
+    parent = host.service.create_task("caller", "delegate", context={"target": {"name": "secret"}}).task
+    await host.engine.run_until_idle()
+    assert host.service.get_task(parent.id).status is TaskState.COMPLETE
+
+
+async def test_host_deny_rule_wins_over_visibility_and_plugin_hooks():
+    permissive = type("Policy", (), {"tasker_authorize_invocation": staticmethod(hookimpl(
+        lambda caller_namespace, target_namespace, target_name, visibility: True))})()
+    host = host_with(Script(), deny_invocations=("*->team",), extra_plugins=[("policy", permissive)])
+    parent = host.service.create_task("caller", "delegate").task
+    await host.engine.run_until_idle()
+    step = host.service.get_task(parent.id).steps[0]
+    assert step.state is StepState.ERROR and "may not invoke team.flow@1.2.0" in step.last_error["message"]
+
+
+def test_invocation_rules_are_validated():
+    from tasker_host.engine.policy import InvocationRule
+    from tasker_host.errors import ConfigurationError
+
+    assert InvocationRule.parse("inventory->payments.process_refund") == \
+        InvocationRule("inventory", "payments", "process_refund")
+    with pytest.raises(ConfigurationError, match="expected CALLER->NAMESPACE"):
+        InvocationRule.parse("inventory payments")

@@ -1,4 +1,5 @@
-"""The three installed team plugins, end to end through the engine (memory store, fake clock)."""
+"""The three installed team plugins, end to end through the engine (memory store and a SQLite
+file, fake clock)."""
 
 from __future__ import annotations
 
@@ -27,9 +28,10 @@ def anyio_backend():
     return "asyncio"
 
 
-@pytest.fixture
-def host():
-    h = build_host(HostSettings(database_url="memory", strict_plugins=True), clock=FakeClock(),
+@pytest.fixture(params=["memory", "sqlite"])
+def host(request, tmp_path):
+    url = "memory" if request.param == "memory" else f"sqlite:///{tmp_path / 'tasker.db'}"
+    h = build_host(HostSettings(database_url=url, strict_plugins=True), clock=FakeClock(),
                    policy=RetryPolicy(jitter=0.0))
     if not {"payments", "customer_success", "inventory"} <= set(h.registry.namespaces):
         pytest.fail("the three team plugins must be installed (./scripts/test installs them)")

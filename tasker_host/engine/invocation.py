@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from tasker_host.context import InvocationResult, TaskInfo
+from tasker_host.engine.policy import InvocationPolicy
 from tasker_host.engine.service import Parent, TaskService
 from tasker_host.errors import InvocationDeniedError, PermanentError, RegistryError, RequestError
 from tasker_host.markers import hookimpl
-from tasker_host.models import TaskState, Visibility
+from tasker_host.models import TaskState
 from tasker_host.store.base import TaskRecord
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -50,20 +51,12 @@ class Invoker:
         return await route.deliver(request)
 
 
-def may_invoke(manager: pluggy.PluginManager, caller: str, namespace: str, name: str,
-               visibility: Visibility) -> bool:
-    opinion = manager.hook.tasker_authorize_invocation(
-        caller_namespace=caller, target_namespace=namespace, target_name=name, visibility=visibility.value)
-    if opinion is not None:
-        return bool(opinion)
-    return caller == namespace or visibility is Visibility.PUBLIC
-
-
 class LocalRoute:
     """Creates the child task in this host's database and (optionally) waits for it."""
 
-    def __init__(self, service: TaskService, engine: Engine, manager: pluggy.PluginManager):
-        self.service, self.engine, self.manager = service, engine, manager
+    def __init__(self, service: TaskService, engine: Engine, manager: pluggy.PluginManager,
+                 policy: InvocationPolicy):
+        self.service, self.engine, self.manager, self.policy = service, engine, manager, policy
 
     async def deliver(self, request: InvocationRequest) -> InvocationResult:
         child = await self.engine.db(self.service.store.find_child, request.caller.id, request.invocation_key)
@@ -77,8 +70,8 @@ class LocalRoute:
     def _create(self, request: InvocationRequest, parent: Parent) -> TaskRecord:
         try:
             template = self.service.registry.resolve(request.namespace, request.name, request.version)
-            if not may_invoke(self.manager, request.caller.namespace, template.namespace, template.name,
-                              template.visibility):
+            if not self.policy.permits(self.manager, request.caller.namespace, template.namespace,
+                                       template.name, template.visibility):
                 raise InvocationDeniedError(
                     f"namespace {request.caller.namespace!r} may not invoke {template.full_name} "
                     f"(visibility {template.visibility.value})")
