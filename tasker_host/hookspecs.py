@@ -98,3 +98,16 @@ def tasker_on_event(event: Any) -> None:
     ids. Observers are isolated: an exception is logged with the plugin's name and never changes
     the run. Keep observers fast; they run on the engine's event loop.
     """
+
+
+@hookspec(firstresult=True)
+def tasker_authorize(principal: Any, action: str, namespace: str) -> bool | None:
+    """May ``principal`` perform ``action`` on tasks of ``namespace`` (REST API)?
+
+    Called for every API request that touches a namespace. ``principal`` is a
+    :class:`tasker_host.auth.Principal` (name, admin flag, namespace grants); ``action`` is one of
+    ``create``, ``cancel``, ``retry``, ``resolve`` (manage actions) or ``show``, ``index`` (view
+    actions). Return ``True`` to allow, ``False`` to deny, ``None`` for no opinion; without an
+    opinion the default policy applies (manage own namespaces, view own and ``shared``, admins
+    everything). The first non-``None`` answer wins.
+    """
