@@ -10,6 +10,7 @@ from typing import Any
 
 import pluggy
 
+from tasker_host.auth import TokenStore
 from tasker_host.collect import build_registry
 from tasker_host.engine.clock import Clock, RealClock
 from tasker_host.engine.events import EventBus
@@ -23,7 +24,10 @@ from tasker_host.plugins import Discovery, EntryPointLike, discover
 from tasker_host.registry import Registry
 from tasker_host.settings import HostSettings
 from tasker_host.store.base import Store
+from tasker_host.store.tokens import token_store_for
 from tasker_host.templates import TemplateLoader
+
+REMOTE_ROUTE_PLUGIN = "tasker_host.remote_route"
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ class Host:
     service: TaskService
     engine: Engine
     clock: Clock
+    tokens: TokenStore  # API tokens, in the store's database (memory store: in memory)
 
     @property
     def registry(self) -> Registry:
@@ -102,6 +107,9 @@ class Host:
         return self.catalog.manager
 
     def close(self) -> None:
+        remote = self.plugin_manager.get_plugin(REMOTE_ROUTE_PLUGIN)
+        if remote is not None:
+            remote.close()
         self.store.close()
 
 
@@ -119,12 +127,17 @@ def build_host(
     settings = settings or HostSettings()
     catalog = open_catalog(settings, entry_points=entry_points, extra_plugins=extra_plugins)
     store = store if store is not None else open_store(settings)
+    tokens = token_store_for(store)
     clock = clock or RealClock()
     events = EventBus(catalog.manager)
     engine = Engine(store, catalog.registry, clock, events, config=engine_config, policy=policy)
     service = TaskService(catalog.registry, store, clock, events, on_created=engine.on_work)
     engine.invoke = Invoker(catalog.manager)
     policy = InvocationPolicy.from_rules(settings.allow_invocations, settings.deny_invocations)
+    if settings.remote_hosts:  # namespaces served by other hosts: routed before the local route
+        from tasker_host.remote import RemoteRoutePlugin  # imports httpx: only when configured
+
+        catalog.manager.register(RemoteRoutePlugin(settings.remote_hosts), name=REMOTE_ROUTE_PLUGIN)
     route = LocalRoute(service, engine, catalog.manager, policy)
     catalog.manager.register(LocalRoutePlugin(route), name="tasker_host.local_route")
-    return Host(settings, catalog, store, events, service, engine, clock)
+    return Host(settings, catalog, store, events, service, engine, clock, tokens=tokens)

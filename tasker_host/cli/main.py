@@ -21,7 +21,7 @@ class CliState:
 
 def build_cli() -> click.Group:
     """Build the command group with every sub-command (no import-time registration)."""
-    from tasker_host.cli import catalog, database, tasks
+    from tasker_host.cli import catalog, database, tasks, tokens
 
     @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
     @click.option("--strict/--no-strict", default=None, envvar="TASKER_STRICT_PLUGINS",
@@ -54,7 +54,7 @@ def build_cli() -> click.Group:
                      "on_conflict": ConflictPolicy(on_conflict) if on_conflict else None}
         state.settings = HostSettings.from_env({}, **{**_settings_dict(state.settings), **overrides})
 
-    for command in (*catalog.COMMANDS, *tasks.COMMANDS, *database.COMMANDS):
+    for command in (*catalog.COMMANDS, *tasks.COMMANDS, *database.COMMANDS, *tokens.COMMANDS):
         cli.add_command(command)
     return cli
 

@@ -115,7 +115,25 @@ class TransitionRow(Base):
     __table_args__ = (sa.Index("ix_transitions_task", "task_id", "id"),)
 
 
+class ApiTokenRow(Base):
+    """An API bearer token: only its SHA-256 ``digest`` is kept, never the token itself.
+
+    ``grants`` is a JSON list of ``"namespace:level"`` strings (level ``manage`` or ``view``).
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)  # uuid4 hex
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    digest: Mapped[str] = mapped_column(sa.String(64), unique=True)  # sha256 hex
+    admin: Mapped[bool] = mapped_column(sa.Boolean)
+    grants: Mapped[Any] = mapped_column(Json)
+    created_at: Mapped[float] = mapped_column(sa.Double)
+    revoked_at: Mapped[float | None] = mapped_column(sa.Double)
+
+
 metadata = Base.metadata
 tasks: sa.Table = TaskRow.__table__  # type: ignore[assignment]
 steps: sa.Table = StepRow.__table__  # type: ignore[assignment]
 transitions: sa.Table = TransitionRow.__table__  # type: ignore[assignment]
+api_tokens: sa.Table = ApiTokenRow.__table__  # type: ignore[assignment]

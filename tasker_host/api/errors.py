@@ -1,0 +1,149 @@
+"""Every error the API reports, and the ONE table that turns exceptions into responses.
+
+Every 4xx/5xx body has the same shape::
+
+    {"error": "<code>", "message": "<what went wrong>", "problems": [{"path": ..., "message": ...}]}
+
+plus ``"available"`` (what does exist) for unknown namespaces, templates and versions.
+
+Status codes (see ``ERROR_TABLE``; :class:`ApiError` carries its own):
+
+====  ==========================  =====================================================================
+400   ``malformed_json``          the body is not JSON (or not UTF-8, or uses NaN/Infinity)
+401   ``unauthorized``            no / unknown / revoked bearer token
+403   ``forbidden``               the principal may see the namespace but not act in it
+404   ``not_found``               no such task or step — or one in a namespace the principal cannot view
+404   ``unknown_namespace``       (also: a namespace the principal cannot view), with ``available``
+404   ``unknown_template``        with ``available`` template names
+404   ``no_matching_version``     with ``available`` versions
+405   ``method_not_allowed``
+409   ``invalid_state``           e.g. retrying a task that is not in error
+409   ``idempotency_conflict``    an ``Idempotency-Key`` reused for a different request
+413   ``payload_too_large``
+415   ``unsupported_media_type``  a body that is not ``application/json``
+422   ``invalid_request``         wrong field types, unknown fields, bad query parameters, bad version spec
+422   ``invalid_context``         the context violates the template's schema (every violation listed)
+500   ``internal_error``          a bug: logged with its traceback; the body says nothing more
+====  ==========================  =====================================================================
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from tasker_host.errors import (
+    ConfigurationError,
+    InvalidContextError,
+    InvalidStateError,
+    InvocationDeniedError,
+    NoMatchingVersionError,
+    RequestError,
+    ResolutionError,
+    TaskerError,
+    TaskNotFoundError,
+    UnknownNamespaceError,
+    UnknownTemplateError,
+)
+
+log = logging.getLogger("tasker_host.api")
+
+
+class ApiError(Exception):
+    """A request the API refuses, with its status, code, message and problems."""
+
+    def __init__(self, status: int, code: str, message: str, *, problems: Sequence[dict[str, Any]] = (),
+                 available: Sequence[str] | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.problems = list(problems)
+        self.available = None if available is None else list(available)
+        self.headers = headers
+
+
+def problem(path: str, message: str) -> dict[str, str]:
+    return {"path": path, "message": message}
+
+
+def unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="tasker"'})
+
+
+def forbidden(message: str) -> ApiError:
+    return ApiError(403, "forbidden", message)
+
+
+def invalid_request(message: str, problems: Sequence[dict[str, Any]]) -> ApiError:
+    return ApiError(422, "invalid_request", message, problems=problems)
+
+
+#: The exception → (status, code) table. First match in order (subclasses before their bases).
+ERROR_TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
+    (InvalidContextError, 422, "invalid_context"),
+    (TaskNotFoundError, 404, "not_found"),
+    (InvalidStateError, 409, "invalid_state"),
+    (InvocationDeniedError, 403, "forbidden"),
+    (UnknownNamespaceError, 404, "unknown_namespace"),
+    (UnknownTemplateError, 404, "unknown_template"),
+    (NoMatchingVersionError, 404, "no_matching_version"),
+    (ConfigurationError, 422, "invalid_request"),
+    (RequestError, 400, "bad_request"),
+)
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+               415: "unsupported_media_type"}
+
+
+def as_api_error(exc: BaseException) -> ApiError:
+    """The :class:`ApiError` an exception stands for (``internal_error`` when nothing matches)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, HTTPException):
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return ApiError(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}) or None)
+    for cls, status, code in ERROR_TABLE:
+        if isinstance(exc, cls):
+            return ApiError(status, code, str(exc), problems=_problems_of(exc), available=_available_of(exc))
+    return ApiError(500, "internal_error", "internal server error (logged)")
+
+
+def _problems_of(exc: BaseException) -> list[dict[str, Any]]:
+    if isinstance(exc, InvalidContextError):
+        return [dict(v) for v in exc.violations]
+    return []
+
+
+def _available_of(exc: BaseException) -> list[str] | None:
+    return list(exc.available) if isinstance(exc, ResolutionError) else None
+
+
+def error_body(error: ApiError) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": error.code, "message": error.message, "problems": error.problems}
+    if error.available is not None:
+        body["available"] = error.available
+    return body
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    return JSONResponse(error_body(error), status_code=error.status, headers=error.headers)
+
+
+async def handle_error(request: Request, exc: Exception) -> JSONResponse:
+    """The one exception handler (registered for every class in the table, and for 500s)."""
+    error = as_api_error(exc)
+    if error.status >= 500:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(error)
+
+
+def exception_handlers() -> dict[Any, Any]:
+    """Starlette's ``exception_handlers``: every class of the table, HTTP errors and the rest."""
+    handlers: dict[Any, Any] = {cls: handle_error for cls, _, _ in ERROR_TABLE}
+    handlers.update({ApiError: handle_error, HTTPException: handle_error, TaskerError: handle_error,
+                     Exception: handle_error})
+    return handlers

@@ -1,0 +1,203 @@
+"""Validating request documents and query strings into plain values, collecting EVERY problem
+before anything is looked up or written (one 422 lists them all)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from starlette.datastructures import Headers, QueryParams
+
+from tasker_host.api.body import json_type, require_object
+from tasker_host.api.errors import invalid_request, problem
+from tasker_host.errors import ConfigurationError
+from tasker_host.models import TaskState
+from tasker_host.versions import VersionRequest
+
+MAX_NAME = 200  # column width of namespace / name / idempotency key
+MAX_LIMIT = 200
+DEFAULT_LIMIT = 50
+CREATE_FIELDS = ("name", "namespace", "version", "context")
+_CURSOR_PREFIX = "t1:"
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRequest:
+    namespace: str
+    name: str
+    version: str | None  # as requested: exact, a range, or None (newest stable)
+    context: dict[str, Any]
+
+
+def parse_create(body: Any) -> CreateRequest:
+    """``{"name", "namespace", "version"?, "context"?}`` or the Tasker-style ``{"task": {...}}``."""
+    doc, prefix = require_object(body), ""
+    if set(doc) == {"task"}:
+        doc, prefix = require_object(doc["task"], "'task'"), "task."
+    problems = [problem(prefix + k, "unknown field (expected name, namespace, version, context)")
+                for k in doc if k not in CREATE_FIELDS]
+    namespace = _identifier(doc, "namespace", prefix, problems)
+    name = _identifier(doc, "name", prefix, problems)
+    version = _version(doc.get("version"), prefix + "version", problems)
+    context = doc.get("context")
+    if context is None:
+        context = {}
+    elif not isinstance(context, dict):
+        problems.append(problem(prefix + "context", f"must be an object, not {json_type(context)}"))
+    if problems:
+        raise invalid_request(f"invalid task request ({len(problems)} problem(s))", problems)
+    return CreateRequest(namespace, name, version, context)  # type: ignore[arg-type]
+
+
+def _identifier(doc: Mapping[str, Any], key: str, prefix: str, problems: list[dict[str, str]]) -> str | None:
+    value = doc.get(key)
+    if value is None:
+        problems.append(problem(prefix + key, "required"))
+    elif not isinstance(value, str):
+        problems.append(problem(prefix + key, f"must be a string, not {json_type(value)}"))
+    elif not value.strip() or len(value) > MAX_NAME:
+        problems.append(problem(prefix + key, f"must be a non-empty string of at most {MAX_NAME} characters"))
+    else:
+        return value
+    return None
+
+
+def _version(value: Any, path: str, problems: list[dict[str, str]]) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        problems.append(problem(path, f"must be a string (exact version or range), not {json_type(value)}"))
+        return None
+    try:
+        VersionRequest.parse(value)
+    except ConfigurationError as exc:
+        problems.append(problem(path, str(exc)))
+    return value.strip() or None
+
+
+def parse_version_param(value: str | None) -> str | None:
+    problems: list[dict[str, str]] = []
+    spec = _version(value, "version", problems)
+    if problems:
+        raise invalid_request("invalid version request", problems)
+    return spec
+
+
+def parse_resolve(body: Any) -> Any:
+    """Optional ``{"results": <any JSON>}``: what the step's dependents will read."""
+    if body is None:
+        return None
+    doc = require_object(body)
+    unknown = [problem(k, "unknown field (expected results)") for k in doc if k != "results"]
+    if unknown:
+        raise invalid_request("invalid resolve request", unknown)
+    return doc.get("results")
+
+
+def idempotency_key(headers: Headers) -> str | None:
+    key = headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not key.strip() or len(key) > MAX_NAME:
+        raise invalid_request("invalid Idempotency-Key header", [
+            problem("Idempotency-Key", f"must be 1 to {MAX_NAME} characters")])
+    return key
+
+
+# -- listing --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    namespaces: list[str] | None
+    name: str | None
+    version: str | None
+    status: TaskState | None
+    created_after: float | None
+    created_before: float | None
+    after_id: str | None
+    limit: int
+
+
+def parse_list_query(params: QueryParams) -> ListQuery:
+    problems: list[dict[str, str]] = []
+    namespaces = [ns for ns in params.getlist("namespace")]
+    if any(not ns for ns in namespaces):
+        problems.append(problem("namespace", "must not be empty"))
+    status = _status(params.get("status"), problems)
+    after = _timestamp(params.get("created_after"), "created_after", problems)
+    before = _timestamp(params.get("created_before"), "created_before", problems)
+    limit = _limit(params.get("limit"), problems)
+    cursor = _cursor(params.get("cursor"), problems)
+    if problems:
+        raise invalid_request(f"invalid query ({len(problems)} problem(s))", problems)
+    return ListQuery(namespaces or None, params.get("name") or None, params.get("version") or None, status,
+                     after, before, cursor, limit)
+
+
+def _status(value: str | None, problems: list[dict[str, str]]) -> TaskState | None:
+    if not value:
+        return None
+    try:
+        return TaskState(value)
+    except ValueError:
+        problems.append(problem("status", f"must be one of {', '.join(s.value for s in TaskState)}"))
+        return None
+
+
+def parse_timestamp(text: str) -> float:
+    """Epoch seconds (``1700000000.5``) or ISO-8601 (``2024-01-15T10:30:00Z``; naive means UTC)."""
+    try:
+        value = float(text)
+    except ValueError:
+        moment = datetime.fromisoformat(text.strip())
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.timestamp()
+    if not math.isfinite(value):
+        raise ValueError("not a finite number")
+    return value
+
+
+def _timestamp(value: str | None, key: str, problems: list[dict[str, str]]) -> float | None:
+    if not value:
+        return None
+    try:
+        return parse_timestamp(value)
+    except (ValueError, OverflowError, OSError):
+        problems.append(problem(key, "must be an ISO-8601 time (2024-01-15T10:30:00Z) or epoch seconds"))
+        return None
+
+
+def _limit(value: str | None, problems: list[dict[str, str]]) -> int:
+    if value is None:
+        return DEFAULT_LIMIT
+    try:
+        limit = int(value)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_LIMIT:
+        problems.append(problem("limit", f"must be an integer from 1 to {MAX_LIMIT}"))
+    return limit
+
+
+def encode_cursor(task_id: str) -> str:
+    return base64.urlsafe_b64encode((_CURSOR_PREFIX + task_id).encode()).decode().rstrip("=")
+
+
+def _cursor(value: str | None, problems: list[dict[str, str]]) -> str | None:
+    if not value:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        text = ""
+    if not text.startswith(_CURSOR_PREFIX) or len(text) == len(_CURSOR_PREFIX):
+        problems.append(problem("cursor", "not a cursor this API returned (use next_cursor as is)"))
+        return None
+    return text[len(_CURSOR_PREFIX):]

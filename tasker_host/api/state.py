@@ -1,0 +1,63 @@
+"""What every route needs: the host, the authenticator, the limits, the metrics, the worker's
+state — one :class:`Api` per application (``app.state.api``), nothing in module globals."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+from starlette.requests import Request
+
+from tasker_host.auth import Principal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tasker_host.api.metrics import Metrics
+    from tasker_host.host import Host
+
+R = TypeVar("R")
+Authenticate = Callable[[str], "Principal | None"]
+
+
+@dataclass
+class WorkerState:
+    """Whether the engine runs in this process, and how it is doing."""
+
+    enabled: bool
+    running: bool = False
+    error: str | None = None
+
+
+@dataclass
+class Api:
+    host: Host
+    authenticate: Authenticate
+    prefix: str
+    max_body_bytes: int
+    metrics: Metrics
+    worker: WorkerState
+    started_at: float = field(default_factory=time.time)
+
+    @property
+    def inline(self) -> bool:
+        """SQLite and memory stores answer in well under a millisecond: call them on the loop."""
+        return bool(getattr(self.host.store, "inline", False))
+
+    async def call(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        """Call a synchronous store / service function: inline, or in a worker thread."""
+        if self.inline:
+            return fn(*args, **kwargs)
+        return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
+
+    def work_arrived(self) -> None:
+        """Wake the engine on its own loop after a write made in a worker thread (the service's
+        own wake-up call ran in that thread, where it cannot wake the loop reliably)."""
+        if not self.inline:
+            self.host.engine.nudge()
+
+
+def api_of(request: Request) -> Api:
+    return request.app.state.api

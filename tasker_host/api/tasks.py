@@ -1,0 +1,168 @@
+"""Task routes: create, list, show, cancel, retry, resolve a step.
+
+Order of checks for a creation (nothing is written before the last one):
+auth (401) → media type / size / JSON (415 / 413 / 400) → shape (422, every problem) → the
+namespace is viewable (else 404, as if unknown) → may manage it (403) → the template resolves
+(404 with ``available``) → the context satisfies its schema (422, every violation) → create.
+
+An ``Idempotency-Key`` makes creation safe to retry: the first request answers **201**, a replay
+with the same key (in the same namespace) answers **200** with the same task and writes nothing; a
+replay whose name, context or version request does not match that task is a **409**.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from packaging.version import Version
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tasker_host.api.access_log import note_task
+from tasker_host.api.auth import may, require_principal, visible_namespaces
+from tasker_host.api.body import read_json
+from tasker_host.api.errors import ApiError, forbidden
+from tasker_host.api.requests import (
+    CreateRequest,
+    encode_cursor,
+    idempotency_key,
+    parse_create,
+    parse_list_query,
+    parse_resolve,
+)
+from tasker_host.api.state import Api, api_of
+from tasker_host.auth import Action, Principal
+from tasker_host.models import TaskTemplate
+from tasker_host.store.base import TaskFilter, TaskRecord
+from tasker_host.versions import VersionRequest
+from tasker_host.views import task_doc
+
+MAX_CHILDREN = 500
+
+
+def unknown_namespace(api: Api, principal: Principal, namespace: str) -> ApiError:
+    visible = visible_namespaces(api, principal)
+    known = sorted(api.host.registry.namespaces)
+    available = known if visible is None else [ns for ns in known if ns in visible]
+    return ApiError(404, "unknown_namespace", f"unknown namespace {namespace!r}", available=available)
+
+
+def resolve_template(api: Api, principal: Principal, req: CreateRequest) -> TaskTemplate:
+    """Check access and resolve the template; validate the context against its schema."""
+    registry = api.host.registry
+    if req.namespace not in registry.namespaces or not may(api, principal, Action.SHOW, req.namespace):
+        raise unknown_namespace(api, principal, req.namespace)
+    if not may(api, principal, Action.CREATE, req.namespace):
+        raise forbidden(f"{principal.name} may not create tasks in namespace {req.namespace!r}")
+    template = registry.resolve(req.namespace, req.name, req.version)
+    api.host.service.validate_context(template, req.context)
+    return template
+
+
+def _same_request(task: TaskRecord, req: CreateRequest) -> bool:
+    if task.name != req.name or dict(task.context) != req.context:
+        return False
+    return req.version is None or VersionRequest.parse(req.version).select([Version(task.version)]) is not None
+
+
+async def create_task(request: Request) -> JSONResponse:
+    api = api_of(request)
+    principal = await require_principal(request)
+    key = idempotency_key(request.headers)
+    req = parse_create(await read_json(request, api.max_body_bytes))
+    template = resolve_template(api, principal, req)
+    result = await api.call(api.host.service.create_task, req.namespace, req.name, str(template.version),
+                            req.context, idempotency_key=key)
+    note_task(request, result.task)
+    if not result.created and not _same_request(result.task, req):
+        raise ApiError(409, "idempotency_conflict",
+                       f"Idempotency-Key {key!r} was used for another request (task {result.task.id})")
+    if result.created:
+        api.work_arrived()
+    headers = {"Location": f"{api.prefix}/tasks/{result.task.id}"}
+    if not result.created:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(task_doc(result.task), status_code=201 if result.created else 200, headers=headers)
+
+
+async def list_tasks(request: Request) -> JSONResponse:
+    api = api_of(request)
+    principal = await require_principal(request)
+    q = parse_list_query(request.query_params)
+    visible = visible_namespaces(api, principal)
+    namespaces = q.namespaces if visible is None else [ns for ns in (q.namespaces or visible) if ns in visible]
+    if namespaces is not None and not namespaces:
+        return JSONResponse({"tasks": [], "next_cursor": None})
+    query = TaskFilter(namespaces=namespaces, name=q.name, version=q.version, status=q.status,
+                       created_after=q.created_after, created_before=q.created_before, after_id=q.after_id,
+                       limit=q.limit + 1)
+    found = await api.call(api.host.service.list_tasks, query)
+    page = found[:q.limit]
+    cursor = encode_cursor(page[-1].id) if len(found) > q.limit else None
+    return JSONResponse({"tasks": [task_doc(t, with_steps=False) for t in page], "next_cursor": cursor})
+
+
+async def visible_task(request: Request, api: Api, principal: Principal) -> TaskRecord:
+    """The task of the path, or 404 when it does not exist or its namespace is not viewable."""
+    task_id = request.path_params["task_id"]
+    task = await api.call(api.host.store.get_task, task_id)
+    if task is None or not may(api, principal, Action.SHOW, task.namespace):
+        raise ApiError(404, "not_found", f"no task {task_id!r}")
+    note_task(request, task)
+    return task
+
+
+async def full_doc(api: Api, principal: Principal, task: TaskRecord) -> dict[str, Any]:
+    """The task document with its steps and the ids of its (viewable) child tasks."""
+    children = await api.call(api.host.store.list_tasks, TaskFilter(parent_task_id=task.id, limit=MAX_CHILDREN))
+    doc = task_doc(task)
+    doc["children"] = [c.id for c in children if may(api, principal, Action.SHOW, c.namespace)]
+    return doc
+
+
+async def show_task(request: Request) -> JSONResponse:
+    api = api_of(request)
+    principal = await require_principal(request)
+    task = await visible_task(request, api, principal)
+    return JSONResponse(await full_doc(api, principal, task))
+
+
+async def _act(request: Request, api: Api, principal: Principal, action: Action, fn_name: str,
+               *args: Any) -> JSONResponse:
+    task = await visible_task(request, api, principal)
+    if not may(api, principal, action, task.namespace):
+        raise forbidden(f"{principal.name} may not {action.value} tasks in namespace {task.namespace!r}")
+    updated = await api.call(getattr(api.host.service, fn_name), task.id, *args)
+    if action is Action.CANCEL:
+        api.host.engine.cancel_running(task.id)  # steps running here stop now (on the loop)
+    else:
+        api.work_arrived()
+    return JSONResponse(await full_doc(api, principal, updated))
+
+
+async def cancel_task(request: Request) -> JSONResponse:
+    api, principal = api_of(request), await require_principal(request)
+    return await _act(request, api, principal, Action.CANCEL, "cancel_task")
+
+
+async def retry_task(request: Request) -> JSONResponse:
+    api, principal = api_of(request), await require_principal(request)
+    return await _act(request, api, principal, Action.RETRY, "retry_task")
+
+
+async def resolve_step(request: Request) -> JSONResponse:
+    api, principal = api_of(request), await require_principal(request)
+    results = parse_resolve(await read_json(request, api.max_body_bytes, optional=True))
+    return await _act(request, api, principal, Action.RESOLVE, "resolve_step", request.path_params["step"], results)
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/tasks", create_task, methods=["POST"]),
+        Route("/tasks", list_tasks, methods=["GET"]),
+        Route("/tasks/{task_id}", show_task, methods=["GET"]),
+        Route("/tasks/{task_id}", cancel_task, methods=["DELETE"]),
+        Route("/tasks/{task_id}/retry", retry_task, methods=["POST"]),
+        Route("/tasks/{task_id}/steps/{step}/resolve", resolve_step, methods=["POST"]),
+    ]
