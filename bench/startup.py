@@ -6,6 +6,7 @@ the store and engine exist -- each measurement in a fresh Python subprocess.
 
     .venv/bin/python bench/startup.py --plugins 50 100 200 --templates-per-plugin 25 --repeat 3
     .venv/bin/python bench/startup.py --plugins 200 --repeat 1 --profile   # + cProfile of 200
+    .venv/bin/python bench/startup.py --baseline   # + the same without the start-up fast paths
 
 Budget (issue requirement): linear growth, and <= 3 s for 5,000 templates. Not a test: it is
 not collected by pytest. See bench/STARTUP.md.
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +193,8 @@ def worker(manifest_path: str, mode: str) -> dict[str, Any]:
     from tasker_host.testing import FakeEntryPoint, NoopHandler, make_plugin
 
     import_seconds = time.perf_counter() - started
+    if mode == "baseline":
+        without_fast_paths()
     manifest = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
     plugins = manifest["plugins"]
     entry_points = [
@@ -263,6 +267,21 @@ def worker(manifest_path: str, mode: str) -> dict[str, Any]:
     }
 
 
+def without_fast_paths() -> None:
+    """``--baseline``: start-up as before its two fast paths (jsonschema meta-validates every
+    context schema; the cyclic GC runs during the load), monkeypatched in this worker only."""
+    from tasker_host import host, templates
+
+    init = templates.TemplateLoader.__init__
+
+    def full_meta_check(self: Any) -> None:
+        init(self)
+        self._meta_quick = lambda schema: False  # "not sure": always jsonschema
+
+    templates.TemplateLoader.__init__ = full_meta_check
+    host.gc = types.SimpleNamespace(isenabled=lambda: False, disable=lambda: None)
+
+
 def run_worker(manifest_path: Path, mode: str) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     proc = subprocess.run(
@@ -308,13 +327,14 @@ def measure(args: argparse.Namespace, root: Path, log: Any) -> dict[str, Any]:
     print(f"generated {max(sizes)} plugins x {args.templates_per_plugin} templates "
           f"in {generate_seconds:.2f} s under {root}", file=log)  # fmt: skip
 
-    runs: dict[int, dict[str, list[dict[str, Any]]]] = {n: {"time": [], "memory": []} for n in sizes}
+    modes = ("time", "memory", "baseline") if args.baseline else ("time", "memory")
+    runs: dict[int, dict[str, list[dict[str, Any]]]] = {n: {m: [] for m in modes} for n in sizes}
     for r in range(args.repeat):  # interleave sizes so drift on the machine hits all of them
         for n in sizes:
-            for mode in ("time", "memory"):
+            for mode in modes:
                 result = run_worker(manifests[n], mode)
                 runs[n][mode].append(result)
-                print(f"  repeat {r + 1}/{args.repeat} plugins={n:>4} {mode:<6} "
+                print(f"  repeat {r + 1}/{args.repeat} plugins={n:>4} {mode:<8} "
                       f"{result['seconds']:.3f} s", file=log)  # fmt: skip
 
     rows = []
@@ -335,6 +355,7 @@ def measure(args: argparse.Namespace, root: Path, log: Any) -> dict[str, Any]:
             "maxrss_growth_mib": statistics.median(r["maxrss"] - r["maxrss_before"] for r in timed) / MIB,
             "import_seconds": statistics.median(r["import_seconds"] for r in timed),
             "seconds_with_tracemalloc": statistics.median(r["seconds"] for r in traced),
+            "baseline_seconds": [r["seconds"] for r in runs[n].get("baseline", ())],
         })  # fmt: skip
     base = rows[0]["ms_per_template"]
     previous = None
@@ -420,6 +441,10 @@ def table(report: dict[str, Any]) -> str:
         f"budget: {budget['templates']} templates in {budget['seconds']:.3f} s ({budget['how']}) "
         f"<= {budget['limit_seconds']:.1f} s -> {budget['verdict']}",
     ]  # fmt: skip
+    for r in report["rows"] if report["rows"][0]["baseline_seconds"] else ():
+        before = statistics.median(r["baseline_seconds"])
+        lines.append(f"without the fast paths (--baseline, same run): {r['plugins']} plugins {before:.3f} s"
+                     f" -> {r['median_seconds']:.3f} s with them (x{r['median_seconds'] / before:.2f})")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -452,8 +477,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="also cProfile the largest size (one more fresh process)")
     parser.add_argument("--profile-top", type=int, default=25)
     parser.add_argument("--keep", action="store_true", help="keep the generated catalogue")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also time every size without the start-up fast paths (interleaved)")
     parser.add_argument("--worker", metavar="MANIFEST", help=argparse.SUPPRESS)
-    parser.add_argument("--mode", choices=("time", "memory", "profile"), default="time",
+    parser.add_argument("--mode", choices=("time", "memory", "profile", "baseline"), default="time",
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)  # fmt: skip
 

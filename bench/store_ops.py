@@ -2,6 +2,7 @@
 
     python bench/store_ops.py                        # both backends, 240 single calls, 12 batch rounds
     python bench/store_ops.py --backends postgresql --calls 400 --rounds 20
+    python bench/store_ops.py --preload 20000        # on a database that already ran 20,000 tasks
 
 Single calls (medians over ``--calls``):
 
@@ -11,9 +12,12 @@ Single calls (medians over ``--calls``):
   next step out (3 of 4 calls per task claim a step, the 4th completes the task and claims none);
 * ``W1 chain``: the sum for one task: create_task + claim(1) + 4 x record_and_claim(1, limit 1).
 
-PostgreSQL tables are ANALYZEd once the queue for ``claim(1)`` is written (as autovacuum would
-on a database in use); ``--fresh`` skips that. Batches of 200 (medians over ``--rounds``): ``claim(200)`` of 200 tasks' first steps, then
+Batches of 200 (medians over ``--rounds``): ``claim(200)`` of 200 tasks' first steps, then
 ``record_and_claim(200, limit 200)`` x 3 (each records 200 steps and claims the 200 next ones).
+
+PostgreSQL tables are ANALYZEd once the queue for ``claim(1)`` is written (as autovacuum would
+on a database in use); ``--fresh`` skips that. ``--preload N`` first runs N W1 tasks to completion
+(in batches of 500), so the tables hold history as a database in use does.
 ``stmts`` is the number of SQL statements each call sends (SQLAlchemy cursor executions; an
 executemany counts once; BEGIN / COMMIT not included). Not part of the test suite.
 """
@@ -113,6 +117,18 @@ def analyze(store: SqlStore) -> None:
             conn.exec_driver_sql("ANALYZE tasks, steps, transitions")
 
 
+def preload(store: SqlStore, n: int) -> None:
+    now = 100.0
+    for start in range(0, n, 500):
+        for i in range(start, min(n, start + 500)):
+            store.create_task(w1_task(f"p{i:07}"), now)
+        claims = store.claim("w", 500, now, LEASE)
+        while claims:
+            now += 0.001
+            batch, claims = store.record_and_claim([outcome(c, now) for c in claims], "w", 500, now, LEASE)
+            assert not batch.rejected
+
+
 def run_single(store: SqlStore, calls: int, meter: Meter, fresh: bool) -> None:
     now = 1_000.0
     # claim(1) out of a queue of waiting tasks
@@ -161,14 +177,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=12, help="batch-200 rounds")
     parser.add_argument("--fresh", action="store_true",
                         help="PostgreSQL: no ANALYZE (plans on never-analyzed tables, a new database's first minute)")
+    parser.add_argument("--preload", type=int, default=0, help="first run this many W1 tasks to completion")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, sqlalchemy {sa.__version__}; {args.calls} calls, "
-          f"{args.rounds} rounds of {BATCH}{'; PostgreSQL tables never analyzed' if args.fresh else ''}")
+          f"{args.rounds} rounds of {BATCH}, {args.preload} tasks preloaded"
+          f"{'; PostgreSQL tables never analyzed' if args.fresh else ''}")
     print("| backend | operation | median ms | p5 ms | p95 ms | stmts | n |")
     print("|---|---|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for backend in args.backends:
             with open_store(backend, Path(tmp)) as store:
+                preload(store, args.preload)
                 meter = Meter(store)
                 run_single(store, args.calls, meter, args.fresh)
                 run_batches(store, args.rounds, meter)

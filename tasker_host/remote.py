@@ -14,6 +14,7 @@ host is retried (``Retry-After`` honoured).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import math
@@ -43,6 +44,7 @@ FINAL_STATUSES = frozenset({"complete", "error", "cancelled", "resolved_manually
 CREATED_HTTP = frozenset({200, 201})  # 201: created; 200: the idempotency key matched an existing task
 PERMANENT_HTTP = frozenset({400, 401, 403, 404, 409, 422})  # everything else is retried
 MESSAGE_LIMIT = 500
+MAX_IDEMPOTENCY_KEY = 200  # the API's limit for the Idempotency-Key header
 
 Sleep = Callable[[float], Awaitable[None]]
 ClientFactory = Callable[[], httpx.AsyncClient]
@@ -69,8 +71,12 @@ class PollSchedule:
 
 
 def idempotency_key(request: InvocationRequest) -> str:
-    """The same for every re-run of the calling step's n-th call: the remote host re-attaches."""
-    return f"{request.caller.id}:{request.invocation_key}"
+    """The same for every re-run of the calling step's n-th call: the remote host re-attaches.
+    Readable (``<task id>:<step>#<n>``) unless too long for the API; then the call part is hashed."""
+    key = f"{request.caller.id}:{request.invocation_key}"
+    if len(key) <= MAX_IDEMPOTENCY_KEY:
+        return key
+    return f"{request.caller.id}:{hashlib.sha256(request.invocation_key.encode()).hexdigest()[:40]}"
 
 
 # -- classification --------------------------------------------------------------------------
@@ -216,8 +222,10 @@ class RemoteRoute:
         return response
 
     def _headers(self, request: InvocationRequest) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.remote.token}", "X-Correlation-Id": request.correlation_id,
-                "Accept": "application/json"}
+        headers = {"Authorization": f"Bearer {self.remote.token}", "Accept": "application/json"}
+        if request.correlation_id.isascii() and request.correlation_id.isprintable():  # a valid header value
+            headers["X-Correlation-Id"] = request.correlation_id
+        return headers
 
     def _refused(self, response: httpx.Response, action: str) -> StepError:
         return http_error(response, f"host {self.remote.base_url} answered {action}", self.now())

@@ -274,7 +274,8 @@ def _unique_items(c: _Compiler, arg: Any, schema: Mapping[str, Any]) -> Predicat
     )
 
 
-_KEYWORDS: Mapping[str, Callable[[_Compiler, Any, Mapping[str, Any]], Predicate]] = MappingProxyType(
+_Builder = Callable[[_Compiler, Any, Mapping[str, Any]], Predicate]
+_KEYWORDS: Mapping[str, _Builder] = MappingProxyType(
     {"$ref": _ref, "type": _type, "properties": _properties,
      "patternProperties": _pattern_properties, "additionalProperties": _additional_properties,
      "propertyNames": _property_names, "required": _required, "items": _items, "anyOf": _any_of,

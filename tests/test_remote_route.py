@@ -17,7 +17,7 @@ from tasker_host.engine.invocation import InvocationRequest
 from tasker_host.errors import ConfigurationError
 from tasker_host.host import REMOTE_ROUTE_PLUGIN, build_host
 from tasker_host.models import StepState, TaskState
-from tasker_host.remote import PollSchedule, RemoteRoutePlugin, retry_after
+from tasker_host.remote import PollSchedule, RemoteRoutePlugin, idempotency_key, retry_after
 from tasker_host.settings import HostSettings, RemoteHost, parse_remote_hosts
 from tests.engine_support import Script, doc, make_host
 
@@ -122,6 +122,13 @@ async def test_polls_carry_the_token_and_correlation_id_and_no_version_means_new
     post, get = remote.requests
     assert "version" not in json.loads(post.content)
     assert (get.headers["Authorization"], get.headers["X-Correlation-Id"]) == ("Bearer tsk_secret", "corr-1")
+
+
+def test_overlong_idempotency_keys_are_hashed_to_fit_the_api_limit():
+    long = invocation(key="s" * 300 + "#1")
+    key = idempotency_key(long)
+    assert len(key) <= 200 and key.startswith("caller-1:") and key == idempotency_key(long)
+    assert key != idempotency_key(invocation(key="s" * 300 + "#2"))
 
 
 async def test_a_rerun_reattaches_with_the_same_idempotency_key():

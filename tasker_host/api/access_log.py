@@ -138,4 +138,6 @@ def configure_logging(level: str = "info", fmt: str = "json") -> logging.Handler
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    if root.level > logging.DEBUG:
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # its start-up chatter is for debugging
     return handler

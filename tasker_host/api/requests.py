@@ -4,8 +4,8 @@ before anything is looked up or written (one 422 lists them all)."""
 from __future__ import annotations
 
 import base64
-import binascii
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,6 +24,8 @@ MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
 CREATE_FIELDS = ("name", "namespace", "version", "context")
 _CURSOR_PREFIX = "t1:"
+#: base64url of "t1:" + the id, unpadded: every string of this shape decodes
+CURSOR_PATTERN = re.compile(r"dDE6(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +128,7 @@ class ListQuery:
 
 def parse_list_query(params: QueryParams) -> ListQuery:
     problems: list[dict[str, str]] = []
-    namespaces = [ns for ns in params.getlist("namespace")]
+    namespaces = list(params.getlist("namespace"))
     if any(not ns for ns in namespaces):
         problems.append(problem("namespace", "must not be empty"))
     status = _status(params.get("status"), problems)
@@ -141,7 +143,7 @@ def parse_list_query(params: QueryParams) -> ListQuery:
 
 
 def _status(value: str | None, problems: list[dict[str, str]]) -> TaskState | None:
-    if not value:
+    if value is None:
         return None
     try:
         return TaskState(value)
@@ -155,7 +157,7 @@ def parse_timestamp(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        moment = datetime.fromisoformat(text.strip())
+        moment = datetime.fromisoformat(text.strip().upper())
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
         return moment.timestamp()
@@ -165,7 +167,7 @@ def parse_timestamp(text: str) -> float:
 
 
 def _timestamp(value: str | None, key: str, problems: list[dict[str, str]]) -> float | None:
-    if not value:
+    if value is None:
         return None
     try:
         return parse_timestamp(value)
@@ -191,13 +193,12 @@ def encode_cursor(task_id: str) -> str:
 
 
 def _cursor(value: str | None, problems: list[dict[str, str]]) -> str | None:
-    if not value:
+    """The task id inside a cursor. A well-formed cursor this API never issued names no task, and
+    so gives an empty page (the store's rule for unknown cursors); a malformed one is a problem."""
+    if value is None:
         return None
-    try:
-        text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        text = ""
-    if not text.startswith(_CURSOR_PREFIX) or len(text) == len(_CURSOR_PREFIX):
+    if not CURSOR_PATTERN.fullmatch(value):
         problems.append(problem("cursor", "not a cursor this API returned (use next_cursor as is)"))
         return None
+    text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode("utf-8", errors="replace")
     return text[len(_CURSOR_PREFIX):]

@@ -157,12 +157,18 @@ async def resolve_step(request: Request) -> JSONResponse:
     return await _act(request, api, principal, Action.RESOLVE, "resolve_step", request.path_params["step"], results)
 
 
+def by_method(path: str, **endpoints: Any) -> Route:
+    """One route per path, whatever the methods (so a 405 lists every allowed method in Allow)."""
+    async def dispatch(request: Request) -> JSONResponse:
+        return await endpoints[request.method.lower()](request)
+
+    return Route(path, dispatch, methods=[m.upper() for m in endpoints])
+
+
 def routes() -> list[Route]:
     return [
-        Route("/tasks", create_task, methods=["POST"]),
-        Route("/tasks", list_tasks, methods=["GET"]),
-        Route("/tasks/{task_id}", show_task, methods=["GET"]),
-        Route("/tasks/{task_id}", cancel_task, methods=["DELETE"]),
+        by_method("/tasks", post=create_task, get=list_tasks),
+        by_method("/tasks/{task_id}", get=show_task, delete=cancel_task),
         Route("/tasks/{task_id}/retry", retry_task, methods=["POST"]),
         Route("/tasks/{task_id}/steps/{step}/resolve", resolve_step, methods=["POST"]),
     ]

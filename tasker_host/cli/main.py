@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import click
 
+from tasker_host.errors import TaskerError
 from tasker_host.registry import ConflictPolicy
 from tasker_host.settings import HostSettings
 
@@ -21,7 +22,7 @@ class CliState:
 
 def build_cli() -> click.Group:
     """Build the command group with every sub-command (no import-time registration)."""
-    from tasker_host.cli import catalog, database, tasks, tokens
+    from tasker_host.cli import catalog, database, serve, tasks, tokens
 
     @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
     @click.option("--strict/--no-strict", default=None, envvar="TASKER_STRICT_PLUGINS",
@@ -52,15 +53,17 @@ def build_cli() -> click.Group:
         state = ctx.ensure_object(CliState)
         overrides = {"strict_plugins": strict, "database_url": database_url,
                      "on_conflict": ConflictPolicy(on_conflict) if on_conflict else None}
-        state.settings = HostSettings.from_env({}, **{**_settings_dict(state.settings), **overrides})
+        # the environment (TASKER_*) unless a caller pre-set settings, then the command line
+        try:
+            base = HostSettings.from_env() if state.settings == HostSettings() else state.settings
+        except TaskerError as exc:
+            raise click.ClickException(str(exc)) from None
+        state.settings = replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
-    for command in (*catalog.COMMANDS, *tasks.COMMANDS, *database.COMMANDS, *tokens.COMMANDS):
+    for command in (*catalog.COMMANDS, *tasks.COMMANDS, *database.COMMANDS, *tokens.COMMANDS,
+                    *serve.COMMANDS):
         cli.add_command(command)
     return cli
-
-
-def _settings_dict(settings: HostSettings) -> dict[str, Any]:
-    return {name: getattr(settings, name) for name in settings.__slots__}
 
 
 def main() -> None:

@@ -39,21 +39,25 @@ class TaskService:
     # -- creation ----------------------------------------------------------------------------
     def create_task(self, namespace: str, name: str, version: str | None = None,
                     context: Mapping[str, Any] | None = None, *, idempotency_key: str | None = None,
-                    parent: Parent | None = None) -> CreateResult:
+                    parent: Parent | None = None, correlation_id: str | None = None) -> CreateResult:
+        """Resolve, validate (every violation at once) and create a task; nothing is written when
+        the request is invalid. The correlation id is the parent's, else the caller's (e.g. an
+        ``X-Correlation-Id`` header), else the context's ``correlation_id``, else the task id."""
         template = self.registry.resolve(namespace, name, version)
         context = dict(context or {})
         self.validate_context(template, context)
         task_id = str(uuid.uuid4())
-        result = self.store.create_task(self._new_task(task_id, template, context, idempotency_key, parent),
-                                        self.clock.now())
+        new = self._new_task(task_id, template, context, idempotency_key, parent, correlation_id)
+        result = self.store.create_task(new, self.clock.now())
         if result.created:
             self._emit(EventKind.TASK_CREATED, result.task)
             self._on_created(result.task)
         return result
 
-    def _new_task(self, task_id: str, t: TaskTemplate, context: dict[str, Any],
-                  idempotency_key: str | None, parent: Parent | None) -> NewTask:
-        correlation = (parent.correlation_id if parent else None) or context.get("correlation_id") or task_id
+    def _new_task(self, task_id: str, t: TaskTemplate, context: dict[str, Any], idempotency_key: str | None,
+                  parent: Parent | None, correlation_id: str | None) -> NewTask:
+        correlation = ((parent.correlation_id if parent else None) or correlation_id
+                       or context.get("correlation_id") or task_id)
         return NewTask(
             id=task_id, namespace=t.namespace, name=t.name, version=str(t.version), context=context,
             template=snapshot_of(t), steps=new_steps(t),

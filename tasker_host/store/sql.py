@@ -33,6 +33,7 @@ from tasker_host.store.base import (
     TaskRecord,
     Transition,
 )
+from tasker_host.store.sql_batch import InsertAll, ManyInsert
 from tasker_host.store.sql_engine import READONLY, check_schema, make_engine, upgrade_engine
 from tasker_host.store.sql_schema import steps, tasks, transitions
 from tasker_host.store.urls import is_sqlite_memory, parse_url
@@ -41,6 +42,8 @@ R = TypeVar("R")
 S, T, X = steps.c, tasks.c, transitions.c
 _TASK_COLUMNS = [c for c in tasks.c if c.key != "steps_remaining"]
 _STEP_COLUMNS = [c for c in steps.c if c.key != "position"]
+_INSERT_TASK = InsertAll(ManyInsert(tasks, [c.key for c in tasks.c]), ManyInsert(steps, [c.key for c in steps.c]),
+                         work.INSERT_TRANSITIONS)
 _RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
 _ATTEMPTS = 5
 
@@ -158,24 +161,24 @@ class SqlStore:
                               retry_limit=s.retry_limit, retryable=s.retryable, depends_on=tuple(s.depends_on),
                               dependents=tuple(s.dependents), pending_deps=len(s.depends_on), ready_at=now)
                    for s in task.steps])
-        conn.execute(sa.insert(tasks), {
+        task_row = {
             "id": task.id, "namespace": task.namespace, "name": task.name, "version": task.version,
             "status": TaskState.PENDING.value, "context": dict(task.context), "template": dict(task.template),
             "provenance": dict(task.provenance) if task.provenance is not None else None,
             "correlation_id": task.correlation_id, "idempotency_key": task.idempotency_key,
             "parent_task_id": task.parent_task_id, "parent_step": task.parent_step,
             "invocation_key": task.invocation_key, "error": None, "steps_remaining": len(task.steps),
-            "created_at": now, "updated_at": now, "completed_at": None})
-        if task.steps:
-            conn.execute(sa.insert(steps), [
-                {"task_id": task.id, "name": s.name, "position": i, "state": StepState.PENDING.value,
-                 "attempts": 0, "retry_limit": s.retry_limit, "retryable": s.retryable,
-                 "depends_on": list(s.depends_on), "dependents": list(s.dependents),
-                 "pending_deps": len(s.depends_on), "ready_at": now, "results": None, "last_error": None,
-                 "started_at": None, "completed_at": None, "lease_owner": None, "lease_expires_at": None}
-                for i, s in enumerate(task.steps)])
-        work.INSERT_TRANSITIONS(conn, [work.transition(task.id, None, None, TaskState.PENDING.value, now)]
-                     + [work.transition(task.id, s.name, None, StepState.PENDING.value, now) for s in task.steps])
+            "created_at": now, "updated_at": now, "completed_at": None}
+        step_rows = [
+            {"task_id": task.id, "name": s.name, "position": i, "state": StepState.PENDING.value,
+             "attempts": 0, "retry_limit": s.retry_limit, "retryable": s.retryable,
+             "depends_on": list(s.depends_on), "dependents": list(s.dependents),
+             "pending_deps": len(s.depends_on), "ready_at": now, "results": None, "last_error": None,
+             "started_at": None, "completed_at": None, "lease_owner": None, "lease_expires_at": None}
+            for i, s in enumerate(task.steps)]
+        log = ([work.transition(task.id, None, None, TaskState.PENDING.value, now)]
+               + [work.transition(task.id, s.name, None, StepState.PENDING.value, now) for s in task.steps])
+        _INSERT_TASK(conn, [task_row], step_rows, log)  # PostgreSQL: one statement
         return CreateResult(record, created=True)
 
     # -- claiming and outcomes -------------------------------------------------------------

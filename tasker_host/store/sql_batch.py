@@ -98,6 +98,10 @@ def _unindexed_sqlite(element: Unindexed, compiler: Any, **kw: Any) -> str:
     return "+" + compiler.process(element.column, **kw)
 
 
+#: PostgreSQL array parameters: (parameter name, column name, coercion of a non-null value)
+_Arrays = list[tuple[str, str, Callable[[Any], Any]]]
+
+
 class ManyInsert(Many):
     """Rows into ``table``: executemany, or on PostgreSQL one ``INSERT ... SELECT FROM unnest(arrays)``
     (one array parameter per column; about twice as fast as a pipelined executemany)."""
@@ -108,36 +112,66 @@ class ManyInsert(Many):
     def __init__(self, table: sa.Table, columns: Sequence[str]):
         super().__init__(sa.insert(table).values({c: _B(c) for c in columns}))
         self.table, self.columns = table, list(columns)
-        self._pg: tuple[str, list[tuple[str, Callable[[Any], Any]]]] | None = None
+        self._pg: dict[str, tuple[str, _Arrays]] = {}
 
-    def _pg_plan(self, dialect: sa.Dialect) -> tuple[str, list[tuple[str, Callable[[Any], Any]]]]:
-        if self._pg is None:
+    def _pg_plan(self, dialect: sa.Dialect, prefix: str = "") -> tuple[str, _Arrays]:
+        """The INSERT, its parameters named ``prefix + column``."""
+        if prefix not in self._pg:
             quote = dialect.identifier_preparer.quote
             arrays, selected, coercions = [], [], []
             for name in self.columns:
-                column_type = self.table.c[name].type
+                column_type, param = self.table.c[name].type, prefix + name
                 if isinstance(column_type, sa.JSON):
-                    arrays.append(f"CAST(%({name})s AS TEXT[])")
+                    arrays.append(f"CAST(%({param})s AS TEXT[])")
                     selected.append(f"CAST(v.{quote(name)} AS JSONB)")
-                    coercions.append((name, lambda v: None if v is None else json.dumps(v)))
+                    coercions.append((param, name, json.dumps))
                     continue
                 coerce = next(f for t, f in self._COERCE.items() if isinstance(column_type, t))
                 array = ARRAY(column_type).compile(dialect=dialect)
-                arrays.append(f"CAST(%({name})s AS {array})")
+                arrays.append(f"CAST(%({param})s AS {array})")
                 selected.append(f"v.{quote(name)}")
-                coercions.append((name, coerce))
+                coercions.append((param, name, coerce))
             sql = (f"INSERT INTO {dialect.identifier_preparer.format_table(self.table)} "
                    f"({', '.join(quote(c) for c in self.columns)}) SELECT {', '.join(selected)} "
                    f"FROM unnest({', '.join(arrays)}) AS v({', '.join(quote(c) for c in self.columns)})")
-            self._pg = (sql, coercions)
-        return self._pg
+            self._pg[prefix] = (sql, coercions)
+        return self._pg[prefix]
+
+    @staticmethod
+    def _arrays(coercions: _Arrays, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+        return {param: [None if (v := row[name]) is None else coerce(v) for row in rows]
+                for param, name, coerce in coercions}
 
     def __call__(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows or conn.dialect.name != "postgresql":
             return super().__call__(conn, rows)
         sql, coercions = self._pg_plan(conn.dialect)
-        conn.exec_driver_sql(sql, {name: [None if (v := row[name]) is None else coerce(v) for row in rows]
-                                   for name, coerce in coercions})
+        conn.exec_driver_sql(sql, self._arrays(coercions, rows))
+
+
+class InsertAll:
+    """Rows into several tables: on PostgreSQL ONE statement (the first inserts as data-modifying
+    CTEs; foreign keys are checked at the end of the statement, so rows may refer to rows inserted
+    by an earlier insert), elsewhere one :class:`ManyInsert` after the other."""
+
+    def __init__(self, *inserts: ManyInsert):
+        self.inserts = inserts
+        self._sql: str | None = None
+
+    def __call__(self, conn: sa.Connection, *rows: Sequence[Mapping[str, Any]]) -> None:
+        if conn.dialect.name != "postgresql":
+            for insert, batch in zip(self.inserts, rows, strict=True):
+                insert(conn, batch)
+            return
+        plans = [insert._pg_plan(conn.dialect, f"i{n}_") for n, insert in enumerate(self.inserts)]
+        if self._sql is None:
+            *first, (last, _) = plans
+            ctes = ", ".join(f"i{n} AS ({sql})" for n, (sql, _) in enumerate(first))
+            self._sql = f"WITH {ctes} {last}" if ctes else last
+        params: dict[str, list[Any]] = {}
+        for (_, coercions), batch in zip(plans, rows, strict=True):
+            params.update(ManyInsert._arrays(coercions, batch))
+        conn.exec_driver_sql(self._sql, params)
 
 
 class Rows:

@@ -102,15 +102,18 @@ TASK_STATUS = Many(sa.update(tasks).where(T.id == _B("k_id")).values(
 COMPLETE_REASON = "all steps complete"
 _LIVE = ", ".join(f"'{s.value}'" for s in sorted(LIVE_TASK))
 _FINAL = ", ".join(f"'{s.value}'" for s in sorted(FINAL_TASK))
-_CLAIMABLE_PG = ("SELECT s.task_id, s.name, s.state, s.attempts, s.lease_owner, t.namespace, t.name AS task_name, "
-                 f"t.version, t.status FROM steps AS s JOIN tasks AS t ON t.id = s.task_id WHERE t.status IN ({_LIVE})")
+#: steps with their (live) task, looked up step by step (``OFFSET 0`` keeps the subquery a per-row index
+#: lookup, so the scan walks the partial index in order and stops at the limit whatever the estimates)
+_CLAIMABLE_PG = ("SELECT s.task_id, s.name, s.state, s.attempts, s.lease_owner, t.* FROM steps AS s CROSS JOIN LATERAL "
+                 "(SELECT namespace, name AS task_name, version, status FROM tasks "
+                 f"WHERE tasks.id = s.task_id AND tasks.status IN ({_LIVE}) OFFSET 0) AS t WHERE")
 #: claim(owner, limit): lock the steps (expired leases, then ready steps; SKIP LOCKED), take them,
 #: start their pending tasks (locked in id order), log it; the claims in order.
 CLAIM_PG = f"""WITH expired AS MATERIALIZED (
-    {_CLAIMABLE_PG} AND {RUNNING_PREDICATE} AND s.lease_expires_at < %(now)s
+    {_CLAIMABLE_PG} {RUNNING_PREDICATE} AND s.lease_expires_at < %(now)s
     ORDER BY s.lease_expires_at LIMIT %(limit)s FOR UPDATE OF s SKIP LOCKED
 ), ready AS MATERIALIZED (
-    {_CLAIMABLE_PG} AND {RUNNABLE_PREDICATE} AND s.ready_at <= %(now)s
+    {_CLAIMABLE_PG} {RUNNABLE_PREDICATE} AND s.ready_at <= %(now)s
     ORDER BY s.ready_at LIMIT GREATEST(%(limit)s - (SELECT count(*) FROM expired), 0) FOR UPDATE OF s SKIP LOCKED
 ), picked AS MATERIALIZED (
     SELECT u.*, row_number() OVER () AS n FROM (SELECT * FROM expired UNION ALL SELECT * FROM ready) AS u

@@ -1,0 +1,104 @@
+"""The REST API application: ``create_app(host)`` → a Starlette app serving under ``prefix``.
+
+Lifespan: subscribes the metrics to the host's events and, with ``run_worker``, runs
+``host.engine.run()`` in the app's task group. Shutdown cancels the engine (it releases the steps
+it was running and commits final states before returning), then closes the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import anyio
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from tasker_host.api import handlers, health, tasks
+from tasker_host.api.access_log import AccessLogMiddleware
+from tasker_host.api.auth import host_authenticator, require_principal
+from tasker_host.api.errors import exception_handlers
+from tasker_host.api.metrics import Metrics
+from tasker_host.api.openapi import openapi_document
+from tasker_host.api.state import Api, Authenticate, WorkerState, api_of
+from tasker_host.errors import ConfigurationError
+from tasker_host.host import Host
+
+log = logging.getLogger("tasker_host.api")
+
+
+async def metrics(request: Request) -> Response:
+    api = api_of(request)
+    await require_principal(request)
+    return Response(await api.call(api.metrics.render), media_type=CONTENT_TYPE_LATEST)
+
+
+async def openapi(request: Request) -> JSONResponse:
+    api = api_of(request)
+    return JSONResponse(openapi_document(api.prefix, version=_host_version()))
+
+
+def _host_version() -> str:
+    try:
+        return version("tasker-host")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0"
+
+
+def normalize_prefix(prefix: str) -> str:
+    prefix = "/" + prefix.strip().strip("/")
+    return "" if prefix == "/" else prefix
+
+
+async def _run_worker(api: Api) -> None:
+    api.worker.running = True
+    try:
+        await api.host.engine.run()
+    except Exception as exc:  # noqa: BLE001 - a crashed engine makes the server not ready, not dead
+        log.exception("the engine stopped with an error; /health/ready now answers 503")
+        api.worker.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        api.worker.running = False
+
+
+def lifespan_for(api: Api) -> Any:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        unsubscribe = api.metrics.subscribe(api.host.events)
+        try:
+            async with anyio.create_task_group() as tg:
+                if api.worker.enabled:
+                    tg.start_soon(_run_worker, api)
+                yield
+                tg.cancel_scope.cancel()  # the engine commits final states while it unwinds
+        finally:
+            unsubscribe()
+            await anyio.to_thread.run_sync(api.host.close)
+            log.info("tasker API stopped (store closed)")
+
+    return lifespan
+
+
+def create_app(host: Host, *, prefix: str = "/tasker", run_worker: bool = True, max_body_bytes: int = 1_048_576,
+               authenticate: Authenticate | None = None) -> Starlette:
+    """The API for ``host``. ``authenticate`` maps a bearer token to a Principal (None: rejected);
+    by default tokens are checked against ``host.tokens`` (issued by ``tasker-host tokens``)."""
+    if max_body_bytes < 1:
+        raise ConfigurationError("max_body_bytes must be positive")
+    prefix = normalize_prefix(prefix)
+    api = Api(host=host, authenticate=authenticate or host_authenticator(host), prefix=prefix,
+              max_body_bytes=max_body_bytes, metrics=Metrics(host.store), worker=WorkerState(run_worker))
+    routes = [*tasks.routes(), *handlers.routes(), *health.routes(),
+              Route("/metrics", metrics, methods=["GET"]), Route("/openapi.json", openapi, methods=["GET"])]
+    app = Starlette(routes=[Mount(prefix, routes=routes)] if prefix else routes,
+                    middleware=[Middleware(AccessLogMiddleware, metrics=api.metrics)],
+                    exception_handlers=exception_handlers(), lifespan=lifespan_for(api))
+    app.state.api = api
+    return app

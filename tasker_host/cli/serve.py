@@ -1,0 +1,66 @@
+"""``tasker-host serve``: the REST API (and, unless --no-worker, the engine) in one process."""
+
+from __future__ import annotations
+
+import click
+
+from tasker_host.cli.main import CliState
+from tasker_host.cli.output import fail
+from tasker_host.errors import TaskerError
+
+pass_state = click.make_pass_decorator(CliState, ensure=True)
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+@click.command()
+@click.option("--host", "bind_host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
+@click.option("--prefix", default="/tasker", show_default=True, help="URL prefix of every endpoint.")
+@click.option("--worker/--no-worker", default=True, show_default=True,
+              help="Also run the engine here (--no-worker: only serve; run `tasker-host worker` elsewhere).")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
+@click.option("--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True,
+              help="One JSON object per line, or key=value text.")
+@click.option("--max-body-bytes", default=1_048_576, show_default=True, type=click.IntRange(1),
+              help="Larger request bodies get 413.")
+@click.option("--shutdown-timeout", default=30.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds to let open requests finish after SIGTERM / Ctrl-C.")
+@pass_state
+def serve(state: CliState, bind_host: str, port: int, prefix: str, worker: bool, log_level: str, log_format: str,
+          max_body_bytes: int, shutdown_timeout: float) -> None:
+    """Serve the REST API: tasks, the handler catalogue, health, metrics and OpenAPI.
+
+    \b
+    Every endpoint but /health/* and /openapi.json needs 'Authorization: Bearer <token>'
+    (issue tokens with `tasker-host tokens`). The database comes from the global
+    --database-url / TASKER_DATABASE_URL. SIGTERM or Ctrl-C stops gracefully: open requests
+    finish, the engine releases running steps and commits, then the store closes.
+
+    \b
+    Examples:
+      tasker-host serve --port 8080
+      TASKER_DATABASE_URL=postgresql://tasker@db/tasker tasker-host serve --host 0.0.0.0 --no-worker
+    """
+    import uvicorn
+
+    from tasker_host.api.access_log import configure_logging
+    from tasker_host.api.app import create_app
+    from tasker_host.host import build_host
+
+    configure_logging(log_level, log_format)
+    try:
+        host = build_host(state.settings, entry_points=state.entry_points)
+        app = create_app(host, prefix=prefix, run_worker=worker, max_body_bytes=max_body_bytes)
+    except TaskerError as exc:
+        fail(exc)
+        return
+    config = uvicorn.Config(app, host=bind_host, port=port, log_config=None, log_level=log_level,
+                            access_log=False, lifespan="on", timeout_graceful_shutdown=shutdown_timeout,
+                            server_header=False)
+    server = uvicorn.Server(config)
+    server.run()  # installs SIGINT / SIGTERM handlers; returns after a graceful shutdown
+    if not server.started:
+        raise SystemExit(1)
+
+
+COMMANDS = (serve,)

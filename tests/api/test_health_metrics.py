@@ -1,0 +1,149 @@
+"""Health, status, metrics and the access log."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tasker_host.api.access_log import ACCESS_LOGGER
+from tasker_host.engine.events import EventKind
+from tasker_host.host import build_host
+from tasker_host.plugins import installed_entry_points
+from tasker_host.registry import ConflictPolicy
+from tasker_host.settings import HostSettings
+from tasker_host.store.memory import MemoryStore
+from tasker_host.testing import FakeEntryPoint, make_plugin
+
+from .conftest import SEED_PAYMENTS, Live, make_host, shared_entry_point
+
+
+class BrokenStore(MemoryStore):
+    def next_ready_at(self) -> float | None:
+        raise OSError("connection refused")
+
+
+def samples(live: Live) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = live.client.get("/metrics", headers=live.auth("payments"))
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(response.text) for s in family.samples}
+
+
+def test_live_ready_and_status(live: Live) -> None:
+    assert live.client.get("/health/live").json() == {"status": "ok"}
+    ready = live.client.get("/health/ready")
+    assert ready.status_code == 200 and ready.json() == {"status": "ready", "reasons": [], "warnings": []}
+    status = live.client.get("/health/status").json()
+    assert status["versions"]["tasker_host"] and status["versions"]["python"]
+    assert status["worker"]["enabled"] is True and status["worker"]["running"] is True
+    assert status["database"]["dialect"] == "sqlite"
+    assert status["counts"]["namespaces"] == 4 and status["counts"]["templates"] == 8
+    assert {d["distribution"] for d in status["plugins"]["distributions"]} >= {"tasker-payments", "tasker-shared"}
+
+
+def test_metrics_count_tasks_and_time_steps(live: Live) -> None:
+    body = copy.deepcopy(SEED_PAYMENTS)
+    body["context"]["simulate"] = {"validate_payment_eligibility": ["unavailable", "ok"]}
+    task = live.create(body).json()
+    assert live.waiter.wait(task["id"]) is EventKind.TASK_COMPLETED
+    found = samples(live)
+    ns = ("namespace", "payments")
+    assert found[("tasker_tasks", (ns, ("state", "complete")))] >= 1
+    assert found[("tasker_step_retries_total", (ns, ("step", "validate_payment_eligibility")))] >= 1
+    for outcome in ("retry", "complete"):
+        labels = (ns, ("outcome", outcome), ("step", "validate_payment_eligibility"))
+        key = ("tasker_step_duration_seconds_count", labels)
+        assert found[key] >= 1
+    assert found[("tasker_tasks_created_total", (ns,))] >= 1
+    assert found[("tasker_store_up", ())] == 1
+    assert found[("tasker_http_requests_total", (("method", "POST"), ("status", "201")))] >= 1
+
+
+def test_pending_steps_are_counted(serve: Any) -> None:
+    quiet = serve(run_worker=False)
+    quiet.create(copy.deepcopy(SEED_PAYMENTS))
+    found = samples(quiet)
+    assert found[("tasker_steps", (("namespace", "payments"), ("state", "pending")))] == 4
+    assert found[("tasker_tasks", (("namespace", "payments"), ("state", "pending")))] == 1
+    assert quiet.client.get("/health/status").json()["worker"]["enabled"] is False
+
+
+def test_not_ready_when_the_database_fails(serve: Any) -> None:
+    host = build_host(HostSettings(), entry_points=[shared_entry_point()], store=BrokenStore())
+    broken = serve(host=host, run_worker=False)
+    ready = broken.client.get("/health/ready")
+    assert ready.status_code == 503
+    assert ready.json()["reasons"] == ["database error: OSError: connection refused"]
+    assert broken.client.get("/health/live").status_code == 200
+
+
+def test_not_ready_without_plugins(serve: Any, tmp_path: Path) -> None:
+    bare = serve(host=make_host(tmp_path / "t.db", entry_points=[]), run_worker=False)
+    ready = bare.client.get("/health/ready")
+    assert ready.status_code == 503 and ready.json()["reasons"] == ["no plugin namespaces are loaded"]
+
+
+def test_quarantined_conflicts_are_warnings(serve: Any, tmp_path: Path) -> None:
+    rival = FakeEntryPoint.of("rival", make_plugin(namespaces=["shared"]), dist="tasker-rival")
+    host = make_host(tmp_path / "t.db", entry_points=[*installed_entry_points(), shared_entry_point(), rival],
+                     on_conflict=ConflictPolicy.QUARANTINE)
+    ready = serve(host=host, run_worker=False).client.get("/health/ready")
+    assert ready.status_code == 200 and ready.json()["warnings"]
+    assert all(w.startswith("quarantined: ") for w in ready.json()["warnings"])
+    assert "shared" not in host.registry.namespaces
+
+
+def test_not_ready_when_the_worker_crashed(serve: Any, tmp_path: Path) -> None:
+    host = make_host(tmp_path / "t.db")
+
+    async def crash(**_: Any) -> None:
+        raise RuntimeError("boom")
+
+    host.engine.run = crash  # type: ignore[method-assign]
+    crashed = serve(host=host)
+    ready = crashed.client.get("/health/ready")
+    assert ready.status_code == 503 and ready.json()["reasons"] == ["worker is not running: RuntimeError: boom"]
+
+
+class LineCatcher(logging.Handler):
+    """Collects access-log lines; a line is written just AFTER its response is sent, so tests wait
+    for it (on a condition, bounded) instead of reading right away."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[dict[str, Any]] = []
+        self.cond = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self.cond:
+            self.lines.append(record.fields)  # type: ignore[attr-defined]
+            self.cond.notify_all()
+
+    def wait_for(self, match: Any, timeout: float = 5.0) -> dict[str, Any]:
+        with self.cond:
+            assert self.cond.wait_for(lambda: any(match(line) for line in self.lines), timeout)
+            return next(line for line in self.lines if match(line))
+
+
+def test_one_access_log_line_per_request(live: Live) -> None:
+    catcher, logger = LineCatcher(), logging.getLogger(ACCESS_LOGGER)
+    logger.addHandler(catcher)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        task = live.create(copy.deepcopy(SEED_PAYMENTS), who="payments", **{"X-Correlation-Id": "corr-42"}).json()
+        live.client.get("/tasks/nope", headers=live.auth("payments"))
+        created = catcher.wait_for(lambda line: line.get("task_id") == task["id"])
+        missing = catcher.wait_for(lambda line: line["path"] == "/tasker/tasks/nope")
+    finally:
+        logger.removeHandler(catcher)
+        logger.setLevel(level)
+    assert created["method"] == "POST" and created["path"] == "/tasker/tasks" and created["status"] == 201
+    assert created["duration_ms"] >= 0 and created["principal"] == "payments"
+    assert (created["task_id"], created["namespace"], created["correlation_id"]) == (task["id"], "payments", "corr-42")
+    assert missing["status"] == 404 and "task_id" not in missing

@@ -1,0 +1,122 @@
+"""Small pieces on their own: bearer parsing, cursors, times, counts, formatters, the error table;
+and the app with an injected authenticator and with store calls in worker threads."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tasker_host.api.access_log import JsonFormatter, KeyValueFormatter
+from tasker_host.api.auth import bearer_token
+from tasker_host.api.errors import as_api_error
+from tasker_host.api.requests import CURSOR_PATTERN, _cursor, encode_cursor, parse_timestamp
+from tasker_host.api.stats import count_by_state
+from tasker_host.auth import Grant, Principal
+from tasker_host.engine.events import EventKind
+from tasker_host.errors import InvalidContextError, InvalidStateError, NoMatchingVersionError, PluginError
+from tasker_host.host import build_host
+from tasker_host.settings import HostSettings
+from tasker_host.store.base import TaskFilter
+from tasker_host.store.memory import MemoryStore
+
+from .conftest import SEED_PAYMENTS, Live, make_host, shared_entry_point
+
+
+@pytest.mark.parametrize(("header", "token"), [
+    ("Bearer tsk_abc", "tsk_abc"), ("bearer   tsk_abc ", "tsk_abc"), ("Bearer", None), ("Basic tsk_abc", None),
+    ("Bearer a b", None), ("", None), (None, None),
+])
+def test_bearer_token(header: str | None, token: str | None) -> None:
+    assert bearer_token(header) == token
+
+
+def test_cursor_round_trip_and_unknown_cursors() -> None:
+    cursor = encode_cursor("6f1c5d0e-0000-4000-8000-000000000000")
+    assert CURSOR_PATTERN.fullmatch(cursor)
+    problems: list[dict[str, str]] = []
+    assert _cursor(cursor, problems) == "6f1c5d0e-0000-4000-8000-000000000000" and problems == []
+    assert _cursor("dDE6_-_-", problems) is not None and problems == []  # well-formed: an unknown task
+    assert _cursor("abc", problems) is None and problems[0]["path"] == "cursor"
+
+
+@pytest.mark.parametrize(("text", "epoch"), [
+    ("1700000000", 1_700_000_000.0), ("1700000000.5", 1_700_000_000.5), ("2023-11-14T22:13:20Z", 1_700_000_000.0),
+    ("2023-11-14t22:13:20z", 1_700_000_000.0), ("2023-11-14T23:13:20+01:00", 1_700_000_000.0),
+    ("2023-11-14T22:13:20", 1_700_000_000.0),
+])
+def test_parse_timestamp(text: str, epoch: float) -> None:
+    assert parse_timestamp(text) == epoch
+
+
+@pytest.mark.parametrize("text", ["yesterday", "nan", "inf", "2023-13-01"])
+def test_parse_timestamp_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_timestamp(text)
+
+
+def test_counts_agree_between_memory_and_sql(tmp_path: Path) -> None:
+    hosts = [build_host(HostSettings(), entry_points=[shared_entry_point()], store=MemoryStore()),
+             make_host(tmp_path / "t.db", entry_points=[shared_entry_point()])]
+    counts = []
+    for host in hosts:
+        for _ in range(3):
+            host.service.create_task("shared", "ping", None, {})
+        host.service.cancel_task(host.service.list_tasks(TaskFilter())[0].id)
+        counts.append(count_by_state(host.store))
+        host.close()
+    assert counts[0] == counts[1]
+    assert dict(counts[0].tasks) == {("shared", "pending"): 2, ("shared", "cancelled"): 1}
+    assert dict(counts[0].steps) == {("shared", "pending"): 2}
+    assert counts[0].tasks_by_state() == {"cancelled": 1, "pending": 2}
+
+
+def test_formatters_write_one_structured_line() -> None:
+    record = logging.LogRecord("tasker_host.api.access", logging.INFO, __file__, 1, "GET %s", ("/x",), None)
+    record.fields = {"status": 200, "principal": "ci payments"}
+    doc = json.loads(JsonFormatter().format(record))
+    assert (doc["message"], doc["status"], doc["level"]) == ("GET /x", 200, "info")
+    text = KeyValueFormatter().format(record)
+    assert 'msg="GET /x"' in text and "status=200" in text and 'principal="ci payments"' in text
+
+
+@pytest.mark.parametrize(("exc", "status", "code"), [
+    (InvalidContextError("a.b@1", [{"path": "context", "message": "x"}]), 422, "invalid_context"),
+    (NoMatchingVersionError("none", available=["1.0.0"]), 404, "no_matching_version"),
+    (InvalidStateError("done"), 409, "invalid_state"), (PluginError("?"), 500, "internal_error"),
+    (RuntimeError("bug"), 500, "internal_error"),
+])
+def test_one_error_table(exc: Exception, status: int, code: str) -> None:
+    error = as_api_error(exc)
+    assert (error.status, error.code) == (status, code)
+    if isinstance(exc, InvalidContextError):
+        assert error.problems == [{"path": "context", "message": "x"}]
+    if status == 500:
+        assert "bug" not in error.message
+
+
+def test_injected_authenticator(serve: Any) -> None:
+    def authenticate(token: str) -> Principal | None:
+        return Principal("robot", grants=(Grant("shared"),)) if token == "let-me-in" else None
+
+    live = serve(run_worker=False, authenticate=authenticate)
+    ok = live.client.post("/tasks", json={"namespace": "shared", "name": "ping"},
+                          headers={"Authorization": "Bearer let-me-in"})
+    assert ok.status_code == 201
+    assert live.client.get("/tasks", headers=live.auth("admin")).status_code == 401  # store tokens unused
+
+
+def test_store_calls_in_worker_threads(serve: Any, tmp_path: Path) -> None:
+    host = make_host(tmp_path / "t.db")
+    host.store.inline = False  # as on PostgreSQL: the API calls the store in worker threads
+    live: Live = serve(host=host)
+    task = live.create(copy.deepcopy(SEED_PAYMENTS)).json()
+    assert live.waiter.wait(task["id"]) is EventKind.TASK_COMPLETED
+    assert live.client.get(f"/tasks/{task['id']}", headers=live.auth("admin")).json()["status"] == "complete"
+    assert [t["id"] for t in live.client.get("/tasks", headers=live.auth("admin")).json()["tasks"]] == [task["id"]]
+    assert live.client.get("/health/ready").status_code == 200
+    assert "tasker_tasks{" in live.client.get("/metrics", headers=live.auth("admin")).text
