@@ -223,9 +223,9 @@ def worker(manifest_path: str, mode: str) -> dict[str, Any]:
 
         profiler = cProfile.Profile()
         profiler.enable()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     catalog = load_catalog(settings, entry_points=entry_points)
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
     traced_current = traced_peak = None
     if mode == "memory":
         traced_current, traced_peak = tracemalloc.get_traced_memory()
@@ -251,6 +251,7 @@ def worker(manifest_path: str, mode: str) -> dict[str, Any]:
     return {
         "mode": mode,
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,  # this process's CPU time: what other load cannot inflate much
         "import_seconds": import_seconds,
         "templates": registry.template_count,
         "steps": steps,
@@ -348,6 +349,7 @@ def measure(args: argparse.Namespace, root: Path, log: Any) -> dict[str, Any]:
             "steps": timed[0]["steps"],
             "median_seconds": seconds,
             "all_seconds": [r["seconds"] for r in timed],
+            "median_cpu_seconds": statistics.median(r["cpu_seconds"] for r in timed),
             "ms_per_template": 1000 * seconds / templates,
             "traced_peak_mib": statistics.median(r["traced_peak"] for r in traced) / MIB,
             "traced_retained_mib": statistics.median(r["traced_current"] for r in traced) / MIB,
@@ -356,6 +358,7 @@ def measure(args: argparse.Namespace, root: Path, log: Any) -> dict[str, Any]:
             "import_seconds": statistics.median(r["import_seconds"] for r in timed),
             "seconds_with_tracemalloc": statistics.median(r["seconds"] for r in traced),
             "baseline_seconds": [r["seconds"] for r in runs[n].get("baseline", ())],
+            "baseline_cpu_seconds": [r["cpu_seconds"] for r in runs[n].get("baseline", ())],
         })  # fmt: skip
     base = rows[0]["ms_per_template"]
     previous = None

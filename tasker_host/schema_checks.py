@@ -104,8 +104,8 @@ class _Compiler:
         if not isinstance(ref, str) or not (ref == "#" or ref.startswith("#/")):
             raise ValueError(f"no quick check for $ref {ref!r}")
         node = self.root
-        for token in ref[2:].split("/") if ref != "#" else ():
-            token = unquote(token).replace("~1", "/").replace("~0", "~")
+        for token in unquote(ref[1:]).split("/")[1:]:  # unquoted before splitting, as jsonschema
+            token = token.replace("~1", "/").replace("~0", "~")
             if not isinstance(node, dict) or token not in node:
                 raise ValueError(f"no quick check for $ref {ref!r}")
             node = node[token]

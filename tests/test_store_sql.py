@@ -3,6 +3,7 @@ URLs, SQLite settings and concurrent claimers on PostgreSQL."""
 
 from __future__ import annotations
 
+import random
 import sys
 import threading
 from collections.abc import Iterator
@@ -14,7 +15,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from tasker_host.errors import ConfigurationError
+from tasker_host.models import StepState, TaskState
 from tasker_host.store import open_store
+from tasker_host.store._common import RECLAIM_REASON
+from tasker_host.store.base import Claim, StepOutcome, TaskChange, TaskFilter
 from tasker_host.store.memory import MemoryStore
 from tasker_host.store.sql import SqlStore
 from tasker_host.store.sql_engine import current_revision, head_revision, upgrade
@@ -257,3 +261,208 @@ def test_postgres_concurrent_creates_with_one_idempotency_key_make_one_task(post
     assert len({r.task.id for r in results}) == 1  # type: ignore[attr-defined]
     for s in stores:
         s.close()
+
+
+# -- the single-statement hot paths (PostgreSQL) against the statement-per-step ones (SQLite) ----
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
+    if request.param == "sqlite":
+        store = SqlStore(f"sqlite:///{tmp_path / 'tasker.db'}")
+    else:
+        store = SqlStore(request.getfixturevalue("postgres_url"), auto_upgrade=True)
+    yield store
+    store.close()
+
+
+def test_a_rejected_outcome_does_not_hide_a_valid_one_for_the_same_step(sql_store: SqlStore) -> None:
+    sql_store.create_task(contract.single(), NOW)
+    [a] = sql_store.claim("w1", 1, NOW, LEASE)
+    stale, good = contract.done(a, owner="w2"), contract.done(a, NOW + 2)
+    batch, claims = sql_store.record_and_claim([stale, good, contract.done(a, NOW + 3)], "w1", 5, NOW + 3, LEASE)
+    assert batch.rejected == (stale, contract.done(a, NOW + 3)) and claims == []
+    assert batch.changes == (TaskChange("t1", TaskState.IN_PROGRESS, TaskState.COMPLETE),)
+    assert contract.step_of(sql_store, "t1", "a").completed_at == NOW + 2
+
+
+def test_one_batch_over_several_tasks(sql_store: SqlStore) -> None:
+    sql_store.create_task(contract.make_task("t1", {"a": (), "b": ()}), NOW)
+    sql_store.create_task(contract.single("t2"), NOW + 1)
+    sql_store.create_task(contract.single("t3"), NOW + 2)
+    c = {(x.task_id, x.step): x for x in sql_store.claim("w1", 10, NOW + 5, LEASE)}
+    first = contract.fail(c["t1", "a"], NOW + 6, message="first")
+    retry = contract.done(c["t3", "a"], NOW + 7, state=StepState.WAITING_RETRY, error={"message": "later"})
+    batch = sql_store.record([first, contract.done(c["t2", "a"], NOW + 6), retry,
+                              contract.fail(c["t1", "b"], NOW + 8, message="second")])
+    assert batch.rejected == ()
+    assert sorted(batch.changes, key=lambda x: x.task_id) == [
+        TaskChange("t1", TaskState.IN_PROGRESS, TaskState.ERROR),
+        TaskChange("t2", TaskState.IN_PROGRESS, TaskState.COMPLETE)]
+    t1 = sql_store.get_task("t1")
+    assert t1 is not None and t1.error == {"type": "PermanentError", "message": "first", "step": "a"}
+    assert (t1.updated_at, t1.completed_at) == (NOW + 8, NOW + 8)  # the task's last outcome in the batch
+    assert [(t.step, t.from_state, t.to_state, t.at, t.reason) for t in sql_store.transitions("t1")[-3:]] == [
+        ("a", "in_progress", "error", NOW + 6, "permanent error"),
+        ("b", "in_progress", "error", NOW + 8, "permanent error"),
+        (None, "in_progress", "error", NOW + 8, "step a failed: first")]
+    t3 = contract.step_of(sql_store, "t3", "a")
+    assert (t3.state, t3.ready_at, t3.last_error, t3.lease_owner) == (
+        StepState.WAITING_RETRY, NOW + 7, {"message": "later"}, None)
+    assert sql_store.get_task("t3").updated_at == NOW + 5  # type: ignore[union-attr]  (no count change)
+
+
+def test_reclaim_reasons_keep_unusual_owner_names(sql_store: SqlStore) -> None:
+    sql_store.create_task(contract.single(), NOW)
+    first, second = "w%s{previous}%", "w%%{owner}"
+    sql_store.claim(first, 1, NOW, LEASE)
+    [again] = sql_store.claim(second, 1, NOW + LEASE + 1, LEASE)
+    assert again.attempt == 2
+    assert sql_store.transitions("t1")[-1].reason == RECLAIM_REASON.format(previous=first, owner=second)
+
+
+@pytest.mark.postgres
+def test_postgres_hot_paths_send_one_statement_each_whatever_the_batch(postgres_url: str) -> None:
+    store = SqlStore(postgres_url, auto_upgrade=True)
+    sent: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+
+    def statements(call):  # type: ignore[no-untyped-def]
+        sent.clear()
+        result = call()
+        return result, list(sent)
+
+    _, create = statements(lambda: store.create_task(contract.make_task("t1"), NOW))
+    _, create_more = statements(lambda: store.create_task(contract.make_task("t2", {"a": ()}), NOW))
+    claims, claim = statements(lambda: store.claim("w1", 1, NOW, LEASE))
+    (_, claims), one = statements(lambda: store.record_and_claim([contract.done(claims[0])], "w1", 5, NOW, LEASE))
+    assert len(claims) == 3
+    _, three = statements(lambda: store.record_and_claim([contract.done(c) for c in claims], "w1", 5, NOW, LEASE))
+    assert len(create) == len(claim) == 1 and create == create_more
+    assert len(one) == 2 and one == three  # record + claim; the same SQL text for any batch (prepared once)
+    assert one[1] == claim[0]
+    store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_concurrent_runners_record_and_claim_without_deadlocks(postgres_url: str) -> None:
+    """Fan-out / fan-in tasks: runners complete siblings of the same tasks in different orders
+    and unblock shared dependents at once; rows are locked in one order, so nobody deadlocks
+    (a deadlock would be retried: the retry hook counts them)."""
+    upgrade(postgres_url)
+    stores = [SqlStore(postgres_url) for _ in range(4)]
+    transient: list[object] = []
+    for store in stores:
+        original = store._transient
+        store._transient = lambda exc, original=original: bool(transient.append(exc)) or original(exc)  # type: ignore[method-assign]
+    shape = {"a": (), "b": ("a",), "c": ("a",), "d": ("a",), "e": ("b", "c", "d")}
+    tasks = 60
+    for i in range(tasks):
+        stores[0].create_task(contract.make_task(f"t{i:02}", shape), NOW)
+    barrier = threading.Barrier(len(stores))
+    errors: list[BaseException] = []
+
+    def runner(store: SqlStore, owner: str, seed: int) -> None:
+        shuffle = random.Random(seed).shuffle
+        try:
+            barrier.wait()
+            claims: list[Claim] = []
+            while True:
+                if not claims:
+                    claims = store.claim(owner, 6, NOW + 1, LEASE)
+                    if not claims:
+                        if len(store.list_tasks(TaskFilter(status=TaskState.COMPLETE, limit=100))) == tasks:
+                            return
+                        continue
+                shuffle(claims)
+                batch, claims = store.record_and_claim([contract.done(c, NOW + 1, owner=owner) for c in claims],
+                                                       owner, 6, NOW + 1, LEASE)
+                assert batch.rejected == ()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=runner, args=(store, f"w{n}", n)) for n, store in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors and not transient
+    for task in stores[0].get_tasks([f"t{i:02}" for i in range(tasks)]).values():
+        assert task.status is TaskState.COMPLETE
+        assert {s.name: (s.state, s.pending_deps, s.attempts) for s in task.steps} == {
+            n: (StepState.COMPLETE, 0, 1) for n in shape}
+        log = stores[0].transitions(task.id)
+        assert sorted(t.step for t in log if t.to_state == "complete" and t.step) == list(shape)
+    for store in stores:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_matches_sqlite_on_random_workloads(postgres_url: str, tmp_path: Path) -> None:
+    """The same random sequence of operations on both databases gives the same answers and the
+    same rows (claims take everything ready, so ties in ``ready_at`` cannot order them apart)."""
+    pg, lite = SqlStore(postgres_url, auto_upgrade=True), SqlStore(f"sqlite:///{tmp_path / 'tasker.db'}")
+    rng = random.Random(20261127)
+    shapes = [{"a": ()}, {"a": (), "b": ("a",), "c": ("b",)}, contract.DIAMOND,
+              {"a": (), "b": ("a",), "c": ("a",), "d": ("a",), "e": ("b", "c", "d")}, {"a": (), "b": ()}]
+    now, ids, held = NOW, [], {}  # held: owner -> claims not yet recorded
+
+    def both(call):  # type: ignore[no-untyped-def]
+        return call(pg), call(lite)
+
+    def outcome(c: Claim, owner: str) -> StepOutcome:
+        roll = rng.random()
+        if roll < 0.1:  # stale: someone else's lease or an old attempt
+            return StepOutcome(c.task_id, c.step, owner + "x", c.attempt, StepState.COMPLETE, now)
+        if roll < 0.2:
+            return contract.fail(c, now, owner=owner, message=rng.choice(["boom", ""]))
+        if roll < 0.3:
+            return contract.done(c, now, owner=owner, state=StepState.WAITING_RETRY, error={"n": rng.random()},
+                                 ready_at=rng.choice([None, now + rng.randint(0, 3)]))
+        if roll < 0.35:
+            return contract.done(c, now, owner=owner, state=StepState.CANCELLED)
+        return contract.done(c, now, owner=owner, results={"r": rng.random()})
+
+    for op in range(250):
+        now += rng.choice([0.5, 1, 2, LEASE + 1 if op % 40 == 39 else 1])
+        owner = rng.choice(["w1", "w2", "w3"])
+        roll = rng.random()
+        if roll < 0.2 or len(ids) < 3:
+            ids.append(f"t{len(ids):03}")
+            shape = rng.choice(shapes)
+            assert both(lambda s: s.create_task(contract.make_task(ids[-1], shape), now))[0].created
+        elif roll < 0.35:
+            got = both(lambda s: sorted(s.claim(owner, 1000, now, LEASE), key=lambda c: (c.task_id, c.step)))
+            assert got[0] == got[1]
+            held.setdefault(owner, []).extend(got[0])
+        elif roll < 0.85:
+            mine = held.pop(owner, [])
+            rng.shuffle(mine)
+            batch = [outcome(c, owner) for c in mine[:rng.randint(0, len(mine))]]
+            batch += [rng.choice(batch)] if batch and rng.random() < 0.2 else []  # a duplicate
+            held[owner] = mine[len(batch):]
+            limit = rng.choice([0, 1000, 1000])
+            (pg_batch, pg_claims), (lite_batch, lite_claims) = both(
+                lambda s: s.record_and_claim(batch, owner, limit, now, LEASE))
+            assert pg_batch.rejected == lite_batch.rejected
+            assert sorted(pg_batch.changes, key=str) == sorted(lite_batch.changes, key=str)
+            key = lambda c: (c.task_id, c.step)  # noqa: E731
+            assert sorted(pg_claims, key=key) == sorted(lite_claims, key=key)
+            held[owner] += pg_claims
+        else:
+            task_id = rng.choice(ids)
+            action = rng.choice(["cancel", "retry", "resolve"])
+            if action == "cancel":
+                assert both(lambda s: s.cancel_task(task_id, now))[0] in (True, False)
+            elif action == "retry":
+                assert len(set(both(lambda s: s.retry_task(task_id, now)))) == 1
+            else:
+                assert len(set(both(lambda s: s.resolve_step(task_id, "a", now, {"by": "hand"})))) == 1
+        assert pg.get_tasks(ids) == lite.get_tasks(ids), f"operation {op}"
+        for task_id in ids if op % 25 == 24 else ():
+            pg_log, lite_log = both(lambda s: sorted((t.step or "", t.from_state or "", t.to_state, t.at, t.reason)
+                                                     for t in s.transitions(task_id)))
+            assert pg_log == lite_log, f"operation {op}, task {task_id}"
+    statuses = [t.status for t in pg.get_tasks(ids).values()]
+    assert statuses.count(TaskState.COMPLETE) > 5 and statuses.count(TaskState.ERROR) > 0
+    pg.close()
+    lite.close()
+

@@ -172,12 +172,13 @@ def test_meta_predicate_never_says_valid_when_jsonschema_finds_errors(meta_check
     fast, full = meta_checks
     rng = random.Random(20261127)
     schemas = [random_schema(rng, 4) for _ in range(2500)] + [mutated(rng) for _ in range(2500)]
-    verdicts = [(fast(schema), full(schema)) for schema in schemas]
-    for schema, (quick, valid) in zip(schemas, verdicts):
+    valid_count = 0
+    for schema in schemas:
+        quick, valid = fast(schema), full(schema)
         assert valid or not quick, f"fast path says valid, jsonschema does not: {schema!r}"
-    # ... and it is a real fast path: it agrees with jsonschema on these, invalid ones included
-    assert sum(q != v for q, v in verdicts) == 0
-    assert 1000 < sum(v for _, v in verdicts) < 4000  # both verdicts are well represented
+        assert quick == valid, f"fast path unsure of a valid schema: {schema!r}"  # a real fast path
+        valid_count += valid
+    assert 1000 < valid_count < 4000  # both verdicts are well represented
 
 
 @pytest.mark.parametrize(
@@ -294,6 +295,8 @@ def test_quick_check_local_references() -> None:
     fast = quick_check(tree)
     assert fast({"child": {"child": {"n": 1}}, "n": 2.0})
     assert not fast({"child": {"child": {"n": "1"}}}) and not fast({"child": 3})
+    escaped = {"$ref": "#/$defs/a%2Fb", "$defs": {"a/b": {"type": "string"}, "a": {"b": False}}}
+    assert not Draft202012Validator(escaped).is_valid("x") and not quick_check(escaped)("x")
 
 
 @pytest.mark.parametrize(

@@ -50,7 +50,7 @@ async def namespace(request: Request) -> JSONResponse:
 async def template(request: Request) -> JSONResponse:
     api = api_of(request)
     principal = await require_principal(request)
-    spec = parse_version_param(request.query_params.get("version"))
+    spec = parse_version_param(request.query_params)
     chosen = api.host.registry.resolve(_namespace(request, api, principal), request.path_params["name"], spec)
     return JSONResponse(template_doc(chosen, api.host.registry))
 

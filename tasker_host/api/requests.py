@@ -23,6 +23,7 @@ MAX_NAME = 200  # column width of namespace / name / idempotency key
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
 CREATE_FIELDS = ("name", "namespace", "version", "context")
+LIST_PARAMS = ("namespace", "name", "version", "status", "created_after", "created_before", "limit", "cursor")
 _CURSOR_PREFIX = "t1:"
 #: base64url of "t1:" + the id, unpadded: every string of this shape decodes
 CURSOR_PATTERN = re.compile(r"dDE6(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?")
@@ -82,11 +83,17 @@ def _version(value: Any, path: str, problems: list[dict[str, str]]) -> str | Non
     return value.strip() or None
 
 
-def parse_version_param(value: str | None) -> str | None:
-    problems: list[dict[str, str]] = []
-    spec = _version(value, "version", problems)
+def unknown_params(params: QueryParams, allowed: tuple[str, ...]) -> list[dict[str, str]]:
+    """A problem per query parameter the endpoint does not take (a typo must not widen a query)."""
+    return [problem(k, f"unknown query parameter (expected {', '.join(allowed)})")
+            for k in dict.fromkeys(params.keys()) if k not in allowed]
+
+
+def parse_version_param(params: QueryParams) -> str | None:
+    problems = unknown_params(params, ("version",))
+    spec = _version(params.get("version"), "version", problems)
     if problems:
-        raise invalid_request("invalid version request", problems)
+        raise invalid_request(f"invalid query ({len(problems)} problem(s))", problems)
     return spec
 
 
@@ -127,7 +134,7 @@ class ListQuery:
 
 
 def parse_list_query(params: QueryParams) -> ListQuery:
-    problems: list[dict[str, str]] = []
+    problems = unknown_params(params, LIST_PARAMS)
     namespaces = list(params.getlist("namespace"))
     if any(not ns for ns in namespaces):
         problems.append(problem("namespace", "must not be empty"))

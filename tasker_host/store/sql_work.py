@@ -144,7 +144,8 @@ SELECT p.task_id, p.name, p.attempts + 1, p.namespace, p.task_name, p.version FR
 #: record(outcomes as arrays): lock the named steps (key order), keep the first outcome per step that
 #: holds its lease, apply them; then lock and unblock the dependents of completed steps (key order);
 #: then lock their tasks (id order), count / move them, log it all. Returns the accepted outcomes'
-#: positions and the task changes.
+#: positions and the task changes. (A row may be changed once per statement: the outcome rows and the
+#: dependents never overlap, as a step's dependents cannot run before it is done.)
 RECORD_PG = f"""WITH cur AS MATERIALIZED (
     SELECT o.*, s.state AS now_state, s.lease_owner, s.attempts, s.dependents
     FROM unnest(%(task_id)s::text[], %(name)s::text[], %(owner)s::text[], %(attempt)s::int[],

@@ -63,5 +63,7 @@ def test_unknown_template_and_bad_spec(live: Live) -> None:
     assert unknown.json()["available"] == ["process_payment", "process_refund"]
     bad = live.client.get("/handlers/payments/process_refund?version=latest!", headers=live.auth("payments"))
     assert bad.status_code == 422 and bad.json()["problems"][0]["path"] == "version"
+    typo = live.client.get("/handlers/payments/process_refund?verison=2.0.0", headers=live.auth("payments"))
+    assert typo.status_code == 422 and typo.json()["problems"][0]["path"] == "verison"
     nowhere = live.client.get("/handlers/billing", headers=live.auth("admin"))
     assert nowhere.status_code == 404 and nowhere.json()["error"] == "unknown_namespace"

@@ -80,7 +80,7 @@ def test_a_team_token_lists_only_its_namespaces(listed: tuple[Live, list[dict[st
     ({"limit": "0"}, ["limit"]), ({"limit": "201"}, ["limit"]), ({"limit": "ten"}, ["limit"]),
     ({"status": "done"}, ["status"]), ({"created_after": "yesterday"}, ["created_after"]),
     ({"created_before": "nan"}, ["created_before"]), ({"cursor": "not-a-cursor"}, ["cursor"]),
-    ({"namespace": ""}, ["namespace"]),
+    ({"namespace": ""}, ["namespace"]), ({"statu": "error"}, ["statu"]),
     ({"limit": "-1", "status": "x", "cursor": "%%"}, ["status", "limit", "cursor"]),
 ])
 def test_bad_query_is_422_listing_every_problem(listed: tuple[Live, list[dict[str, Any]]], params: dict[str, str],
