@@ -88,8 +88,8 @@ def latency(backend: str, samples: int, workdir: Path) -> float:
             for _ in range(samples + 5):
                 t0 = time.perf_counter()
                 task = await host.engine.db(host.service.create_task, "bench", "w1")
-                final = await host.engine.wait_for_task(task.task.id)
-                assert final.status is TaskState.COMPLETE
+                status = await host.engine.wait_for_task(task.task.id)
+                assert status is TaskState.COMPLETE
                 times.append(time.perf_counter() - t0)
             tg.cancel_scope.cancel()
 

@@ -131,7 +131,8 @@ def build_host(
     clock = clock or RealClock()
     events = EventBus(catalog.manager)
     engine = Engine(store, catalog.registry, clock, events, config=engine_config, policy=policy)
-    service = TaskService(catalog.registry, store, clock, events, on_created=engine.on_work)
+    service = TaskService(catalog.registry, store, clock, events, on_created=engine.on_work,
+                          claim_request=engine.claim_request)
     engine.invoke = Invoker(catalog.manager)
     policy = InvocationPolicy.from_rules(settings.allow_invocations, settings.deny_invocations)
     if settings.remote_hosts:  # namespaces served by other hosts: routed before the local route

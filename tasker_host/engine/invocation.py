@@ -63,8 +63,8 @@ class LocalRoute:
         if child is None:
             child = await self.engine.db(self._create, request, Parent(
                 request.caller.id, request.caller_step, request.invocation_key, request.correlation_id))
-        if request.wait and child.status not in (TaskState.COMPLETE,):
-            child = await self.engine.wait_for_task(child.id)
+        if request.wait and child.status is not TaskState.COMPLETE:
+            child.status = await self.engine.wait_for_task(child.id)
         return await self._result(child, request.wait)
 
     def _create(self, request: InvocationRequest, parent: Parent) -> TaskRecord:
@@ -82,7 +82,8 @@ class LocalRoute:
 
     async def _result(self, child: TaskRecord, waited: bool) -> InvocationResult:
         if waited and child.status is not TaskState.COMPLETE:
-            error = (child.error or {}).get("message", "")
+            final = await self.engine.db(self.service.store.get_task, child.id, with_steps=False)
+            error = ((final.error if final else None) or {}).get("message", "")
             raise PermanentError(f"child task {child.id} ({child.full_name}) ended {child.status.value}"
                                  + (f": {error}" if error else ""))
         results = await self.engine.db(self.service.store.step_results, child.id) if waited else {}

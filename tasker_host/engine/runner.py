@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,10 +24,10 @@ from tasker_host.engine.events import EventBus, EventKind, LifecycleEvent
 from tasker_host.engine.retry import RetryPolicy, error_doc, judge
 from tasker_host.engine.runtime import RuntimeCache, TaskRuntime
 from tasker_host.engine.step_context import RunningStep
-from tasker_host.errors import PermanentError
+from tasker_host.errors import PermanentError, TaskNotFoundError
 from tasker_host.models import StepState, TaskState
 from tasker_host.registry import Registry
-from tasker_host.store.base import Claim, StepOutcome, Store, TaskChange, TaskRecord
+from tasker_host.store.base import Claim, ClaimRequest, StepOutcome, Store, TaskChange, TaskRecord
 
 log = logging.getLogger("tasker_host.engine")
 
@@ -36,6 +37,16 @@ _TASK_EVENTS = {TaskState.IN_PROGRESS: EventKind.TASK_STARTED, TaskState.COMPLET
                 TaskState.ERROR: EventKind.TASK_FAILED, TaskState.CANCELLED: EventKind.TASK_CANCELLED}
 _STEP_EVENTS = {StepState.COMPLETE: EventKind.STEP_COMPLETED, StepState.ERROR: EventKind.STEP_FAILED,
                 StepState.WAITING_RETRY: EventKind.STEP_RETRYING}
+
+
+class _Waiter:
+    """Someone waiting for a task to end; told its final state by the commit that ended it."""
+
+    __slots__ = ("event", "state")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.state: TaskState | None = None
 
 
 def default_owner() -> str:
@@ -63,26 +74,61 @@ class Engine:
         self._outcomes: list[StepOutcome] = []
         self._inflight = 0
         self._committing = False
-        self._waiters: dict[str, list[anyio.Event]] = {}
+        self._waiters: dict[str, list[_Waiter]] = {}
         self._wake: anyio.Event | None = None  # events are made on the loop, in run()
         self._outcome_ready: anyio.Event | None = None
         self._db_limiter = anyio.CapacityLimiter(getattr(store, "parallel_calls", 1))
         self._tg: anyio.abc.TaskGroup | None = None
+        self._loop_token: Any = None
+        self._loop_thread: int | None = None
+        self._until_idle = False
         self._inline_db = bool(getattr(store, "inline", False))
         self._next_retry_at: float | None = None  # earliest known backoff end
 
     # -- public ------------------------------------------------------------------------------
     def nudge(self) -> None:
-        """Wake the claim loop: new or newly ready work exists."""
+        """Wake the claim loop: new or newly ready work exists. Safe from any thread (a service
+        call made in a worker thread wakes the loop through its token)."""
         if self._wake is not None:
-            self._wake.set()
+            self._call_on_loop(self._wake.set)
 
-    def on_work(self, task: TaskRecord | None = None) -> None:
+    def claim_request(self) -> ClaimRequest | None:
+        """Offered to the service: claim a new task's first steps in its creating transaction
+        (only while this runner runs and has room)."""
+        free = self.config.concurrency - self._inflight
+        if self._tg is None or free <= 0:
+            return None
+        return ClaimRequest(self.config.owner, min(free, 16), self.config.lease_seconds)
+
+    def on_work(self, task: TaskRecord | None = None, claims: tuple[Claim, ...] = ()) -> None:
         """New or newly runnable work: remember a task just created here (so claiming its steps
-        needs no extra read) and wake the claim loop."""
+        needs no extra read), start what was claimed with it, and wake the claim loop. Safe from
+        any thread."""
         if task is not None and task.steps:
             self._cache.put(TaskRuntime.from_record(task))
-        self.nudge()
+        if claims:  # the commits that follow claim whatever else becomes ready
+            self._call_on_loop(self._adopt, list(claims))
+        else:
+            self.nudge()
+
+    def _adopt(self, claims: list[Claim]) -> None:
+        if self._tg is None:
+            return  # stopped meanwhile: the leases expire and another run takes the steps
+        self._inflight += len(claims)
+        self._tg.start_soon(self._start_claimed, self._tg, claims)
+
+    async def _start_claimed(self, tg: anyio.abc.TaskGroup, claims: list[Claim]) -> None:
+        self._inflight -= len(claims)  # _start counts them again
+        await self._start(tg, claims)
+
+    def _call_on_loop(self, fn: Callable[..., Any], *args: Any) -> None:
+        if threading.get_ident() == self._loop_thread:
+            fn(*args)
+            return
+        try:
+            anyio.from_thread.run_sync(fn, *args, token=self._loop_token)
+        except RuntimeError:  # the loop has stopped
+            pass
 
     def cancel_running(self, task_id: str) -> None:
         for (tid, _), scope in list(self._running.items()):
@@ -95,6 +141,8 @@ class Engine:
 
     async def run(self, *, until_idle: bool = False) -> None:
         self._wake, self._outcome_ready = anyio.Event(), anyio.Event()
+        self._loop_token, self._loop_thread = anyio.lowlevel.current_token(), threading.get_ident()
+        self._until_idle = until_idle
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
@@ -107,20 +155,26 @@ class Engine:
             with anyio.CancelScope(shield=True):
                 await self._commit_pending()  # final states survive cancellation
 
-    async def wait_for_task(self, task_id: str) -> TaskRecord:
-        """Wait until a task is final (woken by local commits, polling for other runners')."""
+    async def wait_for_task(self, task_id: str) -> TaskState:
+        """Wait until a task is final and return its status (woken by this runner's commits at
+        once; by polling for other runners'). Raises :class:`TaskNotFoundError` for no such task."""
         while True:
-            event = anyio.Event()
-            self._waiters.setdefault(task_id, []).append(event)
+            waiter = _Waiter()
+            self._waiters.setdefault(task_id, []).append(waiter)
             try:
-                task = await self.db(self.store.get_task, task_id, with_steps=False)
-                if task is None or task.status in FINAL_TASK_STATES:
-                    return task
-                await self.clock.wait(event, self.clock.now() + self.config.poll_seconds)
+                if waiter.state is None:
+                    task = await self.db(self.store.get_task, task_id, with_steps=False)
+                    if task is None:
+                        raise TaskNotFoundError(f"no task {task_id!r}")
+                    if task.status in FINAL_TASK_STATES:
+                        return task.status
+                    await self.clock.wait(waiter.event, self.clock.now() + self.config.poll_seconds)
+                if waiter.state is not None:
+                    return waiter.state
             finally:
                 waiters = self._waiters.get(task_id, [])
-                if event in waiters:
-                    waiters.remove(event)
+                if waiter in waiters:
+                    waiters.remove(waiter)
                 if not waiters:
                     self._waiters.pop(task_id, None)
 
@@ -289,7 +343,7 @@ class Engine:
             self._after_task(change)
         if claims and tg is not None:
             await self._start(tg, claims)
-        if (limit and len(claims) == limit) or not self._inflight:
+        if (limit and len(claims) == limit) or (self._until_idle and not self._inflight):
             self.nudge()  # a full batch (more may be ready), or maybe idle: let the loop look
 
     def _after_step(self, o: StepOutcome) -> None:
@@ -314,8 +368,9 @@ class Engine:
                                             correlation_id=rt.info.correlation_id))
         if change.after in FINAL_TASK_STATES:
             self._cache.drop(change.task_id)
-            for event in self._waiters.get(change.task_id, []):
-                event.set()
+            for waiter in self._waiters.get(change.task_id, []):
+                waiter.state = change.after
+                waiter.event.set()
 
     def _step_event(self, kind: EventKind, rt: TaskRuntime, claim: Claim) -> None:
         step = None if kind is EventKind.TASK_STARTED else claim.step

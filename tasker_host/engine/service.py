@@ -16,7 +16,7 @@ from tasker_host.engine.snapshot import new_steps, snapshot_of
 from tasker_host.errors import InvalidContextError, InvalidStateError, TaskNotFoundError
 from tasker_host.models import TaskTemplate
 from tasker_host.registry import Registry
-from tasker_host.store.base import CreateResult, NewTask, Store, TaskFilter, TaskRecord
+from tasker_host.store.base import ClaimRequest, CreateResult, NewTask, Store, TaskFilter, TaskRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +31,11 @@ class Parent:
 
 class TaskService:
     def __init__(self, registry: Registry, store: Store, clock: Clock, events: EventBus,
-                 on_created: Callable[[TaskRecord | None], None] = lambda task: None):
+                 on_created: Callable[..., None] = lambda task, claims=(): None,
+                 claim_request: Callable[[], ClaimRequest | None] = lambda: None):
         self.registry, self.store, self.clock, self.events = registry, store, clock, events
-        self._on_created = on_created
+        self._on_created = on_created  # the local runner: wake up, start what was claimed
+        self._claim_request = claim_request  # the local runner's offer to claim new work at once
         self._validators: dict[str, Any] = {}
 
     # -- creation ----------------------------------------------------------------------------
@@ -48,10 +50,10 @@ class TaskService:
         self.validate_context(template, context)
         task_id = str(uuid.uuid4())
         new = self._new_task(task_id, template, context, idempotency_key, parent, correlation_id)
-        result = self.store.create_task(new, self.clock.now())
+        result = self.store.create_task(new, self.clock.now(), self._claim_request())
         if result.created:
             self._emit(EventKind.TASK_CREATED, result.task)
-            self._on_created(result.task)
+            self._on_created(result.task, result.claims)
         return result
 
     def _new_task(self, task_id: str, t: TaskTemplate, context: dict[str, Any], idempotency_key: str | None,

@@ -15,7 +15,9 @@ Semantics every implementation must follow
   ``attempts`` 0, ``ready_at`` = now, ``pending_deps`` = number of dependencies), plus one
   transition per row (from ``None``). With an ``idempotency_key`` already used in the same
   namespace, nothing is written and the existing task is returned with ``created=False``. With an
-  ``invocation_key`` (a child task) already used under the same parent task, likewise.
+  ``invocation_key`` (a child task) already used under the same parent task, likewise. With a
+  ``ClaimRequest`` and a task actually created, ``claim`` runs in the same transaction and its
+  claims are returned in ``CreateResult.claims``.
 * ``claim``: atomically takes up to ``limit`` runnable steps for ``owner``. Runnable: task status
   ``pending``/``in_progress``; step state ``pending`` or ``waiting_retry`` with ``pending_deps == 0``
   and ``ready_at <= now``; OR state ``in_progress`` whose lease expired (``lease_expires_at <
@@ -148,8 +150,19 @@ class TaskRecord:
 
 @dataclass(frozen=True, slots=True)
 class CreateResult:
-    task: TaskRecord
+    task: TaskRecord  # as created (before any claim below)
     created: bool  # False: an idempotency / invocation key matched an existing task
+    claims: tuple[Claim, ...] = ()  # steps claimed in the same transaction (see ClaimRequest)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    """Asks ``create_task`` to also claim ready steps for ``owner`` in the same transaction: the
+    runner in the creating process starts a new task's first steps without another round trip."""
+
+    owner: str
+    limit: int
+    lease_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +230,7 @@ class TaskFilter:
 class Store(Protocol):
     """What the engine and the service need from persistence (see the module docstring)."""
 
-    def create_task(self, task: NewTask, now: float) -> CreateResult: ...
+    def create_task(self, task: NewTask, now: float, claim: ClaimRequest | None = None) -> CreateResult: ...
 
     def claim(self, owner: str, limit: int, now: float, lease_seconds: float,
               namespace_limits: Mapping[str, int] | None = None) -> list[Claim]: ...

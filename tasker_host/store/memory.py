@@ -35,6 +35,7 @@ from tasker_host.store._common import (
     task_error,
 )
 from tasker_host.store.base import (
+    ClaimRequest,
     Claim,
     CreateResult,
     NewTask,
@@ -72,7 +73,14 @@ class MemoryStore:
         self._owned: dict[str, set[Key]] = {}  # lease owner -> in-progress steps
 
     # -- creation --------------------------------------------------------------------------
-    def create_task(self, task: NewTask, now: float) -> CreateResult:
+    def create_task(self, task: NewTask, now: float, claim: ClaimRequest | None = None) -> CreateResult:
+        result = self._create(task, now)
+        if claim is None or not result.created or claim.limit <= 0:
+            return result
+        claims = self.claim(claim.owner, claim.limit, now, claim.lease_seconds)
+        return CreateResult(result.task, True, tuple(claims))
+
+    def _create(self, task: NewTask, now: float) -> CreateResult:
         with self._lock:
             existing = None
             if task.idempotency_key is not None:

@@ -23,6 +23,7 @@ from tasker_host.models import StepState, TaskState
 from tasker_host.store import sql_work as work
 from tasker_host.store._common import CANCELLABLE_STEP, FINAL_TASK, WAITING_STEP, check_outcomes
 from tasker_host.store.base import (
+    ClaimRequest,
     Claim,
     CreateResult,
     NewTask,
@@ -124,15 +125,23 @@ class SqlStore:
         return conn.execute(task_query).first(), rows
 
     # -- creation --------------------------------------------------------------------------
-    def create_task(self, task: NewTask, now: float) -> CreateResult:
+    def create_task(self, task: NewTask, now: float, claim: ClaimRequest | None = None) -> CreateResult:
         try:
-            return self._write(self._create, task, now)
+            return self._write(self._create_and_claim, task, now, claim)
         except IntegrityError:
             # a concurrent create with the same idempotency / invocation key won the race
             existing = self._read(self._existing, task)
             if existing is None:
                 raise
             return CreateResult(existing, created=False)
+
+    def _create_and_claim(self, conn: sa.Connection, task: NewTask, now: float,
+                          claim: ClaimRequest | None) -> CreateResult:
+        result = self._create(conn, task, now)
+        if claim is None or not result.created or claim.limit <= 0:
+            return result
+        claims = work.claim(conn, claim.owner, claim.limit, now, claim.lease_seconds, None)
+        return CreateResult(result.task, True, tuple(claims))
 
     def _existing(self, conn: sa.Connection, task: NewTask) -> TaskRecord | None:
         conditions = []
