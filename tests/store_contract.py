@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import pytest
 
 from tasker_host.models import StepState, TaskState
-from tasker_host.store.base import Claim, NewStep, NewTask, StepOutcome, Store, TaskChange, TaskFilter
+from tasker_host.store.base import Claim, ClaimRequest, NewStep, NewTask, StepOutcome, Store, TaskChange, TaskFilter
 
 NOW = 1_000.0
 LEASE = 30.0
@@ -100,6 +100,18 @@ class StoreContract:
         assert found is not None and (found.id, found.parent_task_id, found.parent_step) == ("c1", "parent", "a")
         assert store.find_child("parent", "k2") is None
         assert store.create_task(single("c3", parent_task_id="parent", invocation_key="k2"), NOW).created
+
+    def test_create_can_claim_in_the_same_transaction(self, store: Store) -> None:
+        result = store.create_task(make_task(), NOW, ClaimRequest("w1", 10, LEASE))
+        assert result.created and result.task.status is TaskState.PENDING  # as created
+        assert names(result.claims) == [("t1", "a")] and result.claims[0].attempt == 1
+        a = step_of(store, "t1", "a")
+        assert (a.state, a.lease_owner, a.lease_expires_at) == (StepState.IN_PROGRESS, "w1", NOW + LEASE)
+        assert store.get_task("t1").status is TaskState.IN_PROGRESS
+        again = store.create_task(make_task("t2", idempotency_key="k"), NOW, ClaimRequest("w1", 0, LEASE))
+        assert again.created and again.claims == ()
+        repeat = store.create_task(make_task("t3", idempotency_key="k"), NOW, ClaimRequest("w1", 10, LEASE))
+        assert not repeat.created and repeat.claims == ()  # nothing written, nothing claimed
 
     def test_get_tasks_and_get_task_without_steps(self, store: Store) -> None:
         store.create_task(make_task("t1"), NOW)
