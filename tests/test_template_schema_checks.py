@@ -1,4 +1,5 @@
-"""The validation fast paths (tasker_host.schema_checks) agree with the full jsonschema checks."""
+"""The validation fast paths (tasker_host.schema_checks) agree with the full jsonschema checks;
+the loader and ``load_catalog`` use them (and pause the cyclic GC while loading)."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ Status codes (see ``ERROR_TABLE``; :class:`ApiError` carries its own):
 
 ====  ==========================  =====================================================================
 400   ``malformed_json``          the body is not JSON (or not UTF-8, or uses NaN/Infinity)
+400   ``bad_request``             e.g. a Content-Length that is not a number
 401   ``unauthorized``            no / unknown / revoked bearer token
 403   ``forbidden``               the principal may see the namespace but not act in it
 404   ``not_found``               no such task or step — or one in a namespace the principal cannot view
@@ -21,7 +22,8 @@ Status codes (see ``ERROR_TABLE``; :class:`ApiError` carries its own):
 409   ``idempotency_conflict``    an ``Idempotency-Key`` reused for a different request
 413   ``payload_too_large``
 415   ``unsupported_media_type``  a body that is not ``application/json``
-422   ``invalid_request``         wrong field types, unknown fields, bad query parameters, bad version spec
+422   ``invalid_request``         wrong field types, unknown fields or query parameters, bad version spec,
+                                  bad Idempotency-Key
 422   ``invalid_context``         the context violates the template's schema (every violation listed)
 500   ``internal_error``          a bug: logged with its traceback; the body says nothing more
 ====  ==========================  =====================================================================

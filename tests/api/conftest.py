@@ -154,8 +154,11 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Li
         waiter = TaskWaiter(host)
         server = ServerThread(create_app(host, prefix=PREFIX, **options))
         server.start()
-        live = Live(host, server, httpx.Client(base_url=f"http://127.0.0.1:{server.port}{PREFIX}", timeout=10),
-                    waiter, tokens)
+        # a new connection per request: a kept-alive one between two threads of one process waits
+        # ~40 ms per request (delayed ACK); it is the harness, not the server (a separate process: ~2 ms)
+        client = httpx.Client(base_url=f"http://127.0.0.1:{server.port}{PREFIX}", timeout=10,
+                              limits=httpx.Limits(max_keepalive_connections=0))
+        live = Live(host, server, client, waiter, tokens)
         started.append(live)
         return live
 
