@@ -52,12 +52,6 @@ class Api:
             return fn(*args, **kwargs)
         return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
 
-    def work_arrived(self) -> None:
-        """Wake the engine on its own loop after a write made in a worker thread (the service's
-        own wake-up call ran in that thread, where it cannot wake the loop reliably)."""
-        if not self.inline:
-            self.host.engine.nudge()
-
 
 def api_of(request: Request) -> Api:
     return request.app.state.api

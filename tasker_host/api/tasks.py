@@ -78,8 +78,6 @@ async def create_task(request: Request) -> JSONResponse:
     if not result.created and not _same_request(result.task, req):
         raise ApiError(409, "idempotency_conflict",
                        f"Idempotency-Key {key!r} was used for another request (task {result.task.id})")
-    if result.created:
-        api.work_arrived()
     headers = {"Location": f"{api.prefix}/tasks/{result.task.id}"}
     if not result.created:
         headers["Idempotent-Replayed"] = "true"
@@ -136,8 +134,6 @@ async def _act(request: Request, api: Api, principal: Principal, action: Action,
     updated = await api.call(getattr(api.host.service, fn_name), task.id, *args)
     if action is Action.CANCEL:
         api.host.engine.cancel_running(task.id)  # steps running here stop now (on the loop)
-    else:
-        api.work_arrived()
     return JSONResponse(await full_doc(api, principal, updated))
 
 
