@@ -113,6 +113,15 @@ class StoreContract:
         repeat = store.create_task(make_task("t3", idempotency_key="k"), NOW, ClaimRequest("w1", 10, LEASE))
         assert not repeat.created and repeat.claims == ()  # nothing written, nothing claimed
 
+    def test_create_tasks_writes_a_batch_in_order(self, store: Store) -> None:
+        store.create_task(single("old", idempotency_key="k"), NOW)
+        results = store.create_tasks([single("t1"), single("t2", idempotency_key="k"), make_task("t3")], NOW,
+                                     ClaimRequest("w1", 10, LEASE))
+        assert [(r.task.id, r.created) for r in results] == [("t1", True), ("old", False), ("t3", True)]
+        assert sorted(names(results[0].claims)) == [("old", "a"), ("t1", "a"), ("t3", "a")]
+        assert results[2].claims == () and store.get_task("t2") is None
+        assert store.get_task("t3").steps[0].state is StepState.IN_PROGRESS
+
     def test_get_tasks_and_get_task_without_steps(self, store: Store) -> None:
         store.create_task(make_task("t1"), NOW)
         store.create_task(single("t2"), NOW)

@@ -87,13 +87,14 @@ def lifespan_for(api: Api) -> Any:
 
 
 def create_app(host: Host, *, prefix: str = "/tasker", run_worker: bool = True, max_body_bytes: int = 1_048_576,
-               authenticate: Authenticate | None = None) -> Starlette:
+               authenticate: Authenticate | None = None, token_cache_seconds: float = 0.0) -> Starlette:
     """The API for ``host``. ``authenticate`` maps a bearer token to a Principal (None: rejected);
-    by default tokens are checked against ``host.tokens`` (issued by ``tasker-host tokens``)."""
+    by default tokens are checked against ``host.tokens`` (issued by ``tasker-host tokens``),
+    accepted ones remembered for ``token_cache_seconds``."""
     if max_body_bytes < 1:
         raise ConfigurationError("max_body_bytes must be positive")
     prefix = normalize_prefix(prefix)
-    api = Api(host=host, authenticate=authenticate or host_authenticator(host), prefix=prefix,
+    api = Api(host=host, authenticate=authenticate or host_authenticator(host, token_cache_seconds), prefix=prefix,
               max_body_bytes=max_body_bytes, metrics=Metrics(host.store), worker=WorkerState(run_worker))
     routes = [*tasks.routes(), *handlers.routes(), *health.routes(),
               Route("/metrics", metrics, methods=["GET"]), Route("/openapi.json", openapi, methods=["GET"])]

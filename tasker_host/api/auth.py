@@ -13,6 +13,9 @@ not take in a namespace it can view is a 403.
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -20,7 +23,7 @@ from starlette.requests import Request
 from tasker_host.api.access_log import note
 from tasker_host.api.errors import unauthorized
 from tasker_host.api.state import Api, Authenticate, api_of
-from tasker_host.auth import SHARED_NAMESPACE, Action, Principal, authorize
+from tasker_host.auth import SHARED_NAMESPACE, Action, Principal, authorize, token_digest
 
 if TYPE_CHECKING:  # pragma: no cover
     from tasker_host.host import Host
@@ -34,12 +37,41 @@ def bearer_token(header: str | None) -> str | None:
     return match.group(1) if match else None
 
 
-def host_authenticator(host: Host) -> Authenticate:
-    """Tokens checked against the host's token store (``tasker-host tokens`` issues them)."""
+def host_authenticator(host: Host, cache_seconds: float = 0.0) -> Authenticate:
+    """Tokens checked against the host's token store (``tasker-host tokens`` issues them).
+
+    With ``cache_seconds`` > 0 an accepted token's principal is remembered that long, sparing a
+    database read per request; a revocation then takes effect within that time on a running
+    server. Unknown or revoked tokens are never cached.
+    """
     from tasker_host.tokens import authenticate
 
     tokens: Any = host.tokens
-    return lambda bearer: authenticate(tokens, bearer)
+    check = partial(authenticate, tokens)
+    return TokenCache(check, cache_seconds) if cache_seconds > 0 else check
+
+
+class TokenCache:
+    """Remembers accepted bearer tokens (by digest) for ``seconds``; bounded in size."""
+
+    def __init__(self, check: Authenticate, seconds: float, *, capacity: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic):
+        self._check, self._seconds, self._capacity, self._clock = check, seconds, capacity, clock
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def __call__(self, bearer: str) -> Principal | None:
+        key, now = token_digest(bearer), self._clock()
+        hit = self._entries.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        principal = self._check(bearer)
+        if principal is None:
+            self._entries.pop(key, None)
+        else:
+            if len(self._entries) >= self._capacity:
+                self._entries.clear()
+            self._entries[key] = (now + self._seconds, principal)
+        return principal
 
 
 async def require_principal(request: Request) -> Principal:

@@ -14,6 +14,8 @@ from starlette.requests import Request
 
 from tasker_host.auth import Principal
 
+from tasker_host.api.batching import CreateBatcher, batcher_for
+
 if TYPE_CHECKING:  # pragma: no cover
     from tasker_host.api.metrics import Metrics
     from tasker_host.host import Host
@@ -40,6 +42,10 @@ class Api:
     metrics: Metrics
     worker: WorkerState
     started_at: float = field(default_factory=time.time)
+    creates: CreateBatcher = field(init=False)  # group commit of POST /tasks
+
+    def __post_init__(self) -> None:
+        self.creates = batcher_for(self.call, self.host.service.submit)
 
     @property
     def inline(self) -> bool:

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tasker_host.api.access_log import note_task
+from tasker_host.api.access_log import correlation_header, note_task
 from tasker_host.api.auth import may, require_principal, visible_namespaces
 from tasker_host.api.body import read_json
 from tasker_host.api.errors import ApiError, forbidden
@@ -72,8 +72,9 @@ async def create_task(request: Request) -> JSONResponse:
     key = idempotency_key(request.headers)
     req = parse_create(await read_json(request, api.max_body_bytes))
     template = resolve_template(api, principal, req)
-    result = await api.call(api.host.service.create_task, req.namespace, req.name, str(template.version),
-                            req.context, idempotency_key=key)
+    new = api.host.service.prepare(req.namespace, req.name, str(template.version), req.context,
+                                   idempotency_key=key, correlation_id=correlation_header(request.scope))
+    result = await api.creates.create(new)
     note_task(request, result.task)
     if not result.created and not _same_request(result.task, req):
         raise ApiError(409, "idempotency_conflict",
@@ -81,7 +82,8 @@ async def create_task(request: Request) -> JSONResponse:
     headers = {"Location": f"{api.prefix}/tasks/{result.task.id}"}
     if not result.created:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(task_doc(result.task), status_code=201 if result.created else 200, headers=headers)
+    return JSONResponse(task_doc(result.task, with_steps=False), status_code=201 if result.created else 200,
+                        headers=headers)
 
 
 async def list_tasks(request: Request) -> JSONResponse:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import click
 
 from tasker_host.cli.main import CliState
@@ -25,9 +27,11 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
               help="Larger request bodies get 413.")
 @click.option("--shutdown-timeout", default=30.0, show_default=True, type=click.FloatRange(0),
               help="Seconds to let open requests finish after SIGTERM / Ctrl-C.")
+@click.option("--token-cache-seconds", default=5.0, show_default=True, type=click.FloatRange(0),
+              help="Remember accepted tokens this long (a revocation takes effect within it); 0: check every request.")
 @pass_state
 def serve(state: CliState, bind_host: str, port: int, prefix: str, worker: bool, log_level: str, log_format: str,
-          max_body_bytes: int, shutdown_timeout: float) -> None:
+          max_body_bytes: int, shutdown_timeout: float, token_cache_seconds: float) -> None:
     """Serve the REST API: tasks, the handler catalogue, health, metrics and OpenAPI.
 
     \b
@@ -50,7 +54,8 @@ def serve(state: CliState, bind_host: str, port: int, prefix: str, worker: bool,
     configure_logging(log_level, log_format)
     try:
         host = build_host(state.settings, entry_points=state.entry_points)
-        app = create_app(host, prefix=prefix, run_worker=worker, max_body_bytes=max_body_bytes)
+        app = create_app(host, prefix=prefix, run_worker=worker, max_body_bytes=max_body_bytes,
+                         token_cache_seconds=token_cache_seconds)
     except TaskerError as exc:
         fail(exc)
         return
@@ -58,6 +63,10 @@ def serve(state: CliState, bind_host: str, port: int, prefix: str, worker: bool,
                             access_log=False, lifespan="on", timeout_graceful_shutdown=shutdown_timeout,
                             server_header=False)
     server = uvicorn.Server(config)
+    # Everything built so far (plugins, registry, templates) lives as long as the process: keep
+    # it out of the cyclic collector's full passes, which would otherwise stall requests.
+    gc.collect()
+    gc.freeze()
     server.run()  # installs SIGINT / SIGTERM handlers; returns after a graceful shutdown
     if not server.started:
         raise SystemExit(1)

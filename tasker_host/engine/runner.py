@@ -104,7 +104,7 @@ class Engine:
         """New or newly runnable work: remember a task just created here (so claiming its steps
         needs no extra read), start what was claimed with it, and wake the claim loop. Safe from
         any thread."""
-        if task is not None and task.steps:
+        if task is not None and task.steps and self._tg is not None:
             self._cache.put(TaskRuntime.from_record(task))
         if claims:  # the commits that follow claim whatever else becomes ready
             self._call_on_loop(self._adopt, list(claims))

@@ -4,7 +4,7 @@ fully before writing anything. Synchronous (the store is); async callers use a w
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,16 +45,27 @@ class TaskService:
         """Resolve, validate (every violation at once) and create a task; nothing is written when
         the request is invalid. The correlation id is the parent's, else the caller's (e.g. an
         ``X-Correlation-Id`` header), else the context's ``correlation_id``, else the task id."""
+        new = self.prepare(namespace, name, version, context, idempotency_key=idempotency_key,
+                           parent=parent, correlation_id=correlation_id)
+        return self.submit([new])[0]
+
+    def prepare(self, namespace: str, name: str, version: str | None = None,
+                context: Mapping[str, Any] | None = None, *, idempotency_key: str | None = None,
+                parent: Parent | None = None, correlation_id: str | None = None) -> NewTask:
+        """Resolve and validate a request into the task to write (raises; writes nothing)."""
         template = self.registry.resolve(namespace, name, version)
         context = dict(context or {})
         self.validate_context(template, context)
-        task_id = str(uuid.uuid4())
-        new = self._new_task(task_id, template, context, idempotency_key, parent, correlation_id)
-        result = self.store.create_task(new, self.clock.now(), self._claim_request())
-        if result.created:
-            self._emit(EventKind.TASK_CREATED, result.task)
-            self._on_created(result.task, result.claims)
-        return result
+        return self._new_task(str(uuid.uuid4()), template, context, idempotency_key, parent, correlation_id)
+
+    def submit(self, tasks: Sequence[NewTask]) -> list[CreateResult]:
+        """Write prepared tasks in one transaction (the API batches concurrent requests here)."""
+        results = self.store.create_tasks(tasks, self.clock.now(), self._claim_request())
+        for result in results:
+            if result.created:
+                self._emit(EventKind.TASK_CREATED, result.task)
+                self._on_created(result.task, result.claims)
+        return results
 
     def _new_task(self, task_id: str, t: TaskTemplate, context: dict[str, Any], idempotency_key: str | None,
                   parent: Parent | None, correlation_id: str | None) -> NewTask:

@@ -18,6 +18,8 @@ Semantics every implementation must follow
   ``invocation_key`` (a child task) already used under the same parent task, likewise. With a
   ``ClaimRequest`` and a task actually created, ``claim`` runs in the same transaction and its
   claims are returned in ``CreateResult.claims``.
+* ``create_tasks``: ``create_task`` for many tasks in ONE transaction (the API's group commit);
+  results in order; a claim request's claims are reported on the first created task.
 * ``claim``: atomically takes up to ``limit`` runnable steps for ``owner``. Runnable: task status
   ``pending``/``in_progress``; step state ``pending`` or ``waiting_retry`` with ``pending_deps == 0``
   and ``ready_at <= now``; OR state ``in_progress`` whose lease expired (``lease_expires_at <
@@ -231,6 +233,9 @@ class Store(Protocol):
     """What the engine and the service need from persistence (see the module docstring)."""
 
     def create_task(self, task: NewTask, now: float, claim: ClaimRequest | None = None) -> CreateResult: ...
+
+    def create_tasks(self, tasks: Sequence[NewTask], now: float,
+                     claim: ClaimRequest | None = None) -> list[CreateResult]: ...  # one transaction
 
     def claim(self, owner: str, limit: int, now: float, lease_seconds: float,
               namespace_limits: Mapping[str, int] | None = None) -> list[Claim]: ...

@@ -80,6 +80,15 @@ class MemoryStore:
         claims = self.claim(claim.owner, claim.limit, now, claim.lease_seconds)
         return CreateResult(result.task, True, tuple(claims))
 
+    def create_tasks(self, tasks: Sequence[NewTask], now: float,
+                     claim: ClaimRequest | None = None) -> list[CreateResult]:
+        results = [self._create(task, now) for task in tasks]
+        if claim is not None and claim.limit > 0 and any(r.created for r in results):
+            claims = tuple(self.claim(claim.owner, claim.limit, now, claim.lease_seconds))
+            first = next(i for i, r in enumerate(results) if r.created)
+            results[first] = CreateResult(results[first].task, True, claims)
+        return results
+
     def _create(self, task: NewTask, now: float) -> CreateResult:
         with self._lock:
             existing = None

@@ -135,6 +135,24 @@ class SqlStore:
                 raise
             return CreateResult(existing, created=False)
 
+    def create_tasks(self, tasks: Sequence[NewTask], now: float,
+                     claim: ClaimRequest | None = None) -> list[CreateResult]:
+        if len(tasks) == 1:
+            return [self.create_task(tasks[0], now, claim)]
+        try:
+            return self._write(self._create_many, tasks, now, claim)
+        except IntegrityError:  # a key raced with another process: settle the tasks one by one
+            return [self.create_task(task, now, claim) for task in tasks]
+
+    def _create_many(self, conn: sa.Connection, tasks: Sequence[NewTask], now: float,
+                     claim: ClaimRequest | None) -> list[CreateResult]:
+        results = [self._create(conn, task, now) for task in tasks]
+        if claim is not None and claim.limit > 0 and any(r.created for r in results):
+            claims = tuple(work.claim(conn, claim.owner, claim.limit, now, claim.lease_seconds, None))
+            first = next(i for i, r in enumerate(results) if r.created)
+            results[first] = CreateResult(results[first].task, True, claims)
+        return results
+
     def _create_and_claim(self, conn: sa.Connection, task: NewTask, now: float,
                           claim: ClaimRequest | None) -> CreateResult:
         result = self._create(conn, task, now)

@@ -142,9 +142,12 @@ def test_unknown_task_is_404(live: Live) -> None:
         assert response.status_code == 404 and response.json()["error"] == "not_found"
 
 
-def test_correlation_id_is_echoed(live: Live) -> None:
+def test_correlation_id_is_stored_on_the_task_and_echoed(live: Live) -> None:
     response = live.create(refund(), **{"X-Correlation-Id": "cs-abc123"})
     assert response.headers["x-correlation-id"] == "cs-abc123"
     task = response.json()
+    assert task["correlation_id"] == "cs-abc123"
     shown = live.client.get(f"/tasks/{task['id']}", headers=live.auth("admin"))
-    assert shown.headers["x-correlation-id"] == task["correlation_id"] == task["id"]
+    assert shown.headers["x-correlation-id"] == shown.json()["correlation_id"] == "cs-abc123"
+    plain = live.create(refund()).json()  # without the header: the task's own id
+    assert plain["correlation_id"] == plain["id"]

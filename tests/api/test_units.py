@@ -120,3 +120,77 @@ def test_store_calls_in_worker_threads(serve: Any, tmp_path: Path) -> None:
     assert [t["id"] for t in live.client.get("/tasks", headers=live.auth("admin")).json()["tasks"]] == [task["id"]]
     assert live.client.get("/health/ready").status_code == 200
     assert "tasker_tasks{" in live.client.get("/metrics", headers=live.auth("admin")).text
+
+
+def test_token_cache_remembers_accepted_tokens_for_its_ttl_only():
+    from tasker_host.api.auth import TokenCache
+    from tasker_host.auth import Principal
+
+    calls, now = [], [0.0]
+    answers = {"good": Principal("team"), "bad": None}
+
+    def check(bearer):
+        calls.append(bearer)
+        return answers[bearer]
+
+    cache = TokenCache(check, 5.0, clock=lambda: now[0])
+    assert cache("good") == Principal("team") and cache("good") == Principal("team")
+    assert calls == ["good"]  # the second request needed no lookup
+    assert cache("bad") is None and cache("bad") is None
+    assert calls == ["good", "bad", "bad"]  # rejections are never cached
+    answers["good"] = None  # revoked
+    now[0] = 5.1
+    assert cache("good") is None and calls[-1] == "good"
+
+
+def test_create_batcher_writes_concurrent_requests_together_and_answers_each():
+    import anyio
+
+    from tasker_host.api.batching import CreateBatcher
+
+    batches: list[list[str]] = []
+
+    async def submit(tasks):
+        batches.append(list(tasks))
+        await anyio.sleep(0)  # a write that yields (a worker thread): others queue up meanwhile
+        return [f"result-{t}" for t in tasks]
+
+    async def main():
+        batcher = CreateBatcher(submit, max_batch=8)
+        got = {}
+
+        async def one(i):
+            got[i] = await batcher.create(f"t{i}")
+
+        async with anyio.create_task_group() as tg:
+            for i in range(20):
+                tg.start_soon(one, i)
+        return got
+
+    got = anyio.run(main)
+    assert got == {i: f"result-t{i}" for i in range(20)}
+    assert sorted(t for b in batches for t in b) == sorted(f"t{i}" for i in range(20))
+    assert max(len(b) for b in batches) == 8 and len(batches) < 20  # grouped, capped
+
+
+def test_create_batcher_gives_a_failed_batch_its_error_and_keeps_going():
+    import anyio
+    import pytest
+
+    from tasker_host.api.batching import CreateBatcher
+
+    calls = []
+
+    async def submit(tasks):
+        calls.append(list(tasks))
+        if "boom" in tasks:
+            raise RuntimeError("database is down")
+        return [f"ok-{t}" for t in tasks]
+
+    async def main():
+        batcher = CreateBatcher(submit)
+        with pytest.raises(RuntimeError, match="database is down"):
+            await batcher.create("boom")
+        return await batcher.create("next")
+
+    assert anyio.run(main) == "ok-next" and calls == [["boom"], ["next"]]

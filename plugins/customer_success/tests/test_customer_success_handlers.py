@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from importlib.resources import files
 from typing import Any
 
 import pytest
-import yaml
 
-from tasker_host import PermanentError, RetryableError, TaskerError
-from tasker_host.context import InvocationResult, TaskInfo
-from tasker_customer_success import faults, plugin
+from tasker_host import PermanentError, RetryableError, TaskerError, simulation
+from tasker_host.context import InvocationResult
+from tasker_host.testing import HandlerHarness, simulation_fixtures
+from tasker_customer_success import plugin
 
 NAMESPACE = "customer_success"
 REFUND = {"ticket_id": "cs_456", "customer_id": "cust_789", "refund_amount": 4999,
@@ -28,22 +24,7 @@ FAILURES = [("unavailable", RetryableError), ("timeout", RetryableError),
             ("not_found", PermanentError), ("auth", PermanentError)]
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
-def sleeps(monkeypatch):
-    """Record simulated sleeps instead of sleeping."""
-    recorded: list[float] = []
-
-    async def fake_sleep(seconds):
-        recorded.append(seconds)
-
-    monkeypatch.setattr(faults, "sleep", fake_sleep)
-    monkeypatch.delenv(faults.ENV_VAR, raising=False)
-    return recorded
+anyio_backend, sleeps = simulation_fixtures()  # pytest fixtures: asyncio; simulated sleeps, recorded
 
 
 def _child(status="complete", version="2.1.3", correlation_id="corr-1"):
@@ -51,62 +32,15 @@ def _child(status="complete", version="2.1.3", correlation_id="corr-1"):
                             correlation_id, {"process_gateway_refund": {"refund_id": "re_abc"}})
 
 
-@dataclass
-class FakeCtx:
-    task: TaskInfo
-    step_name: str
-    config: Mapping[str, Any] = field(default_factory=dict)
-    results: Mapping[str, Any] = field(default_factory=dict)
-    attempt: int = 1
-    log: logging.LoggerAdapter = field(
-        default_factory=lambda: logging.LoggerAdapter(logging.getLogger("test.cs"), {}))
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    child: Any = None  # an InvocationResult to return or an exception to raise
-
-    async def invoke(self, namespace, name, *, version=None, context=None, wait=True):
-        self.calls.append({"namespace": namespace, "name": name, "version": version,
-                           "context": dict(context or {}), "wait": wait})
-        child = self.child or _child(correlation_id=(context or {}).get("correlation_id"))
-        if isinstance(child, Exception):
-            raise child
-        return child
+def _answer(namespace, name, version, context):
+    """The default child task: complete, with the caller's correlation id."""
+    return _child(correlation_id=context.get("correlation_id"))
 
 
-def _templates():
-    directory = files("tasker_customer_success") / "templates"
-    docs = [yaml.safe_load(e.read_text()) for e in directory.iterdir() if e.name.endswith(".yaml")]
-    return {d["name"]: d for d in docs}
-
-
-TEMPLATES = _templates()
+HARNESS = HandlerHarness(plugin, "tasker_customer_success", NAMESPACE, child=_answer)
+TEMPLATES = {name: doc for (name, _), doc in HARNESS.documents.items()}
 STEPS = [(name, s["name"]) for name, d in sorted(TEMPLATES.items()) for s in d["step_templates"]]
-
-
-def _step(name, step):
-    return next(s for s in TEMPLATES[name]["step_templates"] if s["name"] == step)
-
-
-def _ctx(name, step, context, results, attempt=1, **kwargs):
-    task = TaskInfo("task-1", NAMESPACE, name, TEMPLATES[name]["version"], context)
-    config = _step(name, step).get("handler_config", {})
-    return FakeCtx(task, step, config, dict(results), attempt, **kwargs)
-
-
-async def _run_step(ctx):
-    handler = plugin.tasker_step_handlers()[_step(ctx.task.name, ctx.step_name)["handler_class"]]()
-    return handler.process_results(ctx, await handler.process(ctx))
-
-
-async def _run(name, context, trace=None, calls=None, child=None):
-    """Run every step in template order (a topological order), as the engine would."""
-    results: dict[str, Any] = {}
-    calls = [] if calls is None else calls
-    for step in TEMPLATES[name]["step_templates"]:
-        if trace is not None:
-            trace.append(step["name"])
-        ctx = _ctx(name, step["name"], context, results, calls=calls, child=child)
-        results[step["name"]] = await _run_step(ctx)
-    return results
+_ctx, _run_step, _run = HARNESS.ctx, HARNESS.run_step, HARNESS.run  # _run: steps in template order
 
 
 @pytest.mark.anyio
@@ -200,7 +134,7 @@ async def test_timeout_sleeps_twice_the_step_timeout(sleeps):
 
 @pytest.mark.anyio
 async def test_retry_then_success_and_environment_plan(sleeps, monkeypatch):
-    monkeypatch.setenv(faults.ENV_VAR, json.dumps({"customer_success.assess_ticket": ["unavailable"]}))
+    monkeypatch.setenv(simulation.ENV_VAR, json.dumps({"customer_success.assess_ticket": ["unavailable"]}))
     with pytest.raises(RetryableError, match="unavailable"):
         await _run_step(_ctx("escalate_ticket", "assess_ticket", ESCALATION, {}))
     assert (await _run_step(_ctx("escalate_ticket", "assess_ticket", ESCALATION, {}, attempt=2)))[

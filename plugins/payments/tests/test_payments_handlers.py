@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from importlib.resources import files
-from typing import Any
 
 import pytest
-import yaml
 
-from tasker_host import PermanentError, RetryableError
-from tasker_host.context import InvocationResult, TaskInfo
-from tasker_payments import faults, plugin
+from tasker_host import PermanentError, RetryableError, simulation
+from tasker_host.testing import HandlerHarness, simulation_fixtures
+from tasker_payments import plugin
 
 NAMESPACE = "payments"
 REFUND = {"payment_id": "pay_123", "refund_amount": 4999, "refund_reason": "customer_request",
@@ -27,73 +21,26 @@ FAILURES = [("unavailable", RetryableError), ("timeout", RetryableError),
             ("not_found", PermanentError), ("auth", PermanentError)]
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
+anyio_backend, sleeps = simulation_fixtures()  # pytest fixtures: asyncio; simulated sleeps, recorded
 
 
-@pytest.fixture
-def sleeps(monkeypatch):
-    """Record simulated sleeps instead of sleeping."""
-    recorded: list[float] = []
-
-    async def fake_sleep(seconds):
-        recorded.append(seconds)
-
-    monkeypatch.setattr(faults, "sleep", fake_sleep)
-    monkeypatch.delenv(faults.ENV_VAR, raising=False)
-    return recorded
-
-
-@dataclass
-class FakeCtx:
-    task: TaskInfo
-    step_name: str
-    config: Mapping[str, Any] = field(default_factory=dict)
-    results: Mapping[str, Any] = field(default_factory=dict)
-    attempt: int = 1
-    log: logging.LoggerAdapter = field(
-        default_factory=lambda: logging.LoggerAdapter(logging.getLogger("test.payments"), {}))
-    calls: list[dict[str, Any]] = field(default_factory=list)
-
-    async def invoke(self, namespace, name, *, version=None, context=None, wait=True):
-        self.calls.append({"namespace": namespace, "name": name, "version": version,
-                           "context": dict(context or {}), "wait": wait})
-        return InvocationResult("child-1", namespace, name, "1.0.0", "complete", "corr-1")
-
-
-def _templates():
-    directory = files("tasker_payments") / "templates"
-    docs = [yaml.safe_load(e.read_text()) for e in directory.iterdir() if e.name.endswith(".yaml")]
-    return {(d["name"], d["version"]): d for d in docs}
-
-
-TEMPLATES = _templates()
+HARNESS = HandlerHarness(plugin, "tasker_payments", NAMESPACE)
+TEMPLATES = HARNESS.documents
 STEPS = [(name, version, s["name"]) for (name, version), d in sorted(TEMPLATES.items())
          if version != "2.0.0" for s in d["step_templates"]]
 
 
 def _ctx(name, version, step, context, results, attempt=1):
-    step_doc = next(s for s in TEMPLATES[(name, version)]["step_templates"] if s["name"] == step)
-    task = TaskInfo("task-1", NAMESPACE, name, version, context)
-    return FakeCtx(task, step, step_doc.get("handler_config", {}), dict(results), attempt)
+    return HARNESS.ctx(name, step, context, results, attempt, version=version)
 
 
 async def _run_step(ctx):
-    handler_class = next(s["handler_class"] for s in TEMPLATES[(ctx.task.name, ctx.task.version)]
-                         ["step_templates"] if s["name"] == ctx.step_name)
-    handler = plugin.tasker_step_handlers()[handler_class]()
-    return handler.process_results(ctx, await handler.process(ctx))
+    return await HARNESS.run_step(ctx)
 
 
 async def _run(name, version, context, trace=None):
     """Run every step in template order, feeding results forward, as the engine would."""
-    results: dict[str, Any] = {}
-    for step in TEMPLATES[(name, version)]["step_templates"]:
-        if trace is not None:
-            trace.append(step["name"])
-        results[step["name"]] = await _run_step(_ctx(name, version, step["name"], context, results))
-    return results
+    return await HARNESS.run(name, context, version=version, trace=trace)
 
 
 @pytest.mark.anyio
@@ -160,7 +107,7 @@ async def test_retry_succeeds_on_the_next_attempt_and_slow_answers(sleeps):
 @pytest.mark.anyio
 async def test_environment_plan_applies_and_the_context_plan_wins(sleeps, monkeypatch):
     plan = {"payments.process_gateway_refund": ["unavailable"]}
-    monkeypatch.setenv(faults.ENV_VAR, json.dumps(plan))
+    monkeypatch.setenv(simulation.ENV_VAR, json.dumps(plan))
     with pytest.raises(RetryableError):
         await _run("process_refund", "2.1.3", REFUND)
     context = {**REFUND, "simulate": {"process_gateway_refund": ["ok"]}}
@@ -188,8 +135,8 @@ async def test_malformed_plans_are_permanent(plan, match, sleeps):
 
 @pytest.mark.anyio
 async def test_malformed_environment_plan_is_permanent(sleeps, monkeypatch):
-    monkeypatch.setenv(faults.ENV_VAR, "{not json")
-    with pytest.raises(PermanentError, match=faults.ENV_VAR):
+    monkeypatch.setenv(simulation.ENV_VAR, "{not json")
+    with pytest.raises(PermanentError, match=simulation.ENV_VAR):
         await _run("process_payment", "3.0.0", PAYMENT)
 
 

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from importlib.metadata import distribution, entry_points
-from importlib.resources import files
 
 import jsonschema
 import pluggy
 import pytest
-import yaml
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from tasker_host import Namespace, StepHandler, hookspecs
+from tasker_host.testing import depends_on, template_documents, template_files, topological_order
 from tasker_payments import plugin
 
 NAMESPACE = "payments"
@@ -31,50 +30,12 @@ SEED_2_1_3 = [  # (step, depends on, retry limit, timeout) of the story's paymen
 ]
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """``yaml.safe_load`` that also rejects duplicate keys, as the host's loader does."""
-
-
-def _mapping_without_duplicates(loader, node, deep=False):
-    keys = [loader.construct_object(key, deep=deep) for key, _ in node.value]
-    duplicates = sorted({str(k) for k in keys if keys.count(k) > 1})
-    if duplicates:
-        raise yaml.constructor.ConstructorError(None, None, f"duplicate keys {duplicates}",
-                                                node.start_mark)
-    return loader.construct_mapping(node, deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-                              _mapping_without_duplicates)
-
-
 def _template_files():
-    directory = files("tasker_payments") / "templates"
-    return sorted((e for e in directory.iterdir() if e.name.endswith((".yaml", ".yml"))),
-                  key=lambda e: e.name)
-
-
-def _load(entry):
-    return yaml.load(entry.read_text(encoding="utf-8"), Loader=_StrictLoader)
+    return template_files("tasker_payments")
 
 
 def _documents():
-    return {entry.name: _load(entry) for entry in _template_files()}
-
-
-def _depends_on(step):
-    single = step.get("depends_on_step")
-    return [*step.get("depends_on_steps", []), *([single] if single else [])]
-
-
-def _topological_order(steps):
-    deps = {s["name"]: _depends_on(s) for s in steps}
-    order: list[str] = []
-    while len(order) < len(deps):
-        ready = [n for n, d in deps.items() if n not in order and all(x in order for x in d)]
-        assert ready, f"dependency cycle among {sorted(set(deps) - set(order))}"
-        order.extend(ready)
-    return order
+    return template_documents("tasker_payments")
 
 
 def test_namespace_hook_claims_payments():
@@ -120,9 +81,9 @@ def test_template_is_a_valid_dag_with_a_valid_schema(filename):
     names = [s["name"] for s in doc["step_templates"]]
     assert len(names) == len(set(names)), "duplicate step names"
     for step in doc["step_templates"]:
-        assert set(_depends_on(step)) <= set(names), f"unknown dependency in {step['name']}"
+        assert set(depends_on(step)) <= set(names), f"unknown dependency in {step['name']}"
         assert isinstance(step.get("handler_config", {}), dict)
-    assert set(_topological_order(doc["step_templates"])) == set(names)
+    assert set(topological_order(doc["step_templates"])) == set(names)
     validator = jsonschema.validators.validator_for(doc["schema"])
     validator.check_schema(doc["schema"])
     sample = {**SAMPLE_CONTEXTS[doc["name"]], "simulate": {names[0]: ["unavailable", "ok"]}}
@@ -131,7 +92,7 @@ def test_template_is_a_valid_dag_with_a_valid_schema(filename):
 
 def test_2_1_3_is_the_story_workflow():
     doc = _documents()["process_refund-2.1.3.yaml"]
-    steps = [(s["name"], _depends_on(s), s["default_retry_limit"],
+    steps = [(s["name"], depends_on(s), s["default_retry_limit"],
               s["handler_config"]["timeout_seconds"]) for s in doc["step_templates"]]
     assert steps == SEED_2_1_3
     assert doc["schema"]["required"] == ["payment_id", "refund_amount"]

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasker_host import PermanentError
+from tasker_host import Fault, PermanentError, require, step_results
 
-from tasker_customer_success.base import FourPhaseHandler, require, step_results
-from tasker_customer_success.faults import Fault
+from tasker_customer_success.base import CustomerSuccessHandler
 from tasker_customer_success.services import CustomerServicePlatform, Notifier, Pager
 
 ASSESS_STEP = "assess_ticket"
@@ -22,7 +21,7 @@ DEFAULT_PAGE_FROM = "high"
 DEFAULT_ON_CALL_SERVICE = "customer-support"
 
 
-class AssessTicketHandler(FourPhaseHandler):
+class AssessTicketHandler(CustomerSuccessHandler):
     """Check the ticket is active; set the escalation level and whether to page on-call."""
 
     ok_statuses = frozenset({"open", "in_progress"})
@@ -58,7 +57,7 @@ class AssessTicketHandler(FourPhaseHandler):
         }
 
 
-class NotifyManagerHandler(FourPhaseHandler):
+class NotifyManagerHandler(CustomerSuccessHandler):
     """E-mail the customer's account manager about the escalation."""
 
     ok_statuses = frozenset({"sent", "queued"})
@@ -75,7 +74,7 @@ class NotifyManagerHandler(FourPhaseHandler):
                 "message_id": output["message_id"], "sent_at": output["sent_at"]}
 
 
-class PageOnCallHandler(FourPhaseHandler):
+class PageOnCallHandler(CustomerSuccessHandler):
     """Page the on-call engineer when the assessment asks for it; otherwise do nothing."""
 
     ok_statuses = frozenset({"triggered", "not_required"})
@@ -97,7 +96,7 @@ class PageOnCallHandler(FourPhaseHandler):
                 "paged_at": output["paged_at"]}
 
 
-class RecordEscalationHandler(FourPhaseHandler):
+class RecordEscalationHandler(CustomerSuccessHandler):
     """Record the escalation on the ticket, with the notification and the page (if any)."""
 
     ok_statuses = frozenset({"recorded"})

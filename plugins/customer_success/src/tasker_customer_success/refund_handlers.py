@@ -8,16 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasker_host import PermanentError, RetryableError, TaskerError
+from tasker_host import Fault, PermanentError, amount, require, step_results
+from tasker_host.simulation import digest, now_iso
 
-from tasker_customer_success.base import FourPhaseHandler, amount, require, step_results
-from tasker_customer_success.faults import Fault
+from tasker_customer_success.base import CustomerSuccessHandler
 from tasker_customer_success.services import (
     ApprovalService,
     CustomerServicePlatform,
     RefundPolicyService,
-    digest,
-    now_iso,
 )
 
 VALIDATE_STEP = "validate_refund_request"
@@ -40,7 +38,7 @@ def correlation_id(ctx: Any) -> str:
             or "cs-" + digest("correlation", ctx.task.id)[:16])
 
 
-class ValidateRefundRequestHandler(FourPhaseHandler):
+class ValidateRefundRequestHandler(CustomerSuccessHandler):
     """Check the ticket is active and find the payment it refers to."""
 
     ok_statuses = frozenset({"open", "in_progress"})
@@ -70,7 +68,7 @@ class ValidateRefundRequestHandler(FourPhaseHandler):
         }
 
 
-class CheckRefundPolicyHandler(FourPhaseHandler):
+class CheckRefundPolicyHandler(CustomerSuccessHandler):
     """Check amount and refund window against the customer's tier; decide if approval is needed."""
 
     ok_statuses = frozenset({"compliant"})
@@ -102,7 +100,7 @@ class CheckRefundPolicyHandler(FourPhaseHandler):
         }
 
 
-class GetManagerApprovalHandler(FourPhaseHandler):
+class GetManagerApprovalHandler(CustomerSuccessHandler):
     """Ask the account manager to approve, or auto-approve small refunds that need no approval."""
 
     ok_statuses = frozenset({"approved"})
@@ -133,7 +131,7 @@ class GetManagerApprovalHandler(FourPhaseHandler):
         }
 
 
-class ExecuteRefundWorkflowHandler(FourPhaseHandler):
+class ExecuteRefundWorkflowHandler(CustomerSuccessHandler):
     """Delegate the refund to ``target_namespace.target_workflow`` at ``target_version``."""
 
     ok_statuses = frozenset({"complete", "resolved_manually"})
@@ -158,21 +156,11 @@ class ExecuteRefundWorkflowHandler(FourPhaseHandler):
         return {**config, "context": child_context}
 
     async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
-        status = await fault.act_out(f"Tasker {inputs['target_namespace']} API")
-        if status:
-            return {"status": status}
-        try:
-            child = await ctx.invoke(inputs["target_namespace"], inputs["target_workflow"],
-                                     version=inputs["target_version"],
-                                     context=inputs["context"], wait=True)
-        except (PermanentError, RetryableError):
-            raise
-        except TaskerError as exc:  # e.g. no version matches: retrying will not help
-            raise PermanentError(f"cannot delegate the refund: {exc}") from exc
-        refund = dict(child.results.get("process_gateway_refund") or {})
-        return {"status": child.status, "task_id": child.task_id, "full_name": child.full_name,
-                "version": child.version, "correlation_id": child.correlation_id,
-                "refund_id": refund.get("refund_id")}
+        child = await self.invoke_workflow(ctx, fault, inputs["target_namespace"],
+                                           inputs["target_workflow"], version=inputs["target_version"],
+                                           context=inputs["context"], what="the refund")
+        refund = child.pop("results", {}).get("process_gateway_refund") or {}
+        return {**child, "refund_id": refund.get("refund_id")}
 
     def shape(self, ctx: Any, output: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -190,7 +178,7 @@ class ExecuteRefundWorkflowHandler(FourPhaseHandler):
         }
 
 
-class UpdateTicketStatusHandler(FourPhaseHandler):
+class UpdateTicketStatusHandler(CustomerSuccessHandler):
     """Resolve the ticket with a reference to the delegated payments task."""
 
     ok_statuses = frozenset({"updated"})

@@ -2,7 +2,7 @@
 notifications and paging.
 
 Answers are deterministic and derived from the inputs, so a retried call returns the same ids.
-Every call first plays the step's :class:`~tasker_customer_success.faults.Fault`.
+Every call first plays the step's :class:`~tasker_host.simulation.Fault`.
 
 * A ticket is ``open``; its customer tier, purchase date (0-19 days ago), payment id
   (``pay_...``) and account manager are derived from ticket and customer ids.
@@ -11,11 +11,10 @@ Every call first plays the step's :class:`~tasker_customer_success.faults.Fault`
 
 from __future__ import annotations
 
-import hashlib
-from datetime import date, datetime, timezone
+from datetime import date
 from typing import Any
 
-from tasker_customer_success.faults import Fault
+from tasker_host.simulation import SimulatedService, digest, now_iso
 
 TIERS = ("standard", "gold", "premium")
 TIER_POLICY = {  # tier -> (max refund, refund window in days, auto-approval limit)
@@ -25,29 +24,11 @@ TIER_POLICY = {  # tier -> (max refund, refund window in days, auto-approval lim
 }
 
 
-def digest(*parts: Any) -> str:
-    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-class SimulatedService:
-    name = "Service"
-
-    def __init__(self, fault: Fault | None = None):
-        self.fault = fault or Fault()
-
-    async def _begin(self) -> str | None:
-        return await self.fault.act_out(self.name)
-
-
 class CustomerServicePlatform(SimulatedService):
     name = "Customer service platform"
 
     async def get_ticket(self, ticket_id: str, customer_id: str) -> dict[str, Any]:
-        status = await self._begin()
+        status = await self.begin()
         h = digest("ticket", ticket_id, customer_id)
         purchased = date.fromordinal(date.today().toordinal() - int(h[:4], 16) % 20)
         return {
@@ -61,12 +42,12 @@ class CustomerServicePlatform(SimulatedService):
         }
 
     async def update_ticket(self, ticket_id: str, new_status: str, note: str) -> dict[str, Any]:
-        status = await self._begin()
+        status = await self.begin()
         return {"status": status or "updated", "ticket_id": ticket_id, "ticket_status": new_status,
                 "note": note, "updated_at": now_iso()}
 
     async def record_escalation(self, ticket_id: str, level: int, *references: Any) -> dict[str, Any]:
-        status = await self._begin()
+        status = await self.begin()
         return {"status": status or "recorded", "ticket_id": ticket_id, "escalation_level": level,
                 "escalation_id": "esc_" + digest("escalation", ticket_id, level, *references)[:12],
                 "recorded_at": now_iso()}
@@ -77,7 +58,7 @@ class RefundPolicyService(SimulatedService):
 
     async def check(self, customer_tier: str, refund_amount: float,
                     purchase_date: str) -> dict[str, Any]:
-        status = await self._begin()
+        status = await self.begin()
         max_amount, window, auto_limit = TIER_POLICY.get(customer_tier, TIER_POLICY["standard"])
         days = (date.today() - date.fromisoformat(purchase_date)).days
         compliant = refund_amount <= max_amount and days <= window
@@ -96,13 +77,13 @@ class ApprovalService(SimulatedService):
 
     async def request(self, ticket_id: str, refund_amount: float, manager_id: str,
                       notes: str) -> dict[str, Any]:
-        status = await self._begin()
+        status = await self.begin()
         return {"status": status or "approved", "auto_approved": False, "manager_id": manager_id,
                 "approval_id": "appr_" + digest("approval", ticket_id, refund_amount)[:12],
                 "notes": notes, "decided_at": now_iso()}
 
     async def auto_approve(self, ticket_id: str, refund_amount: float) -> dict[str, Any]:
-        status = await self._begin()
+        status = await self.begin()
         return {"status": status or "approved", "auto_approved": True, "manager_id": None,
                 "approval_id": "auto_" + digest("approval", ticket_id, refund_amount)[:12],
                 "notes": "", "decided_at": now_iso()}
@@ -112,7 +93,7 @@ class Notifier(SimulatedService):
     name = "Notification service"
 
     async def send(self, template: str, recipient: str, reference: str) -> dict[str, Any]:
-        status = await self._begin()
+        status = await self.begin()
         return {"status": status or "sent", "channel": "email", "recipient": recipient,
                 "message_id": "msg_" + digest("notify", template, recipient, reference)[:12],
                 "sent_at": now_iso()}
@@ -122,7 +103,7 @@ class Pager(SimulatedService):
     name = "Paging service"
 
     async def page(self, service: str, summary: str, severity: str) -> dict[str, Any]:
-        status = await self._begin()
+        status = await self.begin()
         return {"status": status or "triggered", "service": service, "severity": severity,
                 "incident_id": "inc_" + digest("page", service, summary, severity)[:12],
                 "paged_at": now_iso()}

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasker_host import PermanentError, RetryableError, TaskerError
+from tasker_host import Fault, PermanentError, amount, require, step_results
+from tasker_host.simulation import digest
 
-from tasker_inventory.base import FourPhaseHandler, amount, require, step_results
-from tasker_inventory.faults import Fault
-from tasker_inventory.services import OrderService, ReturnsDesk, Warehouse, digest
+from tasker_inventory.base import InventoryHandler
+from tasker_inventory.services import OrderService, ReturnsDesk, Warehouse
 
 VALIDATE_STEP = "validate_return"
 INSPECT_STEP = "inspect_item"
@@ -28,7 +28,7 @@ def _quantity(value: Any) -> int:
     return value
 
 
-class ValidateReturnHandler(FourPhaseHandler):
+class ValidateReturnHandler(InventoryHandler):
     """Check the order was delivered, bought at least ``quantity`` of ``sku``, and find its payment."""
 
     ok_statuses = frozenset({"delivered"})
@@ -59,7 +59,7 @@ class ValidateReturnHandler(FourPhaseHandler):
                 "delivered_on": output["delivered_on"]}
 
 
-class InspectItemHandler(FourPhaseHandler):
+class InspectItemHandler(InventoryHandler):
     """Grade the returned item: resellable or damaged."""
 
     ok_statuses = frozenset({"inspected"})
@@ -79,7 +79,7 @@ class InspectItemHandler(FourPhaseHandler):
                 "inspected_at": output["inspected_at"]}
 
 
-class RestockItemHandler(FourPhaseHandler):
+class RestockItemHandler(InventoryHandler):
     """Put resellable items back on the shelf and damaged ones in quarantine."""
 
     ok_statuses = frozenset({"restocked", "quarantined"})
@@ -100,7 +100,7 @@ class RestockItemHandler(FourPhaseHandler):
                 "location": output["location"], "on_hand": output["on_hand"]}
 
 
-class RefundCustomerHandler(FourPhaseHandler):
+class RefundCustomerHandler(InventoryHandler):
     """Refund the order's payment through ``payments.process_refund`` (version range in config)."""
 
     ok_statuses = frozenset({"complete", "resolved_manually"})
@@ -122,20 +122,11 @@ class RefundCustomerHandler(FourPhaseHandler):
         return {**config, "context": child_context}
 
     async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
-        status = await fault.act_out(f"Tasker {inputs['target_namespace']} API")
-        if status:
-            return {"status": status}
-        try:
-            child = await ctx.invoke(inputs["target_namespace"], inputs["target_workflow"],
-                                     version=inputs["target_version"],
-                                     context=inputs["context"], wait=True)
-        except (PermanentError, RetryableError):
-            raise
-        except TaskerError as exc:  # e.g. no version matches: retrying will not help
-            raise PermanentError(f"cannot delegate the refund: {exc}") from exc
-        refund = dict(child.results.get("process_gateway_refund") or {})
-        return {"status": child.status, "task_id": child.task_id, "full_name": child.full_name,
-                "correlation_id": child.correlation_id, "refund_id": refund.get("refund_id")}
+        child = await self.invoke_workflow(ctx, fault, inputs["target_namespace"],
+                                           inputs["target_workflow"], version=inputs["target_version"],
+                                           context=inputs["context"], what="the refund")
+        refund = child.pop("results", {}).get("process_gateway_refund") or {}
+        return {**child, "refund_id": refund.get("refund_id")}
 
     def shape(self, ctx: Any, output: dict[str, Any]) -> dict[str, Any]:
         return {"refund_requested": True, "refund_task_id": output["task_id"],
@@ -144,7 +135,7 @@ class RefundCustomerHandler(FourPhaseHandler):
                 "correlation_id": output["correlation_id"]}
 
 
-class CloseReturnHandler(FourPhaseHandler):
+class CloseReturnHandler(InventoryHandler):
     """Close the return once the item is put away and the customer refunded."""
 
     ok_statuses = frozenset({"closed"})

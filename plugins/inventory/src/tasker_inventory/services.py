@@ -2,7 +2,7 @@
 stock event bus.
 
 Answers are deterministic and derived from the inputs, so a retried call returns the same ids.
-Every call first plays the step's :class:`~tasker_inventory.faults.Fault`.
+Every call first plays the step's :class:`~tasker_host.simulation.Fault`.
 
 * An order is delivered; it bought ``quantity`` to ``quantity + 2`` units and was paid with a
   payment id (``pay_...``) derived from the order id.
@@ -12,42 +12,23 @@ Every call first plays the step's :class:`~tasker_inventory.faults.Fault`.
 
 from __future__ import annotations
 
-import hashlib
-from datetime import date, datetime, timezone
+from datetime import date
 from typing import Any
 
-from tasker_inventory.faults import Fault
+from tasker_host.simulation import SimulatedService, digest, now_iso
 
 RESELLABLE_CONDITIONS = ("new", "opened")
-
-
-def digest(*parts: Any) -> str:
-    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def on_hand(warehouse_id: str, sku: str) -> int:
     return 20 + int(digest("stock", warehouse_id, sku)[:6], 16) % 200
 
 
-class SimulatedService:
-    name = "Service"
-
-    def __init__(self, fault: Fault | None = None):
-        self.fault = fault or Fault()
-
-    async def _begin(self) -> str | None:
-        return await self.fault.act_out(self.name)
-
-
 class OrderService(SimulatedService):
     name = "Order service"
 
     async def get_order(self, order_id: str, sku: str, quantity: int) -> dict[str, Any]:
-        status = await self._begin()
+        status = await self.begin()
         h = digest("order", order_id, sku)
         delivered = date.fromordinal(date.today().toordinal() - 3 - int(h[:4], 16) % 10)
         return {"order_id": order_id, "status": status or "delivered", "sku": sku,
@@ -60,7 +41,7 @@ class Warehouse(SimulatedService):
     name = "Warehouse management system"
 
     async def inspect(self, return_id: str, sku: str, reported_condition: str) -> dict[str, Any]:
-        status = await self._begin()
+        status = await self.begin()
         grade = "resellable" if reported_condition in RESELLABLE_CONDITIONS else "damaged"
         return {"status": status or "inspected", "sku": sku, "grade": grade,
                 "inspection_id": "insp_" + digest("inspect", return_id, sku)[:12],
@@ -68,7 +49,7 @@ class Warehouse(SimulatedService):
 
     async def restock(self, warehouse_id: str, sku: str, quantity: int, grade: str,
                       key: str) -> dict[str, Any]:
-        status = await self._begin()
+        status = await self.begin()
         resellable = grade == "resellable"
         return {"status": status or ("restocked" if resellable else "quarantined"),
                 "movement_id": "mov_" + digest("restock", key, sku, quantity)[:12],
@@ -76,12 +57,12 @@ class Warehouse(SimulatedService):
                 "on_hand": on_hand(warehouse_id, sku) + (quantity if resellable else 0)}
 
     async def levels(self, warehouse_id: str, skus: list[str]) -> dict[str, Any]:
-        status = await self._begin()
+        status = await self.begin()
         return {"status": status or "ok", "warehouse_id": warehouse_id,
                 "levels": {sku: on_hand(warehouse_id, sku) for sku in skus}}
 
     async def apply(self, warehouse_id: str, new_levels: dict[str, int], key: str) -> dict[str, Any]:
-        status = await self._begin()
+        status = await self.begin()
         return {"status": status or "applied", "warehouse_id": warehouse_id,
                 "batch_id": "batch_" + digest("adjust", key, warehouse_id)[:12],
                 "levels": dict(new_levels), "applied_at": now_iso()}
@@ -91,7 +72,7 @@ class ReturnsDesk(SimulatedService):
     name = "Returns desk"
 
     async def close(self, return_id: str, *references: Any) -> dict[str, Any]:
-        status = await self._begin()
+        status = await self.begin()
         return {"status": status or "closed", "return_id": return_id,
                 "closure_id": "close_" + digest("close", return_id, *references)[:12],
                 "closed_at": now_iso()}
@@ -101,7 +82,7 @@ class Purchasing(SimulatedService):
     name = "Purchasing service"
 
     async def flag_reorders(self, warehouse_id: str, skus: list[str]) -> dict[str, Any]:
-        status = await self._begin()
+        status = await self.begin()
         request_id = "po_" + digest("reorder", warehouse_id, *skus)[:12] if skus else None
         return {"status": status or ("flagged" if skus else "nothing_to_flag"),
                 "reorder_request_id": request_id, "skus": list(skus)}
@@ -111,6 +92,6 @@ class EventBus(SimulatedService):
     name = "Stock event bus"
 
     async def publish(self, topic: str, key: str) -> dict[str, Any]:
-        status = await self._begin()
+        status = await self.begin()
         return {"status": status or "published", "topic": topic,
                 "event_id": "evt_" + digest("publish", topic, key)[:12], "published_at": now_iso()}

@@ -8,10 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tasker_host import PermanentError
+from tasker_host import Fault, PermanentError, require, step_results
 
-from tasker_inventory.base import FourPhaseHandler, require, step_results
-from tasker_inventory.faults import Fault
+from tasker_inventory.base import InventoryHandler
 from tasker_inventory.services import EventBus, Purchasing, Warehouse
 
 VALIDATE_STEP = "validate_adjustments"
@@ -34,7 +33,7 @@ def _adjustments(value: Any) -> list[dict[str, Any]]:
     return [{"sku": item["sku"], "delta": item["delta"]} for item in value]
 
 
-class ValidateAdjustmentsHandler(FourPhaseHandler):
+class ValidateAdjustmentsHandler(InventoryHandler):
     """Read current levels; an adjustment that would go below zero is refused."""
 
     ok_statuses = frozenset({"ok"})
@@ -61,7 +60,7 @@ class ValidateAdjustmentsHandler(FourPhaseHandler):
                 "current_levels": dict(output["levels"]), "adjustments": output["adjustments"]}
 
 
-class ApplyAdjustmentsHandler(FourPhaseHandler):
+class ApplyAdjustmentsHandler(InventoryHandler):
     """Apply the adjustments as one batch; the task id makes the batch idempotent."""
 
     ok_statuses = frozenset({"applied"})
@@ -83,7 +82,7 @@ class ApplyAdjustmentsHandler(FourPhaseHandler):
                 "applied_at": output["applied_at"]}
 
 
-class CheckReorderPointsHandler(FourPhaseHandler):
+class CheckReorderPointsHandler(InventoryHandler):
     """Flag SKUs that fell under ``handler_config.reorder_point`` to purchasing."""
 
     ok_statuses = frozenset({"flagged", "nothing_to_flag"})
@@ -104,7 +103,7 @@ class CheckReorderPointsHandler(FourPhaseHandler):
                 "low_stock_skus": output["skus"], "reorder_request_id": output["reorder_request_id"]}
 
 
-class PublishStockLevelsHandler(FourPhaseHandler):
+class PublishStockLevelsHandler(InventoryHandler):
     """Publish the new levels on the stock event bus for storefronts and reports."""
 
     ok_statuses = frozenset({"published"})

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasker_host import PermanentError
+from tasker_host import Fault, PermanentError, amount, require, step_results
 
-from tasker_payments.base import FourPhaseHandler, amount, require, step_results
-from tasker_payments.faults import Fault
+from tasker_payments.base import PaymentsHandler
 from tasker_payments.services import FraudScreen, Notifier, PaymentGateway
 
 METHOD_STEP = "validate_payment_method"
@@ -23,7 +22,7 @@ def _payment_inputs(ctx: Any, what: str) -> dict[str, Any]:
     return inputs
 
 
-class ValidatePaymentMethodHandler(FourPhaseHandler):
+class ValidatePaymentMethodHandler(PaymentsHandler):
     """Check that the customer's payment method exists and has not expired."""
 
     ok_statuses = frozenset({"valid"})
@@ -44,7 +43,7 @@ class ValidatePaymentMethodHandler(FourPhaseHandler):
         }
 
 
-class CheckFraudScoreHandler(FourPhaseHandler):
+class CheckFraudScoreHandler(PaymentsHandler):
     """Score the charge; above ``handler_config.max_score`` the payment is blocked for good."""
 
     ok_statuses = frozenset({"scored"})
@@ -70,7 +69,7 @@ class CheckFraudScoreHandler(FourPhaseHandler):
                 "max_score": max_score, "model": output["model"]}
 
 
-class ChargePaymentHandler(FourPhaseHandler):
+class ChargePaymentHandler(PaymentsHandler):
     """Charge the validated method; the task id is the idempotency key, so retries are safe."""
 
     ok_statuses = frozenset({"succeeded"})
@@ -98,7 +97,7 @@ class ChargePaymentHandler(FourPhaseHandler):
         }
 
 
-class SendReceiptHandler(FourPhaseHandler):
+class SendReceiptHandler(PaymentsHandler):
     """E-mail the receipt to ``customer_email`` (or the customer's address on file)."""
 
     ok_statuses = frozenset({"sent", "queued"})

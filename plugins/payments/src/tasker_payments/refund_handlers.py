@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasker_host import PermanentError
+from tasker_host import Fault, PermanentError, amount, require, step_results
+from tasker_host.simulation import now_iso
 
-from tasker_payments.base import FourPhaseHandler, amount, require, step_results
-from tasker_payments.faults import Fault
-from tasker_payments.services import Notifier, PaymentGateway, PaymentLedger, now_iso
+from tasker_payments.base import PaymentsHandler
+from tasker_payments.services import Notifier, PaymentGateway, PaymentLedger
 
 ELIGIBILITY_STEP = "validate_payment_eligibility"
 REFUND_STEP = "process_gateway_refund"
 RECORDS_STEP = "update_payment_records"
 
 
-class ValidatePaymentEligibilityHandler(FourPhaseHandler):
+class ValidatePaymentEligibilityHandler(PaymentsHandler):
     """Ask the gateway whether the payment exists and can refund ``refund_amount``."""
 
     ok_statuses = frozenset({"eligible"})
@@ -46,7 +46,7 @@ class ValidatePaymentEligibilityHandler(FourPhaseHandler):
         }
 
 
-class ProcessGatewayRefundHandler(FourPhaseHandler):
+class ProcessGatewayRefundHandler(PaymentsHandler):
     """Refund through the gateway; the refund id derives from the inputs, so retries are safe."""
 
     ok_statuses = frozenset({"succeeded", "pending"})
@@ -76,7 +76,7 @@ class ProcessGatewayRefundHandler(FourPhaseHandler):
         }
 
 
-class UpdatePaymentRecordsHandler(FourPhaseHandler):
+class UpdatePaymentRecordsHandler(PaymentsHandler):
     """Record the refund in the payment ledger (refunded or partially refunded)."""
 
     ok_statuses = frozenset({"recorded"})
@@ -105,7 +105,7 @@ class UpdatePaymentRecordsHandler(FourPhaseHandler):
         }
 
 
-class NotifyCustomerHandler(FourPhaseHandler):
+class NotifyCustomerHandler(PaymentsHandler):
     """Send the refund confirmation to the payment's customer."""
 
     ok_statuses = frozenset({"sent", "queued"})

@@ -1,7 +1,7 @@
 """Simulated services of the Payments team: gateway, fraud screening, ledger, notifications.
 
 Answers are deterministic and derived from the inputs, so a retried call returns the same ids
-(idempotent). Every call first plays the step's :class:`~tasker_payments.faults.Fault`.
+(idempotent). Every call first plays the step's :class:`~tasker_host.simulation.Fault`.
 
 * A payment id must start with ``pay_`` (otherwise: not found). Its captured amount is derived
   from the id: between 10 000 and 99 999 cents, so ``pay_123`` can refund 4 999.
@@ -11,31 +11,11 @@ Answers are deterministic and derived from the inputs, so a retried call returns
 
 from __future__ import annotations
 
-import hashlib
-from datetime import datetime, timezone
 from typing import Any
 
-from tasker_payments.faults import Fault, ServiceError
+from tasker_host.simulation import ServiceError, SimulatedService, digest, now_iso
 
 BRANDS = ("visa", "mastercard", "amex", "discover")
-
-
-def digest(*parts: Any) -> str:
-    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-class SimulatedService:
-    name = "Service"
-
-    def __init__(self, fault: Fault | None = None):
-        self.fault = fault or Fault()
-
-    async def _begin(self) -> str | None:
-        return await self.fault.act_out(self.name)
 
 
 class PaymentGateway(SimulatedService):
@@ -48,7 +28,7 @@ class PaymentGateway(SimulatedService):
         return {"payment_id": payment_id, "amount": captured, "currency": "USD", "gateway": "simpay"}
 
     async def check_refund_eligibility(self, payment_id: str, refund_amount: float) -> dict[str, Any]:
-        status = await self._begin()
+        status = await self.begin()
         payment = self._payment(payment_id)
         eligible = refund_amount <= payment["amount"]
         return {
@@ -58,7 +38,7 @@ class PaymentGateway(SimulatedService):
         }
 
     async def refund(self, payment_id: str, refund_amount: float, currency: str) -> dict[str, Any]:
-        status = await self._begin()
+        status = await self.begin()
         return {
             "refund_id": "re_" + digest("refund", payment_id, refund_amount)[:16],
             "status": status or "succeeded",
@@ -69,7 +49,7 @@ class PaymentGateway(SimulatedService):
         }
 
     async def verify_method(self, payment_method_id: str) -> dict[str, Any]:
-        status = await self._begin()
+        status = await self.begin()
         if not str(payment_method_id).startswith("pm_"):
             raise ServiceError(f"{self.name}: payment method {payment_method_id} not found")
         h = digest("method", payment_method_id)
@@ -82,7 +62,7 @@ class PaymentGateway(SimulatedService):
 
     async def charge(self, payment_method_id: str, amount: float, currency: str,
                      idempotency_key: str) -> dict[str, Any]:
-        status = await self._begin()
+        status = await self.begin()
         return {
             "charge_id": "ch_" + digest("charge", idempotency_key, payment_method_id, amount)[:16],
             "status": status or "succeeded",
@@ -96,7 +76,7 @@ class FraudScreen(SimulatedService):
     name = "Fraud screening service"
 
     async def score(self, customer_id: str, amount: float) -> dict[str, Any]:
-        status = await self._begin()
+        status = await self.begin()
         score = int(digest("fraud", customer_id)[:4], 16) % 40 + (50 if amount > 1_000_000 else 0)
         return {"status": status or "scored", "score": score, "model": "sim-risk-3"}
 
@@ -106,7 +86,7 @@ class PaymentLedger(SimulatedService):
 
     async def record_refund(self, payment_id: str, refund_id: str, refund_amount: float,
                             original_amount: float) -> dict[str, Any]:
-        status = await self._begin()
+        status = await self.begin()
         return {
             "status": status or "recorded",
             "record_id": "rec_" + digest("ledger", refund_id)[:12],
@@ -121,7 +101,7 @@ class Notifier(SimulatedService):
     name = "Notification service"
 
     async def send(self, template: str, recipient: str, reference: str) -> dict[str, Any]:
-        status = await self._begin()
+        status = await self.begin()
         return {
             "status": status or "sent",
             "message_id": "msg_" + digest("notify", template, recipient, reference)[:12],
