@@ -121,6 +121,9 @@ class StoreContract:
         assert sorted(names(results[0].claims)) == [("old", "a"), ("t1", "a"), ("t3", "a")]
         assert results[2].claims == () and store.get_task("t2") is None
         assert store.get_task("t3").steps[0].state is StepState.IN_PROGRESS
+        twice = store.create_tasks([single("t4", idempotency_key="j"), single("t5", idempotency_key="j")], NOW)
+        assert [(r.task.id, r.created) for r in twice] == [("t4", True), ("t4", False)]
+        assert store.get_task("t5") is None
 
     def test_get_tasks_and_get_task_without_steps(self, store: Store) -> None:
         store.create_task(make_task("t1"), NOW)

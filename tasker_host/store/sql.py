@@ -36,6 +36,7 @@ from tasker_host.store.base import (
 )
 from tasker_host.store.sql_batch import InsertAll, ManyInsert
 from tasker_host.store.sql_engine import READONLY, check_schema, make_engine, upgrade_engine
+from tasker_host.store.sql_rows import keys_of, new_rows
 from tasker_host.store.sql_schema import steps, tasks, transitions
 from tasker_host.store.urls import is_sqlite_memory, parse_url
 
@@ -146,7 +147,7 @@ class SqlStore:
 
     def _create_many(self, conn: sa.Connection, tasks: Sequence[NewTask], now: float,
                      claim: ClaimRequest | None) -> list[CreateResult]:
-        results = [self._create(conn, task, now) for task in tasks]
+        results = self._create_rows(conn, tasks, now)
         if claim is not None and claim.limit > 0 and any(r.created for r in results):
             claims = tuple(work.claim(conn, claim.owner, claim.limit, now, claim.lease_seconds, None))
             first = next(i for i, r in enumerate(results) if r.created)
@@ -175,38 +176,31 @@ class SqlStore:
         return None
 
     def _create(self, conn: sa.Connection, task: NewTask, now: float) -> CreateResult:
-        existing = self._existing(conn, task)
-        if existing is not None:
-            return CreateResult(existing, created=False)
-        record = TaskRecord(
-            id=task.id, namespace=task.namespace, name=task.name, version=task.version,
-            status=TaskState.PENDING, context=task.context, template=task.template, created_at=now,
-            updated_at=now, provenance=task.provenance, correlation_id=task.correlation_id,
-            idempotency_key=task.idempotency_key, parent_task_id=task.parent_task_id,
-            parent_step=task.parent_step, invocation_key=task.invocation_key,
-            steps=[StepRecord(task_id=task.id, name=s.name, state=StepState.PENDING, attempts=0,
-                              retry_limit=s.retry_limit, retryable=s.retryable, depends_on=tuple(s.depends_on),
-                              dependents=tuple(s.dependents), pending_deps=len(s.depends_on), ready_at=now)
-                   for s in task.steps])
-        task_row = {
-            "id": task.id, "namespace": task.namespace, "name": task.name, "version": task.version,
-            "status": TaskState.PENDING.value, "context": dict(task.context), "template": dict(task.template),
-            "provenance": dict(task.provenance) if task.provenance is not None else None,
-            "correlation_id": task.correlation_id, "idempotency_key": task.idempotency_key,
-            "parent_task_id": task.parent_task_id, "parent_step": task.parent_step,
-            "invocation_key": task.invocation_key, "error": None, "steps_remaining": len(task.steps),
-            "created_at": now, "updated_at": now, "completed_at": None}
-        step_rows = [
-            {"task_id": task.id, "name": s.name, "position": i, "state": StepState.PENDING.value,
-             "attempts": 0, "retry_limit": s.retry_limit, "retryable": s.retryable,
-             "depends_on": list(s.depends_on), "dependents": list(s.dependents),
-             "pending_deps": len(s.depends_on), "ready_at": now, "results": None, "last_error": None,
-             "started_at": None, "completed_at": None, "lease_owner": None, "lease_expires_at": None}
-            for i, s in enumerate(task.steps)]
-        log = ([work.transition(task.id, None, None, TaskState.PENDING.value, now)]
-               + [work.transition(task.id, s.name, None, StepState.PENDING.value, now) for s in task.steps])
-        _INSERT_TASK(conn, [task_row], step_rows, log)  # PostgreSQL: one statement
-        return CreateResult(record, created=True)
+        return self._create_rows(conn, [task], now)[0]
+
+    def _create_rows(self, conn: sa.Connection, tasks: Sequence[NewTask], now: float) -> list[CreateResult]:
+        """Create tasks with ONE insert for all their rows (PostgreSQL: one statement); a task whose
+        idempotency / invocation key exists already, or repeats an earlier one of the batch, is
+        answered with that task and writes nothing."""
+        results: list[CreateResult] = []
+        fresh: dict[tuple[Any, ...], TaskRecord] = {}
+        rows: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
+        for task in tasks:
+            keys = keys_of(task)
+            earlier = next((fresh[k] for k in keys if k in fresh), None)
+            existing = earlier or (self._existing(conn, task) if keys else None)
+            if existing is not None:
+                results.append(CreateResult(existing, created=False))
+                continue
+            record, task_row, step_rows, log = new_rows(task, now)
+            rows[0].append(task_row)
+            rows[1].extend(step_rows)
+            rows[2].extend(log)
+            fresh.update(dict.fromkeys(keys, record))
+            results.append(CreateResult(record, created=True))
+        if rows[0]:
+            _INSERT_TASK(conn, *rows)  # PostgreSQL: one statement
+        return results
 
     # -- claiming and outcomes -------------------------------------------------------------
     def claim(self, owner: str, limit: int, now: float, lease_seconds: float,
