@@ -36,8 +36,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
 
 from tasker_host.errors import (
     ConfigurationError,
@@ -143,9 +143,16 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(error)
 
 
+async def handle_disconnect(request: Request, exc: Exception) -> Response:
+    """The client went away mid-request (nothing was written): not a server error."""
+    log.info("client disconnected during %s %s", request.method, request.url.path)
+    return Response(status_code=499)
+
+
 def exception_handlers() -> dict[Any, Any]:
     """Starlette's ``exception_handlers``: every class of the table, HTTP errors and the rest."""
     handlers: dict[Any, Any] = {cls: handle_error for cls, _, _ in ERROR_TABLE}
+    handlers[ClientDisconnect] = handle_disconnect
     handlers.update({ApiError: handle_error, HTTPException: handle_error, TaskerError: handle_error,
                      Exception: handle_error})
     return handlers

@@ -194,3 +194,37 @@ def test_create_batcher_gives_a_failed_batch_its_error_and_keeps_going():
         return await batcher.create("next")
 
     assert anyio.run(main) == "ok-next" and calls == [["boom"], ["next"]]
+
+
+def test_a_client_that_disconnects_mid_body_is_not_a_server_error(tmp_path, caplog):
+    import logging
+
+    import anyio
+
+    from tasker_host.api.app import create_app
+    from tasker_host.auth import Principal
+    from tasker_host.store.base import TaskFilter
+    from tests.api.conftest import make_host
+
+    host = make_host(tmp_path / "t.db")
+    app = create_app(host, run_worker=False, authenticate=lambda token: Principal("admin", admin=True))
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/tasker/tasks", "raw_path": b"/tasker/tasks", "query_string": b"",
+             "root_path": "", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1),
+             "headers": [(b"authorization", b"Bearer x"), (b"content-type", b"application/json")]}
+    messages = iter([{"type": "http.request", "body": b'{"name": "process', "more_body": True},
+                     {"type": "http.disconnect"}])
+    sent = []
+
+    async def receive():
+        return next(messages)
+
+    async def send(message):
+        sent.append(message)
+
+    caplog.set_level(logging.INFO)
+    anyio.run(app, scope, receive, send)
+    assert sent[0]["status"] == 499
+    assert "client disconnected during POST /tasker/tasks" in caplog.text
+    assert "unhandled error" not in caplog.text
+    assert host.store.list_tasks(TaskFilter()) == []
