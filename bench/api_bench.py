@@ -72,13 +72,16 @@ def wrk(port: int, token: str, seconds: int, tmp: Path) -> dict:
                           f"http://127.0.0.1:{port}/tasker/tasks"], check=True, capture_output=True, text=True).stdout
     if "Non-2xx" in out:
         raise RuntimeError(f"some requests failed:\n{out}")
-    ms = {p: _ms(re.search(rf"{p}%\s+(\S+)", out).group(1)) for p in ("50", "90", "99")}
+    ms = {p: _ms(re.search(rf"^\s+{p}%\s+(\S+)", out, re.MULTILINE).group(1)) for p in ("50", "90", "99")}
     return {"rps": float(re.search(r"Requests/sec:\s+(\S+)", out).group(1)), **{f"p{k}": v for k, v in ms.items()}}
 
 
 def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        raise ValueError(f"unexpected wrk latency {text!r}")
+    value, unit = match.groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
 def measure(backend: str, args: argparse.Namespace) -> dict:

@@ -19,7 +19,7 @@ Submit = Callable[[Sequence[NewTask]], Awaitable[list[CreateResult]]]
 
 
 class _Slot:
-    __slots__ = ("task", "wake", "result", "error", "finished")
+    __slots__ = ("task", "wake", "result", "error", "finished", "writer")
 
     def __init__(self, task: NewTask):
         self.task = task
@@ -27,38 +27,48 @@ class _Slot:
         self.result: CreateResult | None = None
         self.error: BaseException | None = None
         self.finished = False
+        self.writer = False  # handed a writer's role: must write a batch and pass the role on
 
 
 class CreateBatcher:
-    def __init__(self, submit: Submit, *, max_batch: int = 256):
-        self._submit, self._max = submit, max_batch
+    """``writers``: batches written at once (1 for SQLite, whose writes are serial anyway; more
+    for PostgreSQL, so one batch's round trips overlap the next one's)."""
+
+    def __init__(self, submit: Submit, *, max_batch: int = 256, writers: int = 1):
+        self._submit, self._max, self._writers = submit, max_batch, writers
         self._pending: list[_Slot] = []
-        self._writing = False
+        self._writing = 0
 
     async def create(self, task: NewTask) -> CreateResult:
         slot = _Slot(task)
         self._pending.append(slot)
-        if not self._writing:
-            self._writing = True
+        if self._writing < self._writers:
+            self._writing += 1
             await self._write_batch()
-        while not slot.finished:
-            await slot.wake.wait()
-            slot.wake = anyio.Event()
-            if not slot.finished:  # handed the writer's role
+        while True:
+            if slot.writer:  # a role handed over must be used, even once our own task is done
+                slot.writer = False
                 await self._write_batch()
+            elif slot.finished:
+                break
+            else:
+                await slot.wake.wait()
+                slot.wake = anyio.Event()
         if slot.error is not None:
             raise slot.error
         assert slot.result is not None
         return slot.result
 
     async def _write_batch(self) -> None:
+        """Write what is pending (one batch), then pass the writer's role on (never lost)."""
         batch: list[_Slot] = []
         try:
             await anyio.lowlevel.checkpoint()  # requests already parsed join this batch
             batch, self._pending = self._pending[:self._max], self._pending[self._max:]
-            results = await self._submit([s.task for s in batch])
-            for slot, result in zip(batch, results, strict=True):
-                slot.result = result
+            if batch:
+                results = await self._submit([s.task for s in batch])
+                for slot, result in zip(batch, results, strict=True):
+                    slot.result = result
         except BaseException as exc:  # the whole batch shares the failure (nothing was written)
             for slot in batch:
                 slot.error = exc
@@ -70,14 +80,16 @@ class CreateBatcher:
             self._hand_over()
 
     def _hand_over(self) -> None:
-        if self._pending:
-            self._pending[0].wake.set()
+        waiting = next((s for s in self._pending if not s.writer), None)
+        if waiting is not None:
+            waiting.writer = True
+            waiting.wake.set()
         else:
-            self._writing = False
+            self._writing -= 1
 
 
 def batcher_for(call: Callable[..., Awaitable[Any]], submit: Callable[[Sequence[NewTask]], list[CreateResult]],
-                max_batch: int = 256) -> CreateBatcher:
+                max_batch: int = 256, writers: int = 1) -> CreateBatcher:
     """A batcher that runs the service's synchronous ``submit`` through ``call`` (inline or in a
     worker thread, like every store call of the API)."""
-    return CreateBatcher(lambda tasks: call(submit, tasks), max_batch=max_batch)
+    return CreateBatcher(lambda tasks: call(submit, tasks), max_batch=max_batch, writers=writers)

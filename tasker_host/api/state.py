@@ -45,7 +45,8 @@ class Api:
     creates: CreateBatcher = field(init=False)  # group commit of POST /tasks
 
     def __post_init__(self) -> None:
-        self.creates = batcher_for(self.call, self.host.service.submit)
+        writers = 1 if self.inline else 2  # PostgreSQL: one batch in flight while the next forms
+        self.creates = batcher_for(self.call, self.host.service.submit, writers=writers)
 
     @property
     def inline(self) -> bool:

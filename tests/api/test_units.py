@@ -228,3 +228,37 @@ def test_a_client_that_disconnects_mid_body_is_not_a_server_error(tmp_path, capl
     assert "client disconnected during POST /tasker/tasks" in caplog.text
     assert "unhandled error" not in caplog.text
     assert host.store.list_tasks(TaskFilter()) == []
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_create_batcher_with_several_writers_answers_everyone(seed):
+    import random
+
+    import anyio
+
+    from tasker_host.api.batching import CreateBatcher
+
+    rng = random.Random(seed)
+
+    async def submit(tasks):
+        for _ in range(rng.randint(0, 3)):
+            await anyio.sleep(0)
+        return [f"r-{t}" for t in tasks]
+
+    async def main():
+        batcher = CreateBatcher(submit, max_batch=3, writers=3)
+        got = {}
+
+        async def one(i):
+            for _ in range(rng.randint(0, 2)):
+                await anyio.sleep(0)
+            got[i] = await batcher.create(i)
+
+        with anyio.fail_after(10):  # a lost writer's role would hang here
+            async with anyio.create_task_group() as tg:
+                for i in range(200):
+                    tg.start_soon(one, i)
+        return got, batcher._writing
+
+    got, writing = anyio.run(main)
+    assert got == {i: f"r-{i}" for i in range(200)} and writing == 0
