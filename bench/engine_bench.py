@@ -61,7 +61,7 @@ def make_host(backend: str, tag: str, probe: Probe, workdir: Path):
 
 def throughput(backend: str, workload: str, n: int, workdir: Path) -> dict:
     probe = Probe()
-    host = make_host(backend, f"{workload}_{n}", probe, workdir)
+    host = make_host(backend, f"{workload}_{n}_{time.monotonic_ns()}", probe, workdir)
     t0 = time.perf_counter()
     for _ in range(n):
         host.service.create_task("bench", workload)
