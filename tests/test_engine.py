@@ -257,3 +257,38 @@ async def test_events_reach_observers_and_a_failing_observer_changes_nothing(cap
                      EventKind.STEP_STARTED, EventKind.STEP_COMPLETED, EventKind.TASK_COMPLETED]
     assert all(ns == "team" and v == "1.0.0" for _, _, ns, v in seen)
     assert "observer of plugin broken-observer failed" in caplog.text
+
+
+async def test_stop_lets_running_steps_finish_and_claims_nothing_more():
+    script = Script()
+    host = make_host(script, [doc(steps=chain(["a", "b"]))])
+    busy = host.service.create_task("team", "flow", context={"script": {"a": ["wait"]}}).task
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: host.engine.run(stop=stop, grace_seconds=30))
+        await script.started["a"].wait()
+        stop.set()
+        await anyio.wait_all_tasks_blocked()
+        later = host.service.create_task("team", "flow").task  # arrives while stopping
+        script.release["a"].set()  # the running step finishes within the grace period
+    busy = host.service.get_task(busy.id)
+    assert steps_by_name(busy)["a"].state is StepState.COMPLETE  # recorded before returning
+    assert steps_by_name(busy)["b"].state is StepState.PENDING  # not claimed after stop
+    assert host.service.get_task(later.id).status is TaskState.PENDING
+    assert [c[1] for c in script.calls] == ["a"]
+
+
+async def test_stop_releases_steps_still_running_after_the_grace_period():
+    script = Script()
+    host = make_host(script, [doc(steps=chain(["a"]))])
+    task = host.service.create_task("team", "flow", context={"script": {"a": ["hang"]}}).task
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: host.engine.run(stop=stop, grace_seconds=10))
+        await script.started["a"].wait()
+        stop.set()
+        await anyio.wait_all_tasks_blocked()
+        host.clock.advance(10)  # the grace period ends with step a still running
+    a = steps_by_name(host.service.get_task(task.id))["a"]
+    assert (a.state, a.lease_owner) == (StepState.WAITING_RETRY, None)  # released for another run
+    assert a.ready_at == host.clock.now()

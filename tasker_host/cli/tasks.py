@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -194,16 +195,39 @@ def resolve_step(state: CliState, task_id: str, step: str, results_arg: str | No
 @click.command()
 @click.option("--until-idle", is_flag=True,
               help="Exit once nothing is runnable (steps waiting for a retry backoff stay for later).")
+@click.option("--grace-seconds", default=30.0, show_default=True, type=click.FloatRange(0),
+              help="On SIGTERM / Ctrl-C: how long running steps may take to finish before they are "
+                   "released to other workers.")
 @pass_state
-def worker(state: CliState, until_idle: bool) -> None:
-    """Run the engine only: claim and run ready steps until interrupted (Ctrl-C / SIGTERM)."""
+def worker(state: CliState, until_idle: bool, grace_seconds: float) -> None:
+    """Run the engine only: claim and run ready steps until stopped.
+
+    SIGTERM or Ctrl-C stops claiming, lets running steps finish for up to --grace-seconds,
+    releases the rest (another worker runs them) and commits everything before exiting.
+    """
     host = open_host(state, False)
     click.echo(f"worker {host.engine.config.owner} running "
                f"({len(host.registry.namespaces)} namespaces, {host.registry.template_count} templates)", err=True)
-    try:
-        anyio.run(host.engine.run_until_idle if until_idle else host.engine.run)
-    except KeyboardInterrupt:
-        click.echo("worker stopped", err=True)
+    anyio.run(_work, host, until_idle, grace_seconds)
+    click.echo("worker stopped", err=True)
+
+
+async def _work(host: Host, until_idle: bool, grace_seconds: float) -> None:
+    stop = anyio.Event()
+
+    async def on_signal() -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for received in signals:
+                click.echo(f"{signal.Signals(received).name}: finishing running steps "
+                           f"(up to {grace_seconds:g}s), claiming nothing new", err=True)
+                stop.set()
+                return
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(on_signal)
+        await host.engine.run(until_idle=until_idle, stop=stop, grace_seconds=grace_seconds)
+        tg.cancel_scope.cancel()
+    host.close()
 
 
 COMMANDS = (run, tasks, worker)

@@ -7,12 +7,8 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-import os
-import socket
 import threading
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 from types import MappingProxyType
 from typing import Any
@@ -20,6 +16,7 @@ from typing import Any
 import anyio
 
 from tasker_host.engine.clock import Clock
+from tasker_host.engine.config import EngineConfig
 from tasker_host.engine.events import EventBus, EventKind, LifecycleEvent
 from tasker_host.engine.retry import RetryPolicy, error_doc, judge
 from tasker_host.engine.runtime import RuntimeCache, TaskRuntime
@@ -49,19 +46,6 @@ class _Waiter:
         self.state: TaskState | None = None
 
 
-def default_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    concurrency: int = 64  # steps running at once in this runner
-    claim_batch: int = 256
-    lease_seconds: float = 60.0
-    poll_seconds: float = 1.0  # fallback wake-up when no nudge arrives (other processes)
-    owner: str = field(default_factory=default_owner)
-
-
 class Engine:
     def __init__(self, store: Store, registry: Registry, clock: Clock, events: EventBus, *,
                  config: EngineConfig | None = None, policy: RetryPolicy | None = None):
@@ -82,6 +66,7 @@ class Engine:
         self._loop_token: Any = None
         self._loop_thread: int | None = None
         self._until_idle = False
+        self._stopping = False
         self._inline_db = bool(getattr(store, "inline", False))
         self._next_retry_at: float | None = None  # earliest known backoff end
 
@@ -96,7 +81,7 @@ class Engine:
         """Offered to the service: claim a new task's first steps in its creating transaction
         (only while this runner runs and has room)."""
         free = self.config.concurrency - self._inflight
-        if self._tg is None or free <= 0:
+        if self._tg is None or self._stopping or free <= 0:
             return None
         return ClaimRequest(self.config.owner, min(free, 16), self.config.lease_seconds)
 
@@ -139,21 +124,41 @@ class Engine:
         """Run until nothing is runnable now and nothing is running (tests drain with this)."""
         await self.run(until_idle=True)
 
-    async def run(self, *, until_idle: bool = False) -> None:
+    async def run(self, *, until_idle: bool = False, stop: anyio.Event | None = None,
+                  grace_seconds: float = 30.0) -> None:
+        """Claim and run steps until cancelled (or idle, with ``until_idle``). When ``stop`` is
+        set: claim nothing more, let running steps finish for up to ``grace_seconds``, then
+        release the rest (they run again elsewhere) and commit everything before returning."""
         self._wake, self._outcome_ready = anyio.Event(), anyio.Event()
         self._loop_token, self._loop_thread = anyio.lowlevel.current_token(), threading.get_ident()
-        self._until_idle = until_idle
+        self._until_idle, self._stopping = until_idle, False
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 tg.start_soon(self._commit_loop)
                 tg.start_soon(self._lease_loop)
+                if stop is not None:
+                    tg.start_soon(self._stop_on, stop)
                 await self._claim_loop(tg, until_idle)
+                if self._stopping:
+                    await self._drain(grace_seconds)
                 tg.cancel_scope.cancel()
         finally:
             self._tg = None  # the final flush below claims nothing new
             with anyio.CancelScope(shield=True):
                 await self._commit_pending()  # final states survive cancellation
+
+    async def _stop_on(self, stop: anyio.Event) -> None:
+        await stop.wait()
+        self._stopping = True  # no claim of any kind from now on
+        self.nudge()
+
+    async def _drain(self, grace_seconds: float) -> None:
+        deadline = self.clock.now() + grace_seconds
+        while self._busy and self.clock.now() < deadline:
+            self._wake = anyio.Event()
+            await self.clock.wait(self._wake, deadline)
+        # what still runs now is cancelled with the task group: released, then flushed
 
     async def wait_for_task(self, task_id: str) -> TaskState:
         """Wait until a task is final and return its status (woken by this runner's commits at
@@ -187,7 +192,7 @@ class Engine:
     # -- claiming ----------------------------------------------------------------------------
     async def _claim_loop(self, tg: anyio.abc.TaskGroup, until_idle: bool) -> None:
         self._next_retry_at = await self.db(self.store.next_ready_at)
-        while True:
+        while not self._stopping:
             self._wake = anyio.Event()
             if await self._claim_round(tg):
                 continue  # a full batch: there may be more
@@ -326,7 +331,7 @@ class Engine:
         if not batch:
             return
         tg = self._tg
-        free = self.config.concurrency - self._inflight + len(batch) if tg is not None else 0
+        free = self.config.concurrency - self._inflight + len(batch) if tg and not self._stopping else 0
         limit = max(0, min(free, self.config.claim_batch))
         self._committing = True
         try:
@@ -343,7 +348,7 @@ class Engine:
             self._after_task(change)
         if claims and tg is not None:
             await self._start(tg, claims)
-        if (limit and len(claims) == limit) or (self._until_idle and not self._inflight):
+        if (limit and len(claims) == limit) or ((self._until_idle or self._stopping) and not self._inflight):
             self.nudge()  # a full batch (more may be ready), or maybe idle: let the loop look
 
     def _after_step(self, o: StepOutcome) -> None:
