@@ -57,10 +57,10 @@ def normalize_prefix(prefix: str) -> str:
     return "" if prefix == "/" else prefix
 
 
-async def _run_worker(api: Api) -> None:
+async def _run_worker(api: Api, stop: anyio.Event) -> None:
     api.worker.running = True
     try:
-        await api.host.engine.run()
+        await api.host.engine.run(stop=stop, grace_seconds=api.worker.grace_seconds)
     except Exception as exc:  # noqa: BLE001 - a crashed engine makes the server not ready, not dead
         log.exception("the engine stopped with an error; /health/ready now answers 503")
         api.worker.error = f"{type(exc).__name__}: {exc}"
@@ -74,10 +74,13 @@ def lifespan_for(api: Api) -> Any:
         unsubscribe = api.metrics.subscribe(api.host.events)
         try:
             async with anyio.create_task_group() as tg:
+                stop = anyio.Event()
                 if api.worker.enabled:
-                    tg.start_soon(_run_worker, api)
+                    tg.start_soon(_run_worker, api, stop)
                 yield
-                tg.cancel_scope.cancel()  # the engine commits final states while it unwinds
+                # claim nothing more; running steps get the grace period, the rest is released
+                # and the engine commits final states before the store closes
+                stop.set()
         finally:
             unsubscribe()
             await anyio.to_thread.run_sync(api.host.close)
@@ -87,7 +90,8 @@ def lifespan_for(api: Api) -> Any:
 
 
 def create_app(host: Host, *, prefix: str = "/tasker", run_worker: bool = True, max_body_bytes: int = 1_048_576,
-               authenticate: Authenticate | None = None, token_cache_seconds: float = 0.0) -> Starlette:
+               authenticate: Authenticate | None = None, token_cache_seconds: float = 0.0,
+               grace_seconds: float = 0.0) -> Starlette:
     """The API for ``host``. ``authenticate`` maps a bearer token to a Principal (None: rejected);
     by default tokens are checked against ``host.tokens`` (issued by ``tasker-host tokens``),
     accepted ones remembered for ``token_cache_seconds``."""
@@ -95,7 +99,8 @@ def create_app(host: Host, *, prefix: str = "/tasker", run_worker: bool = True, 
         raise ConfigurationError("max_body_bytes must be positive")
     prefix = normalize_prefix(prefix)
     api = Api(host=host, authenticate=authenticate or host_authenticator(host, token_cache_seconds), prefix=prefix,
-              max_body_bytes=max_body_bytes, metrics=Metrics(host.store), worker=WorkerState(run_worker))
+              max_body_bytes=max_body_bytes, metrics=Metrics(host.store),
+              worker=WorkerState(run_worker, grace_seconds=grace_seconds))
     routes = [*tasks.routes(), *handlers.routes(), *health.routes(),
               Route("/metrics", metrics, methods=["GET"]), Route("/openapi.json", openapi, methods=["GET"])]
     app = Starlette(routes=[Mount(prefix, routes=routes)] if prefix else routes,

@@ -31,6 +31,7 @@ class WorkerState:
     enabled: bool
     running: bool = False
     error: str | None = None
+    grace_seconds: float = 0.0  # at shutdown: how long running steps may take to finish
 
 
 @dataclass

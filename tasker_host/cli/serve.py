@@ -27,11 +27,13 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
               help="Larger request bodies get 413.")
 @click.option("--shutdown-timeout", default=30.0, show_default=True, type=click.FloatRange(0),
               help="Seconds to let open requests finish after SIGTERM / Ctrl-C.")
+@click.option("--grace-seconds", default=30.0, show_default=True, type=click.FloatRange(0),
+              help="At shutdown, how long running steps may take to finish before they are released.")
 @click.option("--token-cache-seconds", default=5.0, show_default=True, type=click.FloatRange(0),
               help="Remember accepted tokens this long (a revocation takes effect within it); 0: check every request.")
 @pass_state
 def serve(state: CliState, bind_host: str, port: int, prefix: str, worker: bool, log_level: str, log_format: str,
-          max_body_bytes: int, shutdown_timeout: float, token_cache_seconds: float) -> None:
+          max_body_bytes: int, shutdown_timeout: float, grace_seconds: float, token_cache_seconds: float) -> None:
     """Serve the REST API: tasks, the handler catalogue, health, metrics and OpenAPI.
 
     \b
@@ -55,7 +57,7 @@ def serve(state: CliState, bind_host: str, port: int, prefix: str, worker: bool,
     try:
         host = build_host(state.settings, entry_points=state.entry_points)
         app = create_app(host, prefix=prefix, run_worker=worker, max_body_bytes=max_body_bytes,
-                         token_cache_seconds=token_cache_seconds)
+                         token_cache_seconds=token_cache_seconds, grace_seconds=grace_seconds)
     except TaskerError as exc:
         fail(exc)
         return
