@@ -10,13 +10,17 @@ step context and a harness that runs a plugin's handlers without an engine.
     from tasker_host.testing import HandlerHarness, record_simulated_sleeps
     harness = HandlerHarness(plugin, "tasker_payments", "payments")
     results = await harness.run("process_refund", {"payment_id": "pay_123", "refund_amount": 4999})
+
+    from tasker_host.testing import check_plugin
+    report = check_plugin(plugin, namespace="payments", distribution="tasker-payments")
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.resources import files
 from types import SimpleNamespace
 from typing import Any
@@ -29,6 +33,7 @@ from tasker_host.context import InvocationResult, TaskInfo
 from tasker_host.handler import StepHandler
 from tasker_host.markers import hookimpl
 from tasker_host.models import Namespace
+from tasker_host.testing.plugin_checks import PluginReport, check_plugin
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,17 @@ class FakeStepContext:
         return child
 
 
+def answer_with(child: InvocationResult) -> Callable[..., InvocationResult]:
+    """A :class:`FakeStepContext` ``child`` answering every ``invoke`` with ``child``, but
+    carrying the caller's ``correlation_id`` (from the invoke's context), as the engine does."""
+
+    def answer(namespace: str, name: str, version: str | None,
+               context: Mapping[str, Any]) -> InvocationResult:
+        return replace(child, correlation_id=context.get("correlation_id"))
+
+    return answer
+
+
 def record_simulated_sleeps(monkeypatch: Any) -> list[float]:
     """Make :mod:`tasker_host.simulation` record its delays instead of sleeping, and ignore any
     ``TASKER_SIMULATE`` of the environment; returns the list of recorded delays (seconds).
@@ -202,6 +218,14 @@ class HandlerHarness:
             version = max((v for n, v in self.documents if n == name), key=Version)
         return self.documents[(name, version)]
 
+    def newest(self) -> dict[str, Mapping[str, Any]]:
+        """``{workflow name: document of its newest version}``, by name."""
+        return {name: self.template(name) for name in sorted({n for n, _ in self.documents})}
+
+    def steps(self) -> list[tuple[str, str]]:
+        """``(workflow name, step name)`` of every step of :meth:`newest`, for parametrizing."""
+        return [(name, s["name"]) for name, doc in self.newest().items() for s in doc["step_templates"]]
+
     def step(self, name: str, step: str, version: str | None = None) -> Mapping[str, Any]:
         return next(s for s in self.template(name, version)["step_templates"] if s["name"] == step)
 
@@ -237,6 +261,38 @@ class HandlerHarness:
                 trace.append(step["name"])
             ctx = self.ctx(name, step["name"], context, results, version=version, **fields)
             results[step["name"]] = await self.run_step(ctx)
+        return results
+
+    async def fail_step(self, name: str, step: str, outcome: str, context: Mapping[str, Any], *,
+                        version: str | None = None, **fields: Any) -> Exception:
+        """:meth:`run` with a ``simulate`` plan making ``step`` answer ``outcome`` (``"timeout"``,
+        ``"declined"``, ...) on its first attempt; ``AssertionError`` unless the run stops at
+        ``step`` with an exception, which is returned for the test to classify."""
+        trace: list[str] = []
+        try:
+            await self.run(name, {**context, "simulate": {step: [outcome]}}, trace, version=version,
+                           **fields)
+        except Exception as exc:
+            if trace[-1] != step:
+                raise AssertionError(f"{outcome!r} was planned for {step!r}, but {trace[-1]!r} "
+                                     f"failed: {exc!r}") from exc
+            return exc
+        raise AssertionError(f"{name} ran to completion although {step!r} was planned to answer "
+                             f"{outcome!r}")
+
+    async def run_happy_path(self, name: str, context: Mapping[str, Any], *,
+                             version: str | None = None, **fields: Any) -> dict[str, Any]:
+        """:meth:`run`, then ``AssertionError`` unless every step ran, in template order, and
+        returned a ``dict`` that survives a JSON round trip (what the store keeps)."""
+        results = await self.run(name, context, version=version, **fields)
+        expected = [s["name"] for s in self.template(name, version)["step_templates"]]
+        if list(results) != expected:
+            raise AssertionError(f"{name}: steps run {list(results)}, template order {expected}")
+        not_dicts = {step: type(r).__name__ for step, r in results.items() if type(r) is not dict}
+        if not_dicts:
+            raise AssertionError(f"{name}: step results that are not dicts: {not_dicts}")
+        if json.loads(json.dumps(results)) != results:
+            raise AssertionError(f"{name}: step results change in a JSON round trip: {results!r}")
         return results
 
 
@@ -287,3 +343,24 @@ def topological_order(steps: Iterable[Mapping[str, Any]]) -> list[str]:
             raise AssertionError(f"dependency cycle among {sorted(set(deps) - set(order))}")
         order.extend(ready)
     return order
+
+
+__all__ = [
+    "FakeDistribution",
+    "FakeEntryPoint",
+    "FakeStepContext",
+    "HandlerHarness",
+    "NoopHandler",
+    "PluginReport",
+    "StrictYamlLoader",
+    "answer_with",
+    "check_plugin",
+    "depends_on",
+    "make_plugin",
+    "record_simulated_sleeps",
+    "simulation_fixtures",
+    "template_doc",
+    "template_documents",
+    "template_files",
+    "topological_order",
+]

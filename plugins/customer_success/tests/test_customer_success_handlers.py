@@ -9,7 +9,7 @@ import pytest
 
 from tasker_host import PermanentError, RetryableError, TaskerError, simulation
 from tasker_host.context import InvocationResult
-from tasker_host.testing import HandlerHarness, simulation_fixtures
+from tasker_host.testing import HandlerHarness, answer_with, simulation_fixtures
 from tasker_customer_success import plugin
 
 NAMESPACE = "customer_success"
@@ -32,24 +32,15 @@ def _child(status="complete", version="2.1.3", correlation_id="corr-1"):
                             correlation_id, {"process_gateway_refund": {"refund_id": "re_abc"}})
 
 
-def _answer(namespace, name, version, context):
-    """The default child task: complete, with the caller's correlation id."""
-    return _child(correlation_id=context.get("correlation_id"))
-
-
-HARNESS = HandlerHarness(plugin, "tasker_customer_success", NAMESPACE, child=_answer)
-TEMPLATES = {name: doc for (name, _), doc in HARNESS.documents.items()}
-STEPS = [(name, s["name"]) for name, d in sorted(TEMPLATES.items()) for s in d["step_templates"]]
+# the default child: complete, with the caller's correlation id
+HARNESS = HandlerHarness(plugin, "tasker_customer_success", NAMESPACE, child=answer_with(_child()))
 _ctx, _run_step, _run = HARNESS.ctx, HARNESS.run_step, HARNESS.run  # _run: steps in template order
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("name", sorted(TEMPLATES))
+@pytest.mark.parametrize("name", sorted(HARNESS.newest()))
 async def test_happy_path_runs_every_step_with_json_results(name, sleeps):
-    results = await _run(name, CONTEXTS[name])
-    assert list(results) == [s["name"] for s in TEMPLATES[name]["step_templates"]]
-    assert all(type(r) is dict for r in results.values())
-    assert json.loads(json.dumps(results)) == results
+    await HARNESS.run_happy_path(name, CONTEXTS[name])
     assert sleeps == []
 
 
@@ -116,12 +107,9 @@ async def test_low_severity_does_not_page(sleeps):
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("outcome,error", FAILURES)
-@pytest.mark.parametrize("name,step", STEPS)
+@pytest.mark.parametrize("name,step", HARNESS.steps())
 async def test_injected_failures_are_classified(name, step, outcome, error, sleeps):
-    trace: list[str] = []
-    with pytest.raises(error):
-        await _run(name, {**CONTEXTS[name], "simulate": {step: [outcome]}}, trace)
-    assert trace[-1] == step
+    assert isinstance(await HARNESS.fail_step(name, step, outcome, CONTEXTS[name]), error)
 
 
 @pytest.mark.anyio
