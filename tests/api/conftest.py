@@ -83,6 +83,18 @@ class TaskWaiter:
             return self._seen[task_id][count - 1]
 
 
+class _SignallingServer(uvicorn.Server):
+    """A uvicorn server that sets ``up`` once it listens (no polling for it)."""
+
+    def __init__(self, config: uvicorn.Config):
+        super().__init__(config)
+        self.up = threading.Event()
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets=sockets)
+        self.up.set()
+
+
 class ServerThread:
     """uvicorn on 127.0.0.1:<free port> in a thread; ``stop()`` shuts it down gracefully."""
 
@@ -92,16 +104,19 @@ class ServerThread:
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.server = _SignallingServer(config)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.server.run(sockets=[self.sock])
+        finally:
+            self.server.up.set()  # also when it failed to start: start() then reports it
 
     def start(self) -> None:
         self.thread.start()
-        deadline = time.monotonic() + START_TIMEOUT
-        while not self.server.started:  # a bounded wait for the server to come up
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the API server did not start")
-            time.sleep(0.01)
+        if not self.server.up.wait(START_TIMEOUT) or not self.server.started:
+            raise RuntimeError("the API server did not start")
         assert httpx.get(f"http://127.0.0.1:{self.port}{PREFIX}/health/live", timeout=5).status_code == 200
 
     def stop(self) -> None:
