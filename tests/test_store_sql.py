@@ -21,6 +21,7 @@ from tasker_host.store._common import RECLAIM_REASON
 from tasker_host.store.base import Claim, StepOutcome, TaskChange, TaskFilter
 from tasker_host.store.memory import MemoryStore
 from tasker_host.store.sql import SqlStore
+from tasker_host.store.sql_batch import PgStatement
 from tasker_host.store.sql_engine import current_revision, head_revision, upgrade
 from tasker_host.store.sql_schema import metadata
 from tasker_host.store.urls import default_sqlite_url, normalize_url
@@ -319,6 +320,75 @@ def test_reclaim_reasons_keep_unusual_owner_names(sql_store: SqlStore) -> None:
     assert sql_store.transitions("t1")[-1].reason == RECLAIM_REASON.format(previous=first, owner=second)
 
 
+def _log(store: SqlStore, task_id: str) -> list[tuple[str | None, str | None, str, str]]:
+    return [(t.step, t.from_state, t.to_state, t.reason) for t in store.transitions(task_id)]
+
+
+def test_record_and_claim_reclaims_a_retry_that_is_due(sql_store: SqlStore) -> None:
+    """A retry whose backoff is over at ``now`` is claimed again by the same call (PostgreSQL: by
+    the very UPDATE that records it), its error kept; one not yet due is not."""
+    sql_store.create_task(contract.make_task("t1", {"a": (), "b": ()}), NOW)
+    a, b = sql_store.claim("w1", 2, NOW, LEASE)
+    later = contract.done(b, NOW + 2, state=StepState.WAITING_RETRY, error={"n": 2}, ready_at=NOW + 9)
+    due = contract.done(a, NOW + 2, state=StepState.WAITING_RETRY, error={"n": 1})
+    batch, claims = sql_store.record_and_claim([later, due], "w2", 5, NOW + 2, LEASE)
+    assert batch.rejected == () and batch.changes == ()
+    assert claims == [Claim("t1", "a", 2, "ns", "flow", "1.0.0")]
+    step = contract.step_of(sql_store, "t1", "a")
+    assert (step.state, step.attempts, step.lease_owner, step.lease_expires_at, step.last_error, step.ready_at,
+            step.started_at) == (StepState.IN_PROGRESS, 2, "w2", NOW + 2 + LEASE, {"n": 1}, NOW + 2, NOW + 2)
+    assert contract.step_of(sql_store, "t1", "b").state is StepState.WAITING_RETRY
+    assert _log(sql_store, "t1")[-3:] == [
+        ("b", "in_progress", "waiting_retry", ""), ("a", "in_progress", "waiting_retry", ""),
+        ("a", "waiting_retry", "in_progress", "claimed by w2")]
+
+
+def test_record_and_claim_skips_the_tasks_it_fails(sql_store: SqlStore) -> None:
+    """Steps of a task the record part fails are not claimed, a live task's are."""
+    sql_store.create_task(contract.make_task("t1", {"a": (), "b": ()}), NOW)
+    sql_store.create_task(contract.make_task("t2", {"a": (), "b": ()}), NOW + 1)
+    claims = {(c.task_id, c.step): c for c in sql_store.claim("w1", 2, NOW + 2, LEASE)}
+    assert set(claims) == {("t1", "a"), ("t1", "b")}
+    sql_store.record([contract.done(claims["t1", "b"], NOW + 3, state=StepState.WAITING_RETRY)])
+    batch, again = sql_store.record_and_claim([contract.fail(claims["t1", "a"], NOW + 4)], "w1", 5, NOW + 4, LEASE)
+    assert batch.changes == (TaskChange("t1", TaskState.IN_PROGRESS, TaskState.ERROR),)
+    assert contract.names(again) == [("t2", "a"), ("t2", "b")]
+    assert contract.step_of(sql_store, "t1", "b").state is StepState.WAITING_RETRY
+
+
+def test_record_and_claim_ranks_the_steps_it_unblocks_with_the_ready_ones(sql_store: SqlStore) -> None:
+    """The limit goes to the oldest ``ready_at`` first, be the step unblocked by this very call or not
+    (a dependent is ready since its task was created)."""
+    sql_store.create_task(contract.make_task("t1", {"a": (), "b": ("a",)}), NOW)
+    sql_store.create_task(contract.single("t2"), NOW + 1)
+    [a] = sql_store.claim("w1", 1, NOW + 2, LEASE)
+    _, claims = sql_store.record_and_claim([contract.done(a, NOW + 3)], "w1", 1, NOW + 3, LEASE)
+    assert contract.names(claims) == [("t1", "b")]  # ready since NOW; t2's step since NOW + 1
+    sql_store.create_task(contract.make_task("t3", {"a": (), "b": ("a",)}), NOW + 4)
+    c = {x.task_id: x for x in sql_store.claim("w1", 2, NOW + 5, LEASE)}
+    assert set(c) == {"t2", "t3"}
+    sql_store.record([contract.done(c["t2"], NOW + 5, state=StepState.WAITING_RETRY, ready_at=NOW - 5)])
+    _, claims = sql_store.record_and_claim([contract.done(c["t3"], NOW + 6)], "w1", 1, NOW + 6, LEASE)
+    assert contract.names(claims) == [("t2", "a")]  # due since NOW - 5; t3's b since NOW + 4
+    assert contract.names(sql_store.claim("w1", 5, NOW + 7, LEASE)) == [("t3", "b")]
+
+
+def test_record_and_claim_reclaims_expired_leases_it_does_not_record(sql_store: SqlStore) -> None:
+    """An expired lease whose outcome the call records is not reclaimed (the step is done); one
+    whose outcome is stale is, by the claimer."""
+    sql_store.create_task(contract.single("t1"), NOW)
+    sql_store.create_task(contract.single("t2"), NOW)
+    c = {x.task_id: x for x in sql_store.claim("w1", 2, NOW, LEASE)}
+    late = NOW + LEASE + 1
+    stale = StepOutcome("t2", "a", "w1", c["t2"].attempt + 1, StepState.COMPLETE, late)
+    batch, claims = sql_store.record_and_claim([contract.done(c["t1"], late), stale], "w2", 5, late, LEASE)
+    assert batch.rejected == (stale,)
+    assert batch.changes == (TaskChange("t1", TaskState.IN_PROGRESS, TaskState.COMPLETE),)
+    assert claims == [Claim("t2", "a", 2, "ns", "flow", "1.0.0")]
+    assert _log(sql_store, "t2")[-1] == ("a", "in_progress", "in_progress",
+                                         RECLAIM_REASON.format(previous="w1", owner="w2"))
+
+
 @pytest.mark.postgres
 def test_postgres_hot_paths_send_one_statement_each_whatever_the_batch(postgres_url: str) -> None:
     store = SqlStore(postgres_url, auto_upgrade=True)
@@ -337,9 +407,35 @@ def test_postgres_hot_paths_send_one_statement_each_whatever_the_batch(postgres_
     assert len(claims) == 3
     _, three = statements(lambda: store.record_and_claim([contract.done(c) for c in claims], "w1", 5, NOW, LEASE))
     assert len(create) == len(claim) == 1 and create == create_more
-    assert len(one) == 2 and one == three  # record + claim; the same SQL text for any batch (prepared once)
-    assert one[1] == claim[0]
+    assert len(one) == 1 and one == three  # record + claim in one; the same SQL text for any batch (prepared once)
+    _, record_only = statements(lambda: store.record_and_claim([contract.done(c) for c in claims], "w1", 0, NOW, LEASE))
+    _, claim_only = statements(lambda: store.record_and_claim([], "w1", 5, NOW, LEASE))
+    assert len(record_only) == 1 and claim_only == claim
     store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_record_and_claim_needs_no_transaction_of_its_own(postgres_url: str) -> None:
+    """Its one statement runs in autocommit mode (no BEGIN / COMMIT round trips); the connection
+    goes back to the pool transactional, for the statements that need a transaction."""
+    store = SqlStore(postgres_url, auto_upgrade=True)
+    autocommit: list[bool] = []
+    sa.event.listen(store.engine, "before_cursor_execute",
+                    lambda conn, *_: autocommit.append(conn.connection.driver_connection.autocommit))
+    store.create_task(contract.make_task("t1"), NOW)
+    [a] = store.claim("w1", 1, NOW, LEASE)
+    assert autocommit == [False, False]
+    _, claims = store.record_and_claim([contract.done(a)], "w1", 5, NOW + 1, LEASE)
+    store.record_and_claim([contract.done(c) for c in claims], "w1", 0, NOW + 2, LEASE)
+    store.record_and_claim([], "w1", 5, NOW + 3, LEASE, {"other": 1})  # capped: a transaction again
+    assert autocommit[2:] == [True, True] + [False] * (len(autocommit) - 4)
+    assert store.get_task("t1").status is TaskState.IN_PROGRESS  # type: ignore[union-attr]
+    store.close()
+
+
+def test_pg_statement_numbers_named_parameters_once() -> None:
+    statement = PgStatement("SELECT %(b)s, %(a)s::int, %(b)s, '100%%'")
+    assert (statement.sql, statement.names) == ("SELECT $1, $2::int, $1, '100%'", ("b", "a"))
 
 
 @pytest.mark.postgres

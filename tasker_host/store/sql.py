@@ -95,9 +95,16 @@ class SqlStore:
         self._engine.dispose()
 
     # -- transactions ----------------------------------------------------------------------
-    def _write(self, fn: Callable[..., R], *args: Any) -> R:
+    def _write(self, fn: Callable[..., R], *args: Any, one_statement: bool = False) -> R:
+        """``fn(conn, *args)`` in a write transaction. ``one_statement``: ``fn`` sends at most ONE
+        statement, which is atomic by itself: it runs in autocommit mode (PostgreSQL), which saves
+        the BEGIN and COMMIT round trips."""
         for attempt in range(1, _ATTEMPTS + 1):
             try:
+                if one_statement:
+                    with self._write_lock, self._engine.connect() as conn:
+                        conn.execution_options(isolation_level="AUTOCOMMIT")
+                        return fn(conn, *args)
                 with self._write_lock, self._engine.begin() as conn:
                     return fn(conn, *args)
             except DBAPIError as exc:
@@ -211,7 +218,8 @@ class SqlStore:
                          lease_seconds: float, namespace_limits: Mapping[str, int] | None = None,
                          ) -> tuple[StepResultBatch, list[Claim]]:
         check_outcomes(outcomes)
-        return self._write(_record_and_claim, outcomes, owner, limit, now, lease_seconds, namespace_limits)
+        return self._write(work.record_and_claim, outcomes, owner, limit, now, lease_seconds, namespace_limits,
+                           one_statement=work.single_statement(self.dialect, namespace_limits))
 
     def renew_leases(self, owner: str, now: float, lease_seconds: float) -> int:
         return self._write(work.renew_leases, owner, now, lease_seconds)
@@ -357,14 +365,6 @@ class SqlStore:
         query = (sa.select(S.ready_at).join_from(steps, tasks, S.task_id == T.id)
                  .where(work.RUNNABLE, work.LIVE).order_by(S.ready_at).limit(1))
         return self._read(lambda conn: conn.execute(query).scalar())
-
-
-def _record_and_claim(conn: sa.Connection, outcomes: Sequence[StepOutcome], owner: str, limit: int,
-                      now: float, lease_seconds: float, namespace_limits: Mapping[str, int] | None,
-                      ) -> tuple[StepResultBatch, list[Claim]]:
-    batch = work.record(conn, outcomes) if outcomes else StepResultBatch()
-    claims = work.claim(conn, owner, limit, now, lease_seconds, namespace_limits) if limit > 0 else []
-    return batch, claims
 
 
 def _task(r: Any) -> TaskRecord:

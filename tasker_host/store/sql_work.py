@@ -3,11 +3,8 @@
 Each function runs inside the caller's write transaction (``BEGIN IMMEDIATE`` on SQLite; on
 PostgreSQL rows are locked with ``FOR UPDATE [SKIP LOCKED]``, steps before tasks).
 
-PostgreSQL: a claim (without namespace caps) and a record are ONE statement each — data-modifying
-CTEs over ``unnest`` of one array parameter per column, so the SQL text is the same for any batch
-(psycopg prepares it after a few runs). Within a statement, locks are still taken in the order
-the multi-statement version took them: named steps in key order, then dependents in key order,
-then tasks in id order (each phase waits for the previous one through an ``InitPlan`` gate).
+PostgreSQL: a claim (without namespace caps), a record and a record-and-claim are ONE statement
+each (:mod:`tasker_host.store.sql_pg`).
 SQLite: one SELECT with ``IN (...)`` per table, one executemany per kind of UPDATE, one
 executemany INSERT of transitions (its calls cost microseconds: statements are not the cost).
 """
@@ -22,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from tasker_host.models import StepState, TaskState
+from tasker_host.store import sql_pg as pg_work
 from tasker_host.store._common import (
     CLAIM_REASON,
     FINAL_TASK,
@@ -33,7 +31,8 @@ from tasker_host.store._common import (
 )
 from tasker_host.store.base import Claim, StepOutcome, StepResultBatch, TaskChange
 from tasker_host.store.sql_batch import Many, ManyInsert, Rows, Unindexed, lit
-from tasker_host.store.sql_schema import RUNNABLE_PREDICATE, RUNNING_PREDICATE, Json, steps, tasks, transitions
+from tasker_host.store.sql_pg import COMPLETE_REASON
+from tasker_host.store.sql_schema import Json, steps, tasks, transitions
 
 S, T = steps.c, tasks.c
 _B = sa.bindparam
@@ -98,117 +97,6 @@ TASK_STATUS = Many(sa.update(tasks).where(T.id == _B("k_id")).values(
     steps_remaining=_B("remaining"), status=_B("status"), error=_B("error", type_=Json),
     completed_at=_B("completed_at"), updated_at=_B("at")))
 
-# -- PostgreSQL: one statement per claim / record ------------------------------------------------
-COMPLETE_REASON = "all steps complete"
-_LIVE = ", ".join(f"'{s.value}'" for s in sorted(LIVE_TASK))
-_FINAL = ", ".join(f"'{s.value}'" for s in sorted(FINAL_TASK))
-#: steps with their (live) task, looked up step by step (``OFFSET 0`` keeps the subquery a per-row index
-#: lookup, so the scan walks the partial index in order and stops at the limit whatever the estimates)
-_CLAIMABLE_PG = ("SELECT s.task_id, s.name, s.state, s.attempts, s.lease_owner, t.* FROM steps AS s CROSS JOIN LATERAL "
-                 "(SELECT namespace, name AS task_name, version, status FROM tasks "
-                 f"WHERE tasks.id = s.task_id AND tasks.status IN ({_LIVE}) OFFSET 0) AS t WHERE")
-#: claim(owner, limit): lock the steps (expired leases, then ready steps; SKIP LOCKED), take them,
-#: start their pending tasks (locked in id order), log it; the claims in order.
-CLAIM_PG = f"""WITH expired AS MATERIALIZED (
-    {_CLAIMABLE_PG} {RUNNING_PREDICATE} AND s.lease_expires_at < %(now)s
-    ORDER BY s.lease_expires_at LIMIT %(limit)s FOR UPDATE OF s SKIP LOCKED
-), ready AS MATERIALIZED (
-    {_CLAIMABLE_PG} {RUNNABLE_PREDICATE} AND s.ready_at <= %(now)s
-    ORDER BY s.ready_at LIMIT GREATEST(%(limit)s - (SELECT count(*) FROM expired), 0) FOR UPDATE OF s SKIP LOCKED
-), picked AS MATERIALIZED (
-    SELECT u.*, row_number() OVER () AS n FROM (SELECT * FROM expired UNION ALL SELECT * FROM ready) AS u
-), taken AS (
-    UPDATE steps AS s SET state = 'in_progress', attempts = p.attempts + 1, lease_owner = %(owner)s,
-        lease_expires_at = %(expires)s, started_at = %(now)s
-    FROM picked AS p WHERE s.task_id = p.task_id AND s.name = p.name
-), starting AS MATERIALIZED (
-    SELECT t.id, t.status, f.name FROM (
-        SELECT DISTINCT ON (task_id) task_id, name FROM picked WHERE status = 'pending' ORDER BY task_id, n
-    ) AS f JOIN tasks AS t ON t.id = f.task_id ORDER BY t.id FOR NO KEY UPDATE OF t
-), started AS (
-    UPDATE tasks AS t SET status = 'in_progress', updated_at = %(now)s FROM starting AS k
-    WHERE t.id = k.id AND k.status = 'pending' RETURNING t.id, k.name
-), logged AS (
-    INSERT INTO transitions (task_id, step, from_state, to_state, at, reason)
-    SELECT task_id, step, from_state, 'in_progress', %(now)s, reason FROM (
-        SELECT 0 AS g, p.n, p.task_id, p.name AS step, p.state AS from_state,
-            CASE p.state WHEN 'in_progress' THEN format(%(reclaim)s, coalesce(p.lease_owner, 'None'))
-                ELSE %(reason)s END AS reason
-        FROM picked AS p
-        UNION ALL
-        SELECT 1, 0, id, NULL, 'pending', 'step ' || name || ' claimed' FROM started
-    ) AS x ORDER BY g, n, task_id
-)
-SELECT p.task_id, p.name, p.attempts + 1, p.namespace, p.task_name, p.version FROM picked AS p ORDER BY p.n"""
-
-#: record(outcomes as arrays): lock the named steps (key order), keep the first outcome per step that
-#: holds its lease, apply them; then lock and unblock the dependents of completed steps (key order);
-#: then lock their tasks (id order), count / move them, log it all. Returns the accepted outcomes'
-#: positions and the task changes. (A row may be changed once per statement: the outcome rows and the
-#: dependents never overlap, as a step's dependents cannot run before it is done.)
-RECORD_PG = f"""WITH cur AS MATERIALIZED (
-    SELECT o.*, s.state AS now_state, s.lease_owner, s.attempts, s.dependents
-    FROM unnest(%(task_id)s::text[], %(name)s::text[], %(owner)s::text[], %(attempt)s::int[],
-        %(state)s::text[], %(at)s::float8[], %(reason)s::text[], %(results)s::text[], %(error)s::text[],
-        %(ready_at)s::float8[], %(task_error)s::text[], %(why)s::text[])
-    WITH ORDINALITY AS o(task_id, name, owner, attempt, state, at, reason, results, error, ready_at, task_error,
-        why, ord)
-    JOIN steps AS s ON s.task_id = o.task_id AND s.name = o.name
-    ORDER BY s.task_id, s.name, o.ord FOR UPDATE OF s
-), ok AS MATERIALIZED (
-    SELECT DISTINCT ON (task_id, name) * FROM cur
-    WHERE now_state = 'in_progress' AND lease_owner = owner AND attempts = attempt ORDER BY task_id, name, ord
-), applied AS (
-    UPDATE steps AS s SET state = k.state, lease_owner = NULL, lease_expires_at = NULL,
-        results = CASE k.state WHEN 'complete' THEN k.results::jsonb ELSE s.results END,
-        completed_at = CASE k.state WHEN 'complete' THEN k.at ELSE s.completed_at END,
-        last_error = CASE WHEN k.state IN ('waiting_retry', 'error') THEN k.error::jsonb ELSE s.last_error END,
-        ready_at = CASE k.state WHEN 'waiting_retry' THEN k.ready_at ELSE s.ready_at END
-    FROM ok AS k WHERE s.task_id = k.task_id AND s.name = k.name
-), deps AS MATERIALIZED (
-    SELECT s.task_id, s.name, d.n FROM steps AS s JOIN (
-        SELECT k.task_id, e.name, count(*) AS n FROM ok AS k, jsonb_array_elements_text(k.dependents) AS e(name)
-        WHERE k.state = 'complete' GROUP BY k.task_id, e.name
-    ) AS d ON s.task_id = d.task_id AND s.name = d.name
-    WHERE (SELECT count(*) FROM cur) >= 0 ORDER BY s.task_id, s.name FOR UPDATE OF s
-), unblocked AS (
-    UPDATE steps AS s SET pending_deps = s.pending_deps - d.n FROM deps AS d
-    WHERE s.task_id = d.task_id AND s.name = d.name
-), per_task AS (
-    SELECT task_id, count(*) FILTER (WHERE state = 'complete') AS done, (array_agg(at ORDER BY ord DESC))[1] AS at,
-        (array_agg(task_error ORDER BY ord) FILTER (WHERE state = 'error'))[1] AS task_error,
-        (array_agg(why ORDER BY ord) FILTER (WHERE state = 'error'))[1] AS why
-    FROM ok GROUP BY task_id HAVING count(*) FILTER (WHERE state IN ('complete', 'error')) > 0
-), tk AS MATERIALIZED (
-    SELECT t.id, t.status, t.steps_remaining - p.done AS remaining, p.at, p.task_error, p.why
-    FROM per_task AS p JOIN tasks AS t ON t.id = p.task_id
-    WHERE (SELECT count(*) FROM deps) >= 0 ORDER BY t.id FOR NO KEY UPDATE OF t
-), nxt AS MATERIALIZED (
-    SELECT id, status AS before, remaining, at, task_error, why,
-        CASE WHEN remaining = 0 AND status NOT IN ({_FINAL}) THEN 'complete'
-             WHEN task_error IS NOT NULL AND status IN ({_LIVE}) THEN 'error'
-             ELSE status END AS after
-    FROM tk
-), moved AS (
-    UPDATE tasks AS t SET steps_remaining = n.remaining, updated_at = n.at, status = n.after,
-        error = CASE WHEN n.after = n.before THEN t.error WHEN n.after = 'error' THEN n.task_error::jsonb END,
-        completed_at = CASE WHEN n.after = n.before THEN t.completed_at ELSE n.at END
-    FROM nxt AS n WHERE t.id = n.id
-), logged AS (
-    INSERT INTO transitions (task_id, step, from_state, to_state, at, reason)
-    SELECT task_id, step, from_state, to_state, at, reason FROM (
-        SELECT 0 AS g, ord, task_id, name AS step, 'in_progress' AS from_state, state AS to_state, at, reason
-        FROM ok
-        UNION ALL
-        SELECT 1, 0, id, NULL, before, after, at, CASE after WHEN 'complete' THEN '{COMPLETE_REASON}' ELSE why END
-        FROM nxt WHERE after <> before
-    ) AS x ORDER BY g, ord, task_id
-)
-SELECT (SELECT array_agg(ord) FROM ok), array_agg(id ORDER BY id), array_agg(before ORDER BY id),
-    array_agg(after ORDER BY id)
-FROM nxt WHERE after <> before"""
-
-
 def transition(task_id: str, step: str | None, before: str | None, after: str, at: float,
                reason: str = "") -> dict[str, Any]:
     return {"task_id": task_id, "step": step, "from_state": before, "to_state": after, "at": at,
@@ -222,7 +110,7 @@ def claim(conn: sa.Connection, owner: str, limit: int, now: float, lease_seconds
         return []
     pg = conn.dialect.name == "postgresql"
     if pg and not namespace_limits:
-        return _claim_pg(conn, owner, limit, now, lease_seconds)
+        return pg_work.claim(conn, owner, limit, now, lease_seconds)
 
     def run(query: dict[bool, Any], n: int, **params: Any) -> list[Any]:
         statement = query[pg]
@@ -272,17 +160,28 @@ def claim(conn: sa.Connection, owner: str, limit: int, now: float, lease_seconds
     return claims
 
 
-def _claim_pg(conn: sa.Connection, owner: str, limit: int, now: float, lease_seconds: float) -> list[Claim]:
-    reclaim = RECLAIM_REASON.format(previous="%s", owner=owner.replace("%", "%%"))  # for SQL format()
-    params = {"now": now, "limit": limit, "owner": owner, "expires": now + lease_seconds,
-              "reason": CLAIM_REASON.format(owner=owner), "reclaim": reclaim}
-    return [Claim(*row) for row in conn.exec_driver_sql(CLAIM_PG, params)]
-
-
 def renew_leases(conn: sa.Connection, owner: str, now: float, lease_seconds: float) -> int:
     result = conn.execute(sa.update(steps).where(RUNNING, S.lease_owner == owner)
                           .values(lease_expires_at=now + lease_seconds))
     return result.rowcount
+
+
+# -- record and claim ----------------------------------------------------------------------------
+def single_statement(dialect: str, namespace_limits: Mapping[str, int] | None) -> bool:
+    """Whether ``record_and_claim`` sends ONE statement (PostgreSQL without namespace caps), which
+    is atomic on its own: it needs no transaction around it (no BEGIN / COMMIT round trips)."""
+    return dialect == "postgresql" and not namespace_limits
+
+
+def record_and_claim(conn: sa.Connection, outcomes: Sequence[StepOutcome], owner: str, limit: int, now: float,
+                     lease_seconds: float, namespace_limits: Mapping[str, int] | None,
+                     ) -> tuple[StepResultBatch, list[Claim]]:
+    """``record`` then ``claim``; on PostgreSQL without namespace caps ONE statement."""
+    if outcomes and limit > 0 and single_statement(conn.dialect.name, namespace_limits):
+        return pg_work.record_and_claim(conn, outcomes, owner, limit, now, lease_seconds)
+    batch = record(conn, outcomes) if outcomes else StepResultBatch()
+    claims = claim(conn, owner, limit, now, lease_seconds, namespace_limits) if limit > 0 else []
+    return batch, claims
 
 
 # -- record --------------------------------------------------------------------------------------
@@ -304,7 +203,7 @@ def record(conn: sa.Connection, outcomes: Sequence[StepOutcome]) -> StepResultBa
     if not outcomes:
         return StepResultBatch()
     if conn.dialect.name == "postgresql":
-        return _record_pg(conn, outcomes)
+        return pg_work.record(conn, outcomes)
     current = _current_steps(conn, sorted({(o.task_id, o.step) for o in outcomes}))
 
     applied: dict[tuple[str, str], StepOutcome] = {}
@@ -374,26 +273,3 @@ def record(conn: sa.Connection, outcomes: Sequence[StepOutcome]) -> StepResultBa
             TASK_STATUS(conn, statuses)
     INSERT_TRANSITIONS(conn, log)
     return StepResultBatch(merge_changes(changes), tuple(rejected))
-
-
-def _record_pg(conn: sa.Connection, outcomes: Sequence[StepOutcome]) -> StepResultBatch:
-    failed = [StepState(o.state) is StepState.ERROR for o in outcomes]
-    params = {
-        "task_id": [o.task_id for o in outcomes], "name": [o.step for o in outcomes],
-        "owner": [o.owner for o in outcomes], "attempt": [int(o.attempt) for o in outcomes],
-        "state": [StepState(o.state).value for o in outcomes], "at": [float(o.at) for o in outcomes],
-        "reason": [o.reason for o in outcomes], "results": [_json(o.results) for o in outcomes],
-        "error": [_json(o.error) for o in outcomes],
-        "ready_at": [float(o.at if o.ready_at is None else o.ready_at) for o in outcomes],
-        "task_error": [json.dumps(task_error(o)) if f else None for o, f in zip(outcomes, failed)],
-        "why": [error_reason(o) if f else None for o, f in zip(outcomes, failed)],
-    }
-    accepted, ids, before, after = conn.exec_driver_sql(RECORD_PG, params).one()
-    taken = set(accepted or ())
-    rejected = tuple(o for i, o in enumerate(outcomes, 1) if i not in taken)
-    changes = [TaskChange(i, TaskState(b), TaskState(a)) for i, b, a in zip(ids or (), before or (), after or ())]
-    return StepResultBatch(merge_changes(changes), rejected)
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
