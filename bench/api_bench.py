@@ -102,6 +102,11 @@ def measure(backend: str, args: argparse.Namespace) -> dict:
         finally:
             server.terminate()
             server.wait(30)
+            if backend == "postgres":
+                import psycopg
+
+                with psycopg.connect(PG_URL, autocommit=True) as conn:
+                    conn.execute(f'DROP SCHEMA IF EXISTS "tasker_api_bench_{os.getpid()}" CASCADE')
         return {k: statistics.median(r[k] for r in runs) for k in runs[0]} | {"runs": runs}
 
 

@@ -45,6 +45,17 @@ def fresh_pg_url(tag: str) -> str:
     return f"{PG_URL}?options=-csearch_path%3D{schema}"
 
 
+def drop_bench_schemas() -> None:
+    """Drop the schemas this process made (each run makes its own, fresh)."""
+    import psycopg
+
+    with psycopg.connect(PG_URL.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
+        names = [r[0] for r in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
+                                            (f"tasker_bench_%_{os.getpid()}",))]
+        for name in names:
+            conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
 def make_host(backend: str, tag: str, probe: Probe, workdir: Path):
     if backend == "memory":
         url = "memory"
@@ -158,7 +169,11 @@ def main() -> None:
         return memory_child(args.memory_child, args.backends[0])
     if args.memory:
         return memory(args.memory, args.backends[0])
-    report(table(args), args)
+    try:
+        report(table(args), args)
+    finally:
+        if "postgres" in args.backends:
+            drop_bench_schemas()
 
 
 if __name__ == "__main__":
