@@ -321,7 +321,7 @@ async def test_host_close_closes_the_client_on_its_running_loop():
     await routes.routes["payments"].deliver(invocation())
     host.close()
     for _ in range(5):
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
     assert made[0].is_closed
 
 

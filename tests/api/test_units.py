@@ -152,7 +152,7 @@ def test_create_batcher_writes_concurrent_requests_together_and_answers_each():
 
     async def submit(tasks):
         batches.append(list(tasks))
-        await anyio.sleep(0)  # a write that yields (a worker thread): others queue up meanwhile
+        await anyio.lowlevel.checkpoint()  # a write that yields (a worker thread): others queue up meanwhile
         return [f"result-{t}" for t in tasks]
 
     async def main():
@@ -242,7 +242,7 @@ def test_create_batcher_with_several_writers_answers_everyone(seed):
 
     async def submit(tasks):
         for _ in range(rng.randint(0, 3)):
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
         return [f"r-{t}" for t in tasks]
 
     async def main():
@@ -251,7 +251,7 @@ def test_create_batcher_with_several_writers_answers_everyone(seed):
 
         async def one(i):
             for _ in range(rng.randint(0, 2)):
-                await anyio.sleep(0)
+                await anyio.lowlevel.checkpoint()
             got[i] = await batcher.create(i)
 
         with anyio.fail_after(10):  # a lost writer's role would hang here
