@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 
+import tests.store_contract as contract
 from tasker_host.models import StepState
 from tasker_host.store.memory import MemoryStore
 
 
-def _import_contract():  # type: ignore[no-untyped-def]
-    """``tests/`` is not a package: import the shared contract module with assertion rewriting."""
-    pytest.register_assert_rewrite("store_contract")
-    here = str(Path(__file__).resolve().parent)
-    sys.path.insert(0, here)
-    try:
-        import store_contract
-    finally:
-        sys.path.remove(here)
-    return store_contract
-
-
-contract = _import_contract()
 
 
 class TestMemoryStore(contract.StoreContract):

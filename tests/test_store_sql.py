@@ -4,7 +4,6 @@ URLs, SQLite settings and concurrent claimers on PostgreSQL."""
 from __future__ import annotations
 
 import random
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+import tests.store_contract as contract
 from tasker_host.errors import ConfigurationError
 from tasker_host.models import StepState, TaskState
 from tasker_host.store import open_store
@@ -27,19 +27,6 @@ from tasker_host.store.sql_schema import metadata
 from tasker_host.store.urls import default_sqlite_url, normalize_url
 
 
-def _import_contract():  # type: ignore[no-untyped-def]
-    """``tests/`` is not a package: import the shared contract module with assertion rewriting."""
-    pytest.register_assert_rewrite("store_contract")
-    here = str(Path(__file__).resolve().parent)
-    sys.path.insert(0, here)
-    try:
-        import store_contract
-    finally:
-        sys.path.remove(here)
-    return store_contract
-
-
-contract = _import_contract()
 NOW, LEASE = contract.NOW, contract.LEASE
 
 
