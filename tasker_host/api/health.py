@@ -22,7 +22,6 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tasker_host.api.state import Api, api_of
-from tasker_host.api.stats import count_by_state
 from tasker_host.registry import ConflictPolicy
 from tasker_host.views import plugins_doc
 
@@ -82,7 +81,7 @@ async def status(request: Request) -> JSONResponse:
     api = api_of(request)
     host = api.host
     try:
-        counts: Any = (await api.call(count_by_state, host.store)).tasks_by_state()
+        counts: Any = (await api.call(host.store.count_by_state)).tasks_by_state()
     except Exception as exc:  # noqa: BLE001 - status reports, it does not fail
         counts = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
     return JSONResponse({

@@ -20,7 +20,6 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from tasker_host.api.stats import count_by_state
 from tasker_host.engine.events import EventKind, LifecycleEvent
 
 log = logging.getLogger("tasker_host.api")
@@ -39,7 +38,7 @@ class StoreCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("tasker_store_up", "1 when the store answered the count query")
         try:
-            counts = count_by_state(self.store)
+            counts = self.store.count_by_state()
         except Exception:  # noqa: BLE001 - a scrape must not fail because the database did
             log.exception("counting tasks for /metrics failed")
             up.add_metric([], 0)

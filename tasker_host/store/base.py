@@ -71,6 +71,7 @@ Semantics every implementation must follow
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -229,6 +230,24 @@ class TaskFilter:
     limit: int = 50
 
 
+@dataclass(frozen=True)
+class StateCounts:
+    """Tasks by (namespace, status); steps by (namespace, state) of unfinished tasks only (the
+    work in the system: the count stays cheap as history grows)."""
+
+    tasks: Counter[tuple[str, str]] = field(default_factory=Counter)
+    steps: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def tasks_by_state(self) -> dict[str, int]:
+        totals: Counter[str] = Counter()
+        for (_, state), n in self.tasks.items():
+            totals[state] += n
+        return dict(sorted(totals.items()))
+
+
+UNFINISHED = (TaskState.PENDING, TaskState.IN_PROGRESS, TaskState.ERROR)
+
+
 class Store(Protocol):
     """What the engine and the service need from persistence (see the module docstring)."""
 
@@ -268,5 +287,7 @@ class Store(Protocol):
     def transitions(self, task_id: str) -> list[Transition]: ...
 
     def next_ready_at(self) -> float | None: ...
+
+    def count_by_state(self) -> StateCounts: ...  # for /metrics and /health/status
 
     def close(self) -> None: ...

@@ -35,6 +35,8 @@ from tasker_host.store._common import (
     task_error,
 )
 from tasker_host.store.base import (
+    UNFINISHED,
+    StateCounts,
     ClaimRequest,
     Claim,
     CreateResult,
@@ -201,6 +203,16 @@ class MemoryStore:
             return len(keys)
 
     # -- outcomes --------------------------------------------------------------------------
+    def count_by_state(self) -> StateCounts:
+        counts = StateCounts()
+        with self._lock:
+            for task in self._tasks.values():
+                counts.tasks[(task.namespace, task.status.value)] += 1
+                if task.status in UNFINISHED:
+                    for step in task.steps:
+                        counts.steps[(task.namespace, step.state.value)] += 1
+        return counts
+
     def record_and_claim(self, outcomes: Sequence[StepOutcome], owner: str, limit: int, now: float,
                          lease_seconds: float, namespace_limits: Mapping[str, int] | None = None,
                          ) -> tuple[StepResultBatch, list[Claim]]:

@@ -23,6 +23,8 @@ from tasker_host.models import StepState, TaskState
 from tasker_host.store import sql_work as work
 from tasker_host.store._common import CANCELLABLE_STEP, FINAL_TASK, WAITING_STEP, check_outcomes
 from tasker_host.store.base import (
+    UNFINISHED,
+    StateCounts,
     ClaimRequest,
     Claim,
     CreateResult,
@@ -361,10 +363,24 @@ class SqlStore:
                  .where(X.task_id == task_id).order_by(X.id))
         return self._read(lambda conn: [Transition(*r) for r in conn.execute(query)])
 
+    def count_by_state(self) -> StateCounts:
+        return self._read(_count_by_state)
+
     def next_ready_at(self) -> float | None:
         query = (sa.select(S.ready_at).join_from(steps, tasks, S.task_id == T.id)
                  .where(work.RUNNABLE, work.LIVE).order_by(S.ready_at).limit(1))
         return self._read(lambda conn: conn.execute(query).scalar())
+
+
+def _count_by_state(conn: sa.Connection) -> StateCounts:
+    unfinished = [state.value for state in UNFINISHED]
+    by_task = sa.select(T.namespace, T.status, sa.func.count()).group_by(T.namespace, T.status)
+    by_step = (sa.select(T.namespace, S.state, sa.func.count()).select_from(tasks.join(steps, S.task_id == T.id))
+               .where(T.status.in_(unfinished)).group_by(T.namespace, S.state))
+    counts = StateCounts()
+    counts.tasks.update({(ns, st): n for ns, st, n in conn.execute(by_task)})
+    counts.steps.update({(ns, st): n for ns, st, n in conn.execute(by_step)})
+    return counts
 
 
 def _task(r: Any) -> TaskRecord:

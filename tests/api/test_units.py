@@ -15,7 +15,6 @@ from tasker_host.api.access_log import JsonFormatter, KeyValueFormatter
 from tasker_host.api.auth import bearer_token
 from tasker_host.api.errors import as_api_error
 from tasker_host.api.requests import CURSOR_PATTERN, _cursor, encode_cursor, parse_timestamp
-from tasker_host.api.stats import count_by_state
 from tasker_host.auth import Grant, Principal
 from tasker_host.engine.events import EventKind
 from tasker_host.errors import InvalidContextError, InvalidStateError, NoMatchingVersionError, PluginError
@@ -67,7 +66,7 @@ def test_counts_agree_between_memory_and_sql(tmp_path: Path) -> None:
         for _ in range(3):
             host.service.create_task("shared", "ping", None, {})
         host.service.cancel_task(host.service.list_tasks(TaskFilter())[0].id)
-        counts.append(count_by_state(host.store))
+        counts.append(host.store.count_by_state())
         host.close()
     assert counts[0] == counts[1]
     assert dict(counts[0].tasks) == {("shared", "pending"): 2, ("shared", "cancelled"): 1}
