@@ -130,7 +130,8 @@ def build_host(
     tokens = token_store_for(store)
     clock = clock or RealClock()
     events = EventBus(catalog.manager)
-    engine = Engine(store, catalog.registry, clock, events, config=engine_config, policy=policy)
+    engine = Engine(store, catalog.registry, clock, events, config=engine_config or settings.engine,
+                    policy=policy)
     service = TaskService(catalog.registry, store, clock, events, on_created=engine.on_work,
                           claim_request=engine.claim_request)
     engine.invoke = Invoker(catalog.manager)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from tasker_host.engine.config import ENGINE_ENV, EngineConfig
 from tasker_host.errors import ConfigurationError
 from tasker_host.registry import ConflictPolicy
 
@@ -38,6 +39,8 @@ class HostSettings:
     (``TASKER_ALLOW_INVOCATIONS="inventory->payments.process_refund,..."``; see engine/policy.py).
     ``remote_hosts``: namespaces whose ``ctx.invoke`` calls go to another host's REST API
     (``TASKER_REMOTE_HOSTS``, see :func:`parse_remote_hosts` and docs/remote.md).
+    ``engine``: the runner's tuning (``TASKER_CONCURRENCY``, ``TASKER_NAMESPACE_LIMITS`` ...);
+    ``None``: the defaults.
     """
 
     strict_plugins: bool = False
@@ -46,6 +49,7 @@ class HostSettings:
     allow_invocations: tuple[str, ...] = ()  # "caller->namespace[.name]": may invoke private templates
     deny_invocations: tuple[str, ...] = ()  # "caller->namespace[.name]": may not invoke, whatever else says
     remote_hosts: tuple[RemoteHost, ...] = ()  # namespaces served by other hosts (calls go over HTTP)
+    engine: EngineConfig | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> HostSettings:
@@ -62,6 +66,8 @@ class HostSettings:
                 values[key] = tuple(r.strip() for r in rules.split(",") if r.strip())
         if remote := env.get(REMOTE_HOSTS_ENV):
             values["remote_hosts"] = parse_remote_hosts(remote, env)
+        if any(env.get(var, "").strip() for var in ENGINE_ENV):
+            values["engine"] = EngineConfig.from_env(env)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 

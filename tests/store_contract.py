@@ -231,6 +231,26 @@ class StoreContract:
         assert names(store.claim("w1", 1, NOW + 5, LEASE, namespace_limits={"alpha": 0})) == [("b0", "a")]
         assert names(store.claim("w1", 5, NOW + 5, LEASE, namespace_limits={"beta": 5})) == [("a0", "a"), ("b1", "a")]
 
+    # -- fairness ----------------------------------------------------------------------------
+    def test_claims_take_namespaces_in_turns(self, store: Store) -> None:
+        for i in range(4):
+            store.create_task(single(f"big{i}", namespace="big"), NOW + i)
+        store.create_task(single("small0", namespace="small"), NOW + 10)
+        # oldest first would hand out big0, big1: the small namespace's step gets the second turn
+        assert names(store.claim("w1", 2, NOW + 20, LEASE)) == [("big0", "a"), ("small0", "a")]
+        assert names(store.claim("w1", 10, NOW + 20, LEASE)) == [("big1", "a"), ("big2", "a"), ("big3", "a")]
+
+    def test_record_and_claim_takes_namespaces_in_turns(self, store: Store) -> None:
+        chain = {"a": (), "b": ("a",)}
+        for i in range(4):
+            store.create_task(make_task(f"big{i}", chain, namespace="big"), NOW)
+        store.create_task(single("small0", namespace="small"), NOW + 5)
+        [a] = store.claim("w1", 1, NOW + 6, LEASE)
+        assert names([a]) == [("big0", "a")]
+        _, claims = store.record_and_claim([done(a, NOW + 7)], "w1", 2, NOW + 7, LEASE)
+        # the small namespace's step beside one of big's (big0's b or big1's a: both ready since NOW)
+        assert len(claims) == 2 and names(claims).count(("small0", "a")) == 1
+
     def test_steps_of_a_failed_task_are_not_claimed(self, store: Store) -> None:
         store.create_task(make_task("t1", {"a": (), "b": ()}), NOW)
         [a] = store.claim("w1", 1, NOW, LEASE)

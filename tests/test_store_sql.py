@@ -18,7 +18,7 @@ from tasker_host.errors import ConfigurationError
 from tasker_host.models import StepState, TaskState
 from tasker_host.store import open_store
 from tasker_host.store._common import RECLAIM_REASON
-from tasker_host.store.base import Claim, StepOutcome, TaskChange, TaskFilter
+from tasker_host.store.base import Claim, ClaimRequest, StepOutcome, TaskChange, TaskFilter
 from tasker_host.store.memory import MemoryStore
 from tasker_host.store.sql import SqlStore
 from tasker_host.store.sql_batch import PgStatement
@@ -28,6 +28,7 @@ from tasker_host.store.urls import default_sqlite_url, normalize_url
 
 
 NOW, LEASE = contract.NOW, contract.LEASE
+names = contract.names
 
 
 class TestSqliteStore(contract.StoreContract):
@@ -126,7 +127,8 @@ def test_claim_query_uses_the_partial_index_on_sqlite(tmp_path: Path) -> None:
 
     store = SqlStore(f"sqlite:///{tmp_path / 'tasker.db'}")
     with store.engine.connect() as conn:
-        for query, index in ((sql_work.READY, "ix_steps_runnable"), (sql_work.EXPIRED, "ix_steps_running")):
+        ready_in = sql_work.READY.where(sql_work.S.namespace == "payments")
+        for query, index in ((ready_in, "ix_steps_runnable"), (sql_work.EXPIRED, "ix_steps_running")):
             sql = query.limit(10).params(now=NOW).compile(conn, compile_kwargs={"literal_binds": True})
             plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}").all()
             assert any(index in str(row) for row in plan), plan
@@ -143,9 +145,44 @@ def _assert_schema_matches_models(engine: sa.Engine) -> None:
 def test_sqlite_migrations_produce_the_models(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'tasker.db'}"
     assert current_revision(url) is None
-    assert upgrade(url) == head_revision() == "0002"
+    assert upgrade(url) == head_revision() == "0003"
     assert current_revision(url) == head_revision()
     store = SqlStore(url, auto_upgrade=False)  # up to date: opens
+    _assert_schema_matches_models(store.engine)
+    store.close()
+
+
+def _upgrade_a_0002_database_with_work(url: str) -> SqlStore:
+    """A database at 0002 (steps without a namespace) holding a runnable task, upgraded to head."""
+    assert upgrade(url, "0002") == "0002"
+    engine = sa.create_engine(normalize_url(url), poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO tasks (id, namespace, name, version, status, context, template, steps_remaining, "
+            "created_at, updated_at) VALUES ('t1', 'payments', 'refund', '1.0.0', 'pending', '{}', '{}', 1, "
+            ":now, :now)"), {"now": NOW})
+        conn.execute(sa.text(
+            "INSERT INTO steps (task_id, name, position, state, attempts, retry_limit, retryable, depends_on, "
+            "dependents, pending_deps, ready_at) VALUES ('t1', 'a', 0, 'pending', 0, 3, true, '[]', '[]', 0, "
+            ":now)"), {"now": NOW})
+    engine.dispose()
+    assert upgrade(url) == head_revision()
+    return SqlStore(url, auto_upgrade=False)
+
+
+def test_the_0003_migration_gives_existing_steps_their_namespace(tmp_path: Path) -> None:
+    store = _upgrade_a_0002_database_with_work(f"sqlite:///{tmp_path / 'tasker.db'}")
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT namespace FROM steps")).scalars().all() == ["payments"]
+    assert names(store.claim("w1", 5, NOW + 1, LEASE)) == [("t1", "a")]
+    _assert_schema_matches_models(store.engine)
+    store.close()
+
+
+@pytest.mark.postgres
+def test_the_0003_migration_on_postgres(postgres_url: str) -> None:
+    store = _upgrade_a_0002_database_with_work(postgres_url)
+    assert names(store.claim("w1", 5, NOW + 1, LEASE)) == [("t1", "a")]
     _assert_schema_matches_models(store.engine)
     store.close()
 
@@ -383,9 +420,10 @@ def test_postgres_hot_paths_send_one_statement_each_whatever_the_batch(postgres_
     sa.event.listen(store.engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
 
     def statements(call):  # type: ignore[no-untyped-def]
+        """The call's result and its statements but for wake-up notifications (tested below)."""
         sent.clear()
         result = call()
-        return result, list(sent)
+        return result, [s for s in sent if s != "NOTIFY tasker_work"]
 
     _, create = statements(lambda: store.create_task(contract.make_task("t1"), NOW))
     _, create_more = statements(lambda: store.create_task(contract.make_task("t2", {"a": ()}), NOW))
@@ -402,13 +440,45 @@ def test_postgres_hot_paths_send_one_statement_each_whatever_the_batch(postgres_
 
 
 @pytest.mark.postgres
+def test_postgres_writes_that_leave_work_unclaimed_notify_listeners(postgres_url: str) -> None:
+    store = SqlStore(postgres_url, auto_upgrade=True)
+    sent: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+
+    def notifications(call) -> int:  # type: ignore[no-untyped-def]
+        sent.clear()
+        call()
+        return sent.count("NOTIFY tasker_work")
+
+    one = {"a": ()}
+    assert notifications(lambda: store.create_task(contract.make_task("t1", one), NOW)) == 1  # nobody claimed it
+    # claimed with its creation, t1's step too, room left: nothing for anyone else
+    assert notifications(lambda: store.create_task(contract.make_task("t2", one), NOW, ClaimRequest("w1", 5, LEASE))) == 0
+    # a full claim (1 of 2 ready steps): the other may wait for an idle runner
+    two = {"a": (), "b": ()}
+    assert notifications(lambda: store.create_task(contract.make_task("t3", two), NOW, ClaimRequest("w1", 1, LEASE))) == 1
+    assert notifications(lambda: store.claim("w1", 5, NOW, LEASE)) == 0  # t3's b, room left
+    woken = threading.Event()
+    listener = store.listen(woken.set)
+    assert listener is not None
+    woken.clear()  # (it reports once on connecting: notifications may have been missed before)
+    try:
+        store.create_task(contract.make_task("t4", one), NOW)
+        assert woken.wait(10)  # delivered to another connection at commit
+    finally:
+        listener.close()
+        store.close()
+
+
+@pytest.mark.postgres
 def test_postgres_record_and_claim_needs_no_transaction_of_its_own(postgres_url: str) -> None:
     """Its one statement runs in autocommit mode (no BEGIN / COMMIT round trips); the connection
     goes back to the pool transactional, for the statements that need a transaction."""
     store = SqlStore(postgres_url, auto_upgrade=True)
     autocommit: list[bool] = []
-    sa.event.listen(store.engine, "before_cursor_execute",
-                    lambda conn, *_: autocommit.append(conn.connection.driver_connection.autocommit))
+    sa.event.listen(store.engine, "before_cursor_execute",  # (wake-up notifications aside)
+                    lambda conn, cursor, statement, *_: statement == "NOTIFY tasker_work" or
+                    autocommit.append(conn.connection.driver_connection.autocommit))
     store.create_task(contract.make_task("t1"), NOW)
     [a] = store.claim("w1", 1, NOW, LEASE)
     assert autocommit == [False, False]

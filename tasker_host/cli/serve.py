@@ -6,6 +6,7 @@ import gc
 
 import click
 
+from tasker_host.cli.engine_options import engine_options, with_engine_options
 from tasker_host.cli.main import CliState
 from tasker_host.cli.output import fail
 from tasker_host.errors import TaskerError
@@ -31,9 +32,12 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
               help="At shutdown, how long running steps may take to finish before they are released.")
 @click.option("--token-cache-seconds", default=5.0, show_default=True, type=click.FloatRange(0),
               help="Remember accepted tokens this long (a revocation takes effect within it); 0: check every request.")
+@engine_options
 @pass_state
 def serve(state: CliState, bind_host: str, port: int, prefix: str, worker: bool, log_level: str, log_format: str,
-          max_body_bytes: int, shutdown_timeout: float, grace_seconds: float, token_cache_seconds: float) -> None:
+          max_body_bytes: int, shutdown_timeout: float, grace_seconds: float, token_cache_seconds: float,
+          concurrency: int | None, lease_seconds: float | None, poll_seconds: float | None,
+          namespace_limits: tuple[str, ...]) -> None:
     """Serve the REST API: tasks, the handler catalogue, health, metrics and OpenAPI.
 
     \b
@@ -53,6 +57,8 @@ def serve(state: CliState, bind_host: str, port: int, prefix: str, worker: bool,
     from tasker_host.api.app import create_app
     from tasker_host.host import build_host
 
+    state.settings = with_engine_options(state.settings, concurrency, lease_seconds, poll_seconds,
+                                         namespace_limits)
     configure_logging(log_level, log_format)
     try:
         host = build_host(state.settings, entry_points=state.entry_points)

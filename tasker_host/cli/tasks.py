@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import click
 
+from tasker_host.cli.engine_options import engine_options, with_engine_options
 from tasker_host.cli.main import CliState
 from tasker_host.cli.output import emit, fail, json_option
 from tasker_host.cli.progress import ProgressView
@@ -198,13 +199,27 @@ def resolve_step(state: CliState, task_id: str, step: str, results_arg: str | No
 @click.option("--grace-seconds", default=30.0, show_default=True, type=click.FloatRange(0),
               help="On SIGTERM / Ctrl-C: how long running steps may take to finish before they are "
                    "released to other workers.")
+@engine_options
 @pass_state
-def worker(state: CliState, until_idle: bool, grace_seconds: float) -> None:
+def worker(state: CliState, until_idle: bool, grace_seconds: float, concurrency: int | None,
+           lease_seconds: float | None, poll_seconds: float | None, namespace_limits: tuple[str, ...]) -> None:
     """Run the engine only: claim and run ready steps until stopped.
+
+    Start any number of workers (on any machines) against one PostgreSQL database: each claims
+    batches of ready steps with SKIP LOCKED, fairly across namespaces, and wakes within
+    milliseconds when work appears (LISTEN/NOTIFY). Steps run at least once: a worker that dies
+    loses its leases and the steps run again elsewhere (see docs/deployment.md).
 
     SIGTERM or Ctrl-C stops claiming, lets running steps finish for up to --grace-seconds,
     releases the rest (another worker runs them) and commits everything before exiting.
+
+    \b
+    Examples:
+      TASKER_DATABASE_URL=postgresql://tasker@db/tasker tasker-host worker --concurrency 32
+      tasker-host worker --namespace-limit payments=8 --lease-seconds 30
     """
+    state.settings = with_engine_options(state.settings, concurrency, lease_seconds, poll_seconds,
+                                         namespace_limits)
     host = open_host(state, False)
     click.echo(f"worker {host.engine.config.owner} running "
                f"({len(host.registry.namespaces)} namespaces, {host.registry.template_count} templates)", err=True)

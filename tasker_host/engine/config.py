@@ -1,11 +1,21 @@
-"""How a runner runs: its concurrency, batch size, lease and poll interval, and its name."""
+"""How a runner runs: its concurrency, batch size, lease, poll interval, per-namespace limits and
+its name; from the environment (``TASKER_CONCURRENCY`` ...) or the command line."""
 
 from __future__ import annotations
 
 import os
 import socket
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+
+from tasker_host.errors import ConfigurationError
+
+#: environment variable -> EngineConfig field
+ENGINE_ENV = {"TASKER_CONCURRENCY": "concurrency", "TASKER_CLAIM_BATCH": "claim_batch",
+              "TASKER_LEASE_SECONDS": "lease_seconds", "TASKER_POLL_SECONDS": "poll_seconds",
+              "TASKER_NAMESPACE_LIMITS": "namespace_limits", "TASKER_WORKER_NAME": "owner"}
 
 
 def default_owner() -> str:
@@ -16,6 +26,54 @@ def default_owner() -> str:
 class EngineConfig:
     concurrency: int = 64  # steps running at once in this runner
     claim_batch: int = 256
-    lease_seconds: float = 60.0
-    poll_seconds: float = 1.0  # fallback wake-up when no nudge arrives (other processes)
+    lease_seconds: float = 60.0  # a dead runner's steps run again elsewhere after this
+    poll_seconds: float = 1.0  # fallback wake-up when no nudge or notification arrives
     owner: str = field(default_factory=default_owner)
+    #: namespace -> most steps of it in progress at once, across every runner of the database
+    namespace_limits: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        problems = [f"{name} must be positive, not {getattr(self, name)}"
+                    for name in ("concurrency", "claim_batch", "lease_seconds", "poll_seconds")
+                    if not getattr(self, name) > 0]
+        problems += [f"namespace limit {ns}={n} must be positive" for ns, n in self.namespace_limits.items()
+                     if n <= 0]
+        if problems:
+            raise ConfigurationError("; ".join(problems))
+        object.__setattr__(self, "namespace_limits", MappingProxyType(dict(self.namespace_limits)))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> EngineConfig:
+        """Defaults, then ``TASKER_*`` variables, then ``overrides`` (those not None)."""
+        env = os.environ if environ is None else environ
+        types = {f.name: f.type for f in fields(cls)}
+        values: dict[str, object] = {}
+        for var, name in ENGINE_ENV.items():
+            if (text := env.get(var)) is not None and text.strip():
+                values[name] = _parse(var, name, types[name], text.strip())
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def parse_namespace_limits(items: str | tuple[str, ...] | list[str], source: str = "namespace limit"
+                           ) -> dict[str, int]:
+    """``"payments=4,inventory=2"`` (or several such items) -> {"payments": 4, "inventory": 2}."""
+    parts = items.split(",") if isinstance(items, str) else [p for item in items for p in item.split(",")]
+    limits: dict[str, int] = {}
+    for part in (p.strip() for p in parts if p.strip()):
+        namespace, sep, number = part.partition("=")
+        if not sep or not namespace.strip() or not number.strip().isdigit() or int(number) <= 0:
+            raise ConfigurationError(f"{source}: expected NAMESPACE=N with N a positive integer, not {part!r}")
+        limits[namespace.strip()] = int(number)
+    return limits
+
+
+def _parse(var: str, name: str, kind: object, text: str) -> object:
+    if name == "namespace_limits":
+        return parse_namespace_limits(text, var)
+    if name == "owner":
+        return text
+    try:
+        return int(text) if kind in (int, "int") else float(text)
+    except ValueError:
+        raise ConfigurationError(f"{var} must be a number, not {text!r}") from None

@@ -8,7 +8,7 @@ import inspect
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from types import MappingProxyType
 from typing import Any
@@ -81,8 +81,8 @@ class Engine:
         """Offered to the service: claim a new task's first steps in its creating transaction
         (only while this runner runs and has room)."""
         free = self.config.concurrency - self._inflight
-        if self._tg is None or self._stopping or free <= 0:
-            return None
+        if self._tg is None or self._stopping or free <= 0 or self.config.namespace_limits:
+            return None  # (namespace limits are checked by the claim loop's claims)
         return ClaimRequest(self.config.owner, min(free, 16), self.config.lease_seconds)
 
     def on_work(self, task: TaskRecord | None = None, claims: tuple[Claim, ...] = ()) -> None:
@@ -132,6 +132,7 @@ class Engine:
         self._wake, self._outcome_ready = anyio.Event(), anyio.Event()
         self._loop_token, self._loop_thread = anyio.lowlevel.current_token(), threading.get_ident()
         self._until_idle, self._stopping = until_idle, False
+        listener = None if until_idle else await self._listen()
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
@@ -147,6 +148,14 @@ class Engine:
             self._tg = None  # the final flush below claims nothing new
             with anyio.CancelScope(shield=True):
                 await self._commit_pending()  # final states survive cancellation
+                if listener is not None:
+                    await anyio.to_thread.run_sync(listener.close)
+
+    async def _listen(self) -> Any:
+        """Wake-ups from other processes (PostgreSQL LISTEN/NOTIFY), if the store has them."""
+        if self._inline_db:  # an in-process store: answers at once
+            return self.store.listen(self.nudge)
+        return await anyio.to_thread.run_sync(self.store.listen, self.nudge)
 
     async def _stop_on(self, stop: anyio.Event) -> None:
         await stop.wait()
@@ -209,6 +218,10 @@ class Engine:
                 self._next_retry_at = await self.db(self.store.next_ready_at)
 
     @property
+    def _limits(self) -> Mapping[str, int] | None:
+        return self.config.namespace_limits or None
+
+    @property
     def _busy(self) -> bool:
         return bool(self._inflight or self._outcomes or self._committing)
 
@@ -219,7 +232,7 @@ class Engine:
             return False
         claims: list[Claim] = await self.db(self.store.claim, self.config.owner,
                                             min(free, self.config.claim_batch), self.clock.now(),
-                                            self.config.lease_seconds)
+                                            self.config.lease_seconds, self._limits)
         if not claims:
             return False
         await self._start(tg, claims)
@@ -336,7 +349,7 @@ class Engine:
         self._committing = True
         try:
             result, claims = await self.db(self.store.record_and_claim, batch, self.config.owner, limit,
-                                           self.clock.now(), self.config.lease_seconds)
+                                           self.clock.now(), self.config.lease_seconds, self._limits)
         finally:
             self._committing = False
             self._inflight -= len(batch)

@@ -72,7 +72,7 @@ Semantics every implementation must follow
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -248,6 +248,10 @@ class StateCounts:
 UNFINISHED = (TaskState.PENDING, TaskState.IN_PROGRESS, TaskState.ERROR)
 
 
+class Listener(Protocol):
+    def close(self) -> None: ...
+
+
 class Store(Protocol):
     """What the engine and the service need from persistence (see the module docstring)."""
 
@@ -289,5 +293,10 @@ class Store(Protocol):
     def next_ready_at(self) -> float | None: ...
 
     def count_by_state(self) -> StateCounts: ...  # for /metrics and /health/status
+
+    def listen(self, on_work: Callable[[], None]) -> Listener | None:
+        """Call ``on_work`` (from any thread) when another process leaves steps ready; None when
+        the store has no such wake-ups (one process: the runner's own nudges suffice)."""
+        ...
 
     def close(self) -> None: ...

@@ -16,7 +16,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -153,17 +153,19 @@ class MemoryStore:
 
     def _claim_ready(self, claims: list[Claim], owner: str, limit: int, now: float, lease_seconds: float,
                      namespace_limits: Mapping[str, int] | None) -> None:
+        """Namespaces take turns (each one's oldest ready step, then each one's next ...), as the
+        SQL store's fair claims do."""
         allowance: dict[str, float] = {}
-        heads: list[tuple[float, int, str]] = []  # the oldest ready entry of each namespace
+        heads: list[tuple[int, float, int, str]] = []  # (turn, ready_at, seq) of each namespace's oldest
         for namespace, heap in self._ready.items():
             cap = namespace_limits.get(namespace) if namespace_limits else None
             allowance[namespace] = float("inf") if cap is None else cap - self._running.get(namespace, 0)
             if allowance[namespace] > 0 and self._clean(heap) and heap[0][0] <= now:
-                heads.append((heap[0][0], heap[0][1], namespace))
+                heads.append((0, heap[0][0], heap[0][1], namespace))
         heapq.heapify(heads)
         claim_reason = CLAIM_REASON.format(owner=owner)
         while heads and len(claims) < limit:
-            _, _, namespace = heapq.heappop(heads)
+            turn, _, _, namespace = heapq.heappop(heads)
             heap = self._ready[namespace]
             _, _, key = heapq.heappop(heap)  # valid: _clean ran since it was pushed on heads
             del self._ready_token[key]
@@ -171,7 +173,7 @@ class MemoryStore:
             claims.append(self._take(self._tasks[key[0]], step, owner, now, lease_seconds, claim_reason))
             allowance[namespace] -= 1
             if allowance[namespace] > 0 and self._clean(heap) and heap[0][0] <= now:
-                heapq.heappush(heads, (heap[0][0], heap[0][1], namespace))
+                heapq.heappush(heads, (turn + 1, heap[0][0], heap[0][1], namespace))
 
     def _take(self, task: TaskRecord, step: StepRecord, owner: str, now: float, lease_seconds: float,
               reason: str) -> Claim:
@@ -392,6 +394,9 @@ class MemoryStore:
         with self._lock:
             tops = [heap[0][0] for heap in self._ready.values() if self._clean(heap)]
             return min(tops, default=None)
+
+    def listen(self, on_work: Callable[[], None]) -> None:
+        return None  # one process: the runner's own nudges reach it
 
     def close(self) -> None:
         pass

@@ -38,6 +38,7 @@ from tasker_host.store.base import (
 )
 from tasker_host.store.sql_batch import InsertAll, ManyInsert
 from tasker_host.store.sql_engine import READONLY, check_schema, make_engine, upgrade_engine
+from tasker_host.store.sql_notify import WakeLimiter, WorkListener, listener_conninfo, notify
 from tasker_host.store.sql_rows import keys_of, new_rows
 from tasker_host.store.sql_schema import steps, tasks, transitions
 from tasker_host.store.urls import is_sqlite_memory, parse_url
@@ -45,7 +46,7 @@ from tasker_host.store.urls import is_sqlite_memory, parse_url
 R = TypeVar("R")
 S, T, X = steps.c, tasks.c, transitions.c
 _TASK_COLUMNS = [c for c in tasks.c if c.key != "steps_remaining"]
-_STEP_COLUMNS = [c for c in steps.c if c.key != "position"]
+_STEP_COLUMNS = [c for c in steps.c if c.key not in ("position", "namespace")]
 _INSERT_TASK = InsertAll(ManyInsert(tasks, [c.key for c in tasks.c]), ManyInsert(steps, [c.key for c in steps.c]),
                          work.INSERT_TRANSITIONS)
 _RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
@@ -75,6 +76,7 @@ class SqlStore:
         self._write_lock: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if self._sqlite else contextlib.nullcontext())
         self._read_lock = self._write_lock if is_sqlite_memory(parsed) else contextlib.nullcontext()
+        self._busy_wake = WakeLimiter()  # PostgreSQL: rate of wake-ups sent by full batches
         try:
             if auto_upgrade if auto_upgrade is not None else self._sqlite:
                 self.upgrade()
@@ -95,6 +97,19 @@ class SqlStore:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def listen(self, on_work: Callable[[], None]) -> WorkListener | None:
+        """PostgreSQL: call ``on_work`` (from a thread) whenever another process leaves steps ready
+        (LISTEN/NOTIFY); close the returned listener when done. SQLite: None (one process)."""
+        if self._sqlite:
+            return None
+        return WorkListener(listener_conninfo(self._engine.url), on_work).start()
+
+    def _wake_others(self, conn: sa.Connection, busy: bool = False) -> None:
+        """Notify listening runners (PostgreSQL) at this transaction's commit; ``busy`` paths
+        (a full batch) at most once per interval."""
+        if not self._sqlite and (not busy or self._busy_wake.due()):
+            notify(conn)
 
     # -- transactions ----------------------------------------------------------------------
     def _write(self, fn: Callable[..., R], *args: Any, one_statement: bool = False) -> R:
@@ -157,18 +172,25 @@ class SqlStore:
     def _create_many(self, conn: sa.Connection, tasks: Sequence[NewTask], now: float,
                      claim: ClaimRequest | None) -> list[CreateResult]:
         results = self._create_rows(conn, tasks, now)
-        if claim is not None and claim.limit > 0 and any(r.created for r in results):
+        if not any(r.created for r in results):
+            return results
+        claims: tuple[Claim, ...] = ()
+        if claim is not None and claim.limit > 0:
             claims = tuple(work.claim(conn, claim.owner, claim.limit, now, claim.lease_seconds, None))
             first = next(i for i, r in enumerate(results) if r.created)
             results[first] = CreateResult(results[first].task, True, claims)
+        if claim is None or len(claims) >= claim.limit:  # steps left for others
+            self._wake_others(conn)
         return results
 
     def _create_and_claim(self, conn: sa.Connection, task: NewTask, now: float,
                           claim: ClaimRequest | None) -> CreateResult:
         result = self._create(conn, task, now)
-        if claim is None or not result.created or claim.limit <= 0:
+        if not result.created:
             return result
-        claims = work.claim(conn, claim.owner, claim.limit, now, claim.lease_seconds, None)
+        claims = work.claim(conn, claim.owner, claim.limit, now, claim.lease_seconds, None) if claim else []
+        if claim is None or len(claims) >= claim.limit:  # steps left for others
+            self._wake_others(conn)
         return CreateResult(result.task, True, tuple(claims))
 
     def _existing(self, conn: sa.Connection, task: NewTask) -> TaskRecord | None:
@@ -214,21 +236,38 @@ class SqlStore:
     # -- claiming and outcomes -------------------------------------------------------------
     def claim(self, owner: str, limit: int, now: float, lease_seconds: float,
               namespace_limits: Mapping[str, int] | None = None) -> list[Claim]:
-        return self._write(work.claim, owner, limit, now, lease_seconds, namespace_limits)
+        return self._write(self._claim, owner, limit, now, lease_seconds, namespace_limits)
+
+    def _claim(self, conn: sa.Connection, owner: str, limit: int, now: float, lease_seconds: float,
+               namespace_limits: Mapping[str, int] | None) -> list[Claim]:
+        claims = work.claim(conn, owner, limit, now, lease_seconds, namespace_limits)
+        if claims and len(claims) >= limit:  # a full batch: more may wait for idle runners
+            self._wake_others(conn, busy=True)
+        return claims
 
     def record_and_claim(self, outcomes: Sequence[StepOutcome], owner: str, limit: int, now: float,
                          lease_seconds: float, namespace_limits: Mapping[str, int] | None = None,
                          ) -> tuple[StepResultBatch, list[Claim]]:
         check_outcomes(outcomes)
-        return self._write(work.record_and_claim, outcomes, owner, limit, now, lease_seconds, namespace_limits,
-                           one_statement=work.single_statement(self.dialect, namespace_limits))
+        batch, claims = self._write(work.record_and_claim, outcomes, owner, limit, now, lease_seconds,
+                                    namespace_limits, one_statement=work.single_statement(self.dialect, namespace_limits))
+        if not self._sqlite and (len(claims) >= limit if limit else len(batch.rejected) < len(outcomes)):
+            self._write_busy_wake()  # a full batch, or outcomes recorded with no room to claim
+        return batch, claims
+
+    def _write_busy_wake(self) -> None:
+        if self._busy_wake.due():
+            self._write(notify, one_statement=True)
 
     def renew_leases(self, owner: str, now: float, lease_seconds: float) -> int:
         return self._write(work.renew_leases, owner, now, lease_seconds)
 
     def record(self, outcomes: Sequence[StepOutcome]) -> StepResultBatch:
         check_outcomes(outcomes)
-        return self._write(work.record, outcomes)
+        batch = self._write(work.record, outcomes)
+        if not self._sqlite and len(batch.rejected) < len(outcomes):
+            self._write_busy_wake()  # recorded outcomes may have made steps ready
+        return batch
 
     # -- operator actions ------------------------------------------------------------------
     def cancel_task(self, task_id: str, now: float, reason: str = "") -> bool:
@@ -263,6 +302,7 @@ class SqlStore:
         self._set_status(conn, task_id, task.status, TaskState.IN_PROGRESS, now, reason, log,
                          error=None, completed_at=None)
         work.INSERT_TRANSITIONS(conn, log)
+        self._wake_others(conn)
         return True
 
     def resolve_step(self, task_id: str, step: str, now: float, results: Any = None, reason: str = "") -> bool:
@@ -293,6 +333,7 @@ class SqlStore:
             self._set_status(conn, task_id, status.value, TaskState.IN_PROGRESS, now, reason, log,
                              error=None, completed_at=None)
         work.INSERT_TRANSITIONS(conn, log)
+        self._wake_others(conn)
         return True
 
     @staticmethod

@@ -63,21 +63,40 @@ def _claimable(predicate: str, excluded: str) -> str:
             f"WHERE {predicate}{excluded}")
 
 
+#: The namespaces that have runnable steps: a loose index scan of ``ix_steps_runnable``
+#: (namespace, ready_at), one index descent per namespace whatever the backlog. A RECURSIVE CTE:
+#: statements using it start ``WITH RECURSIVE``.
+READY_NAMESPACES = f"""ready_ns(ns) AS (
+    SELECT (SELECT min(namespace) FROM steps WHERE {RUNNABLE_PREDICATE})
+    UNION ALL
+    SELECT (SELECT min(namespace) FROM steps WHERE {RUNNABLE_PREDICATE} AND namespace > r.ns)
+    FROM ready_ns AS r WHERE r.ns IS NOT NULL
+)"""
+#: Fair claims: namespaces take turns (each one's oldest step, then each one's second ...), so a
+#: backlog in one namespace never holds back another's work by more than one turn per batch.
+FAIR_ORDER = "row_number() OVER (PARTITION BY namespace ORDER BY k, task_id, name), k, task_id, name"
+
+
 def _claim(expired_excluded: str = "", ready_excluded: str = "", fresh: str = "") -> str:
     """The claim's locking CTEs: the steps (expired leases, then ready steps, SKIP LOCKED) numbered
     in that order (``picked``); the pending tasks they start, locked in id order (``starting``).
-    ``fresh``: more claimable steps (locked already), ranked with the ready ones (src 1)."""
+    Ready steps are looked up namespace by namespace (``ready_ns``: the statement must define it)
+    and taken in turns (:data:`FAIR_ORDER`). ``fresh``: more claimable steps (locked already),
+    ranked with the ready ones (src 1)."""
     ready = "SELECT * FROM ready" + (f" UNION ALL {fresh}" if fresh else "")
     room = "GREATEST(%(limit)s - (SELECT count(*) FROM expired), 0)"
     return f"""expired AS MATERIALIZED (
     {_claimable(RUNNING_PREDICATE, expired_excluded)} AND s.lease_expires_at < %(now)s
     ORDER BY s.lease_expires_at LIMIT %(limit)s FOR UPDATE OF s SKIP LOCKED
 ), ready AS MATERIALIZED (
-    {_claimable(RUNNABLE_PREDICATE, ready_excluded)} AND s.ready_at <= %(now)s
-    ORDER BY s.ready_at LIMIT {room} FOR UPDATE OF s SKIP LOCKED
+    SELECT c.* FROM ready_ns AS n CROSS JOIN LATERAL (
+        {_claimable(RUNNABLE_PREDICATE, ready_excluded)} AND s.namespace = n.ns AND s.ready_at <= %(now)s
+        ORDER BY s.ready_at LIMIT {room} FOR UPDATE OF s SKIP LOCKED
+    ) AS c WHERE n.ns IS NOT NULL
 ), picked AS MATERIALIZED (
     SELECT u.*, row_number() OVER () AS n FROM (
-        SELECT * FROM expired UNION ALL (SELECT * FROM ({ready}) AS r ORDER BY k, task_id, name LIMIT {room})
+        SELECT * FROM expired UNION ALL (SELECT * FROM ({ready}) AS r
+            ORDER BY {FAIR_ORDER} LIMIT {room})
     ) AS u
 ), starting AS MATERIALIZED (
     SELECT t.id, t.status, f.name FROM (
@@ -193,7 +212,7 @@ _CLAIMS = ("(SELECT array_agg(task_id), array_agg(name), array_agg(attempts + 1)
            "array_agg(task_name), array_agg(version) FROM (SELECT * FROM picked ORDER BY n) AS q) AS claims")
 
 #: claim(owner, limit): the claims.
-CLAIM_PG = f"""WITH {_claim()}, taken AS (
+CLAIM_PG = f"""WITH RECURSIVE {READY_NAMESPACES}, {_claim()}, taken AS (
     UPDATE steps AS s SET state = 'in_progress', attempts = p.attempts + 1, lease_owner = %(claimer)s::text,
         lease_expires_at = %(expires)s, started_at = %(now)s
     FROM picked AS p WHERE s.task_id = p.task_id AND s.name = p.name
@@ -223,7 +242,7 @@ _GONE = f" AND s.task_id NOT IN (SELECT id FROM nxt WHERE after NOT IN ({_LIVE})
 _RECORDED = " AND (s.task_id, s.name) NOT IN (SELECT task_id, name FROM ok)"
 
 #: record then claim: the accepted outcomes' positions, the task changes, the claims.
-RECORD_CLAIM_PG = f"""WITH {_RECORD}, {_claim(_GONE + _RECORDED, _GONE, _FRESH)},
+RECORD_CLAIM_PG = f"""WITH RECURSIVE {READY_NAMESPACES}, {_RECORD}, {_claim(_GONE + _RECORDED, _GONE, _FRESH)},
 {_steps_update(claim=True)}, {_log(_RECORD_LOG, _CLAIM_LOG)}
 SELECT {_ACCEPTED}, changes.*, claims.* FROM {_CHANGES}, {_CLAIMS}"""
 

@@ -38,7 +38,7 @@ def new_rows(task: NewTask, now: float) -> tuple[TaskRecord, dict[str, Any], lis
         "invocation_key": task.invocation_key, "error": None, "steps_remaining": len(task.steps),
         "created_at": now, "updated_at": now, "completed_at": None}
     step_rows = [
-        {"task_id": task.id, "name": s.name, "position": i, "state": StepState.PENDING.value,
+        {"task_id": task.id, "name": s.name, "namespace": task.namespace, "position": i, "state": StepState.PENDING.value,
          "attempts": 0, "retry_limit": s.retry_limit, "retryable": s.retryable,
          "depends_on": list(s.depends_on), "dependents": list(s.dependents),
          "pending_deps": len(s.depends_on), "ready_at": now, "results": None, "last_error": None,

@@ -75,6 +75,7 @@ class StepRow(Base):
 
     task_id: Mapped[str] = mapped_column(sa.String(64), sa.ForeignKey("tasks.id"), primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    namespace: Mapped[str] = mapped_column(sa.String(200))  # the task's: claims take namespaces in turn
     position: Mapped[int] = mapped_column(sa.Integer)  # template order
     state: Mapped[str] = mapped_column(sa.String(32))
     attempts: Mapped[int] = mapped_column(sa.Integer)
@@ -92,8 +93,9 @@ class StepRow(Base):
     lease_expires_at: Mapped[float | None] = mapped_column(sa.Double)
 
     __table_args__ = (
-        # claims and next_ready_at: runnable steps, oldest ready_at first
-        sa.Index("ix_steps_runnable", "ready_at",
+        # claims: each namespace's runnable steps, oldest ready_at first (and the namespaces that
+        # have some, by a loose index scan); next_ready_at
+        sa.Index("ix_steps_runnable", "namespace", "ready_at",
                  sqlite_where=sa.text(RUNNABLE_PREDICATE), postgresql_where=sa.text(RUNNABLE_PREDICATE)),
         # expired-lease reclaims, renewals and per-namespace running counts
         sa.Index("ix_steps_running", "lease_expires_at",

@@ -60,14 +60,11 @@ def _locking(query: sa.Select[Any], **options: Any) -> dict[bool, sa.Select[Any]
 
 _SKIP = {"skip_locked": True, "of": steps}
 EXPIRED_Q = {pg: Rows(q) for pg, q in _locking(EXPIRED.limit(_B("limit")), **_SKIP).items()}
-READY_Q = {pg: Rows(q) for pg, q in _locking(READY.limit(_B("limit")), **_SKIP).items()}
 READY_IN_Q = {pg: Rows(q) for pg, q in
-              _locking(READY.where(T.namespace == _B("namespace")).limit(_B("limit")), **_SKIP).items()}
-READY_NOT_IN_Q = _locking(READY.where(T.namespace.not_in(_B("namespaces", expanding=True))).limit(_B("limit")),
-                          **_SKIP)
-RUNNING_BY_NAMESPACE = (sa.select(T.namespace, sa.func.count()).join_from(steps, tasks, S.task_id == T.id)
-                        .where(RUNNING, T.namespace.in_(_B("namespaces", expanding=True)))
-                        .group_by(T.namespace))
+              _locking(READY.where(S.namespace == _B("namespace")).limit(_B("limit")), **_SKIP).items()}
+READY_NAMESPACES = sa.text(f"WITH RECURSIVE {pg_work.READY_NAMESPACES} SELECT ns FROM ready_ns WHERE ns IS NOT NULL")
+RUNNING_BY_NAMESPACE = (sa.select(S.namespace, sa.func.count()).where(RUNNING, S.namespace.in_(
+    _B("namespaces", expanding=True))).group_by(S.namespace))
 
 _STEP_KEY = sa.and_(S.task_id == _B("k_task"), S.name == _B("k_name"))
 _GUARD = sa.and_(_STEP_KEY, RUNNING, S.lease_owner == _B("k_owner"), S.attempts == _B("k_attempt"))
@@ -120,20 +117,10 @@ def claim(conn: sa.Connection, owner: str, limit: int, now: float, lease_seconds
     expired = run(EXPIRED_Q, limit)
     need = limit - len(expired)
     ready: list[Any] = []
-    if need > 0 and namespace_limits:
-        limited = sorted(namespace_limits)
-        if pg:  # serialise claimers of a capped namespace, so the cap holds across processes
-            for namespace in limited:
-                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(0x7A5D, sa.func.hashtext(namespace))))
-        running = dict(conn.execute(RUNNING_BY_NAMESPACE, {"namespaces": limited}).all())
-        for namespace in limited:
-            allowance = min(namespace_limits[namespace] - running.get(namespace, 0), need)
-            if allowance > 0:
-                ready += run(READY_IN_Q, allowance, namespace=namespace)
-        ready += run(READY_NOT_IN_Q, need, namespaces=limited)
-        ready = sorted(ready, key=lambda r: r.ready_at)[:need]
-    elif need > 0:
-        ready = run(READY_Q, need)
+    if need > 0:
+        for namespace, allowance in _allowances(conn, pg, need, namespace_limits):
+            ready += run(READY_IN_Q, allowance, namespace=namespace)
+        ready = fair_order(ready)[:need]
     if not expired and not ready:
         return []
 
@@ -158,6 +145,35 @@ def claim(conn: sa.Connection, owner: str, limit: int, now: float, lease_seconds
                                   f"step {first[task_id]} claimed"))
     INSERT_TRANSITIONS(conn, log)
     return claims
+
+
+def _allowances(conn: sa.Connection, pg: bool, need: int, namespace_limits: Mapping[str, int] | None,
+                ) -> list[tuple[str, int]]:
+    """(namespace, how many of its ready steps to look at) for each namespace with runnable steps;
+    capped namespaces get what their cap leaves (on PostgreSQL their claimers are serialised by
+    an advisory lock, so a cap holds across processes)."""
+    namespaces = list(conn.execute(READY_NAMESPACES).scalars())
+    capped = sorted(n for n in namespaces if namespace_limits and n in namespace_limits)
+    running: dict[str, int] = {}
+    if capped:
+        if pg:
+            for namespace in capped:
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(0x7A5D, sa.func.hashtext(namespace))))
+        running = dict(conn.execute(RUNNING_BY_NAMESPACE, {"namespaces": capped}).all())
+    allowances = [(n, min(need, namespace_limits[n] - running.get(n, 0)) if n in capped else need)
+                  for n in namespaces]
+    return [(n, a) for n, a in allowances if a > 0]
+
+
+def fair_order(rows: list[Any]) -> list[Any]:
+    """Ready rows with namespaces taking turns: every namespace's oldest, then every second oldest
+    ... (each turn oldest first), as :data:`~tasker_host.store.sql_pg.FAIR_ORDER` on PostgreSQL."""
+    rank: Counter[str] = Counter()
+    keyed = []
+    for row in sorted(rows, key=lambda r: (r.ready_at, r.task_id, r.name)):
+        keyed.append(((rank[row.namespace], row.ready_at, row.task_id, row.name), row))
+        rank[row.namespace] += 1
+    return [row for _, row in sorted(keyed, key=lambda item: item[0])]
 
 
 def renew_leases(conn: sa.Connection, owner: str, now: float, lease_seconds: float) -> int:

@@ -1,0 +1,96 @@
+"""Wake-ups between processes on PostgreSQL: ``NOTIFY tasker_work`` when a write leaves steps
+ready that nobody claimed, and a :class:`WorkListener` thread in each runner that ``LISTEN``s and
+wakes the runner's claim loop at once (polling stays as the fallback).
+
+A notification is delivered when its transaction commits, so a woken runner always finds the
+work. Sending one takes a database-wide lock at commit (PostgreSQL serialises notifying
+commits), so the hot paths send at most one per :data:`BUSY_WAKE_INTERVAL` per store: a busy
+runner's full batches only need to wake idle runners once, not on every commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+log = logging.getLogger("tasker_host.store")
+
+CHANNEL = "tasker_work"
+BUSY_WAKE_INTERVAL = 0.05  # seconds between notifications sent by one store's busy paths
+_WAIT = 0.25  # seconds a listener waits for a notification before checking whether it is closed
+
+
+def notify(conn: sa.Connection) -> None:
+    """Queue a wake-up; PostgreSQL delivers it to every listener when ``conn``'s transaction commits."""
+    conn.exec_driver_sql(f"NOTIFY {CHANNEL}")
+
+
+class WakeLimiter:
+    """Lets a busy path notify at most once per ``interval`` seconds (thread-safe enough: a
+    race sends one notification too many, never too few)."""
+
+    def __init__(self, interval: float = BUSY_WAKE_INTERVAL) -> None:
+        self.interval = interval
+        self._last = float("-inf")
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            return False
+        self._last = now
+        return True
+
+
+class WorkListener:
+    """One connection that ``LISTEN``s for wake-ups and calls ``on_work`` (from its own thread)
+    for each burst of notifications; it reconnects after errors and calls ``on_work`` after each
+    (re)connection, since notifications sent meanwhile are lost."""
+
+    def __init__(self, conninfo: str, on_work: Callable[[], None], *, retry_seconds: float = 1.0) -> None:
+        self._conninfo, self._on_work, self._retry_seconds = conninfo, on_work, retry_seconds
+        self._closed = threading.Event()
+        self._listening = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tasker-listen", daemon=True)
+
+    def start(self, timeout: float = 5.0) -> WorkListener:
+        """Start listening; returns once LISTEN is in effect (or after ``timeout``)."""
+        self._thread.start()
+        self._listening.wait(timeout)
+        return self
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(_WAIT * 4)
+
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            try:
+                self._listen()
+            except Exception as exc:  # noqa: BLE001 - a lost connection: polling covers until it is back
+                log.warning("wake-up listener lost its connection (%s: %s); reconnecting in %gs",
+                            type(exc).__name__, exc, self._retry_seconds)
+                self._closed.wait(self._retry_seconds)
+
+    def _listen(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self._conninfo, autocommit=True) as conn:
+            conn.execute(f"LISTEN {CHANNEL}")
+            self._listening.set()
+            self._on_work()
+            while not self._closed.is_set():
+                woke = False
+                for _ in conn.notifies(timeout=_WAIT):
+                    woke = True
+                    break  # one wake-up per burst: the claim loop takes whatever is ready
+                if woke and not self._closed.is_set():
+                    self._on_work()
+
+
+def listener_conninfo(url: sa.URL) -> str:
+    """The libpq connection string of a SQLAlchemy PostgreSQL URL (query options kept)."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
