@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -20,8 +19,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from tasker_host.models import StepState, TaskState
+from tasker_host.store import sql_actions as actions
 from tasker_host.store import sql_work as work
-from tasker_host.store._common import CANCELLABLE_STEP, FINAL_TASK, WAITING_STEP, check_outcomes
+from tasker_host.store._common import check_outcomes
 from tasker_host.store.base import (
     UNFINISHED,
     StateCounts,
@@ -139,15 +139,6 @@ class SqlStore:
     def _transient(self, exc: DBAPIError) -> bool:
         # SQLite: writers already queue for busy_timeout (BEGIN IMMEDIATE); nothing to retry
         return not self._sqlite and getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES
-
-    def _lock_task(self, conn: sa.Connection, task_id: str) -> tuple[Any, list[Any]]:
-        """Lock the task's steps, then the task (PostgreSQL; the order claim/record use too)."""
-        step_query = sa.select(S.name, S.state, S.dependents).where(S.task_id == task_id).order_by(S.name)
-        task_query = sa.select(T.status, T.steps_remaining).where(T.id == task_id)
-        if not self._sqlite:
-            step_query, task_query = step_query.with_for_update(), task_query.with_for_update()
-        rows = list(conn.execute(step_query))
-        return conn.execute(task_query).first(), rows
 
     # -- creation --------------------------------------------------------------------------
     def create_task(self, task: NewTask, now: float, claim: ClaimRequest | None = None) -> CreateResult:
@@ -269,78 +260,24 @@ class SqlStore:
             self._write_busy_wake()  # recorded outcomes may have made steps ready
         return batch
 
-    # -- operator actions ------------------------------------------------------------------
+    # -- operator actions (sql_actions) ------------------------------------------------------
     def cancel_task(self, task_id: str, now: float, reason: str = "") -> bool:
-        return self._write(self._cancel, task_id, now, reason)
-
-    def _cancel(self, conn: sa.Connection, task_id: str, now: float, reason: str) -> bool:
-        task, rows = self._lock_task(conn, task_id)
-        if task is None or TaskState(task.status) in FINAL_TASK:
-            return False
-        log = [work.transition(task_id, r.name, r.state, StepState.CANCELLED.value, now, reason)
-               for r in rows if StepState(r.state) in CANCELLABLE_STEP]
-        if log:
-            conn.execute(sa.update(steps).where(S.task_id == task_id, S.state.in_([s.value for s in CANCELLABLE_STEP]))
-                         .values(state=StepState.CANCELLED.value, lease_owner=None, lease_expires_at=None))
-        conn.execute(sa.update(tasks).where(T.id == task_id).values(
-            status=TaskState.CANCELLED.value, completed_at=now, updated_at=now))
-        log.append(work.transition(task_id, None, task.status, TaskState.CANCELLED.value, now, reason))
-        work.INSERT_TRANSITIONS(conn, log)
-        return True
+        return self._write(actions.cancel, task_id, now, reason)
 
     def retry_task(self, task_id: str, now: float, reason: str = "") -> bool:
-        return self._write(self._retry, task_id, now, reason)
-
-    def _retry(self, conn: sa.Connection, task_id: str, now: float, reason: str) -> bool:
-        task, rows = self._lock_task(conn, task_id)
-        if task is None or task.status != TaskState.ERROR.value:
-            return False
-        log = [work.transition(task_id, r.name, r.state, StepState.PENDING.value, now, reason)
-               for r in rows if r.state == StepState.ERROR.value]
-        conn.execute(sa.update(steps).where(S.task_id == task_id, S.state == StepState.ERROR.value).values(
-            state=StepState.PENDING.value, attempts=0, ready_at=now, lease_owner=None, lease_expires_at=None))
-        self._set_status(conn, task_id, task.status, TaskState.IN_PROGRESS, now, reason, log,
-                         error=None, completed_at=None)
-        work.INSERT_TRANSITIONS(conn, log)
-        self._wake_others(conn)
-        return True
+        return self._write(self._waking(actions.retry), task_id, now, reason)
 
     def resolve_step(self, task_id: str, step: str, now: float, results: Any = None, reason: str = "") -> bool:
-        return self._write(self._resolve, task_id, step, now, results, reason)
+        return self._write(self._waking(actions.resolve), task_id, step, now, results, reason)
 
-    def _resolve(self, conn: sa.Connection, task_id: str, step: str, now: float, results: Any,
-                 reason: str) -> bool:
-        task, rows = self._lock_task(conn, task_id)
-        row = next((r for r in rows if r.name == step), None)
-        if task is None or row is None or TaskState(task.status) in FINAL_TASK:
-            return False
-        status, state = TaskState(task.status), StepState(row.state)
-        if not (state is StepState.ERROR or (state in WAITING_STEP and status is TaskState.ERROR)):
-            return False
-        conn.execute(sa.update(steps).where(S.task_id == task_id, S.name == step).values(
-            state=StepState.RESOLVED_MANUALLY.value, results=results,
-            completed_at=now, lease_owner=None, lease_expires_at=None))
-        unblock = Counter(row.dependents)
-        if unblock:
-            work.UNBLOCK(conn, [{"k_task": task_id, "k_name": n, "n": c} for n, c in sorted(unblock.items())])
-        log = [work.transition(task_id, step, state.value, StepState.RESOLVED_MANUALLY.value, now, reason)]
-        remaining = task.steps_remaining - 1
-        conn.execute(sa.update(tasks).where(T.id == task_id).values(steps_remaining=remaining, updated_at=now))
-        if remaining == 0:
-            self._set_status(conn, task_id, status.value, TaskState.COMPLETE, now, reason, log,
-                             error=None, completed_at=now)
-        elif status is TaskState.ERROR and not any(r.state == StepState.ERROR.value for r in rows if r.name != step):
-            self._set_status(conn, task_id, status.value, TaskState.IN_PROGRESS, now, reason, log,
-                             error=None, completed_at=None)
-        work.INSERT_TRANSITIONS(conn, log)
-        self._wake_others(conn)
-        return True
-
-    @staticmethod
-    def _set_status(conn: sa.Connection, task_id: str, before: str, after: TaskState, now: float, reason: str,
-                    log: list[dict[str, Any]], **values: Any) -> None:
-        conn.execute(sa.update(tasks).where(T.id == task_id).values(status=after.value, updated_at=now, **values))
-        log.append(work.transition(task_id, None, before, after.value, now, reason))
+    def _waking(self, action: Callable[..., bool]) -> Callable[..., bool]:
+        """``action``, then (when it changed something) a wake-up for runners: its steps are ready."""
+        def run(conn: sa.Connection, *args: Any) -> bool:
+            changed = action(conn, *args)
+            if changed:
+                self._wake_others(conn)
+            return changed
+        return run
 
     # -- reading ---------------------------------------------------------------------------
     def get_task(self, task_id: str, *, with_steps: bool = True) -> TaskRecord | None:
