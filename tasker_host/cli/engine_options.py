@@ -14,7 +14,7 @@ from tasker_host.settings import HostSettings
 
 _OPTIONS = (
     click.option("--concurrency", type=click.IntRange(1), default=None,
-                 help="Steps run at once by this process [env TASKER_CONCURRENCY; default 64]."),
+                 help="Steps run at once by this process [env TASKER_CONCURRENCY; default 256]."),
     click.option("--lease-seconds", type=click.FloatRange(0.1), default=None,
                  help="Lease on each claimed step, renewed while it runs; if this process dies its steps "
                       "run again elsewhere after it [env TASKER_LEASE_SECONDS; default 60]."),

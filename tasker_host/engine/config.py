@@ -24,7 +24,7 @@ def default_owner() -> str:
 
 @dataclass(frozen=True)
 class EngineConfig:
-    concurrency: int = 64  # steps running at once in this runner
+    concurrency: int = 256  # steps running at once in this runner (async handlers mostly wait on I/O)
     claim_batch: int = 256
     lease_seconds: float = 60.0  # a dead runner's steps run again elsewhere after this
     poll_seconds: float = 1.0  # fallback wake-up when no nudge or notification arrives

@@ -38,7 +38,7 @@ from tasker_host.store.base import (
 )
 from tasker_host.store.sql_batch import InsertAll, ManyInsert
 from tasker_host.store.sql_engine import READONLY, check_schema, make_engine, upgrade_engine
-from tasker_host.store.sql_notify import WakeLimiter, WorkListener, listener_conninfo, notify
+from tasker_host.store.sql_notify import NOTIFY_SELECT, WakeLimiter, WorkListener, listener_conninfo, notify
 from tasker_host.store.sql_rows import keys_of, new_rows
 from tasker_host.store.sql_schema import steps, tasks, transitions
 from tasker_host.store.urls import is_sqlite_memory, parse_url
@@ -143,7 +143,8 @@ class SqlStore:
     # -- creation --------------------------------------------------------------------------
     def create_task(self, task: NewTask, now: float, claim: ClaimRequest | None = None) -> CreateResult:
         try:
-            return self._write(self._create_and_claim, task, now, claim)
+            return self._write(self._create_many, [task], now, claim,
+                               one_statement=self._insert_only([task], claim))[0]
         except IntegrityError:
             # a concurrent create with the same idempotency / invocation key won the race
             existing = self._read(self._existing, task)
@@ -156,33 +157,28 @@ class SqlStore:
         if len(tasks) == 1:
             return [self.create_task(tasks[0], now, claim)]
         try:
-            return self._write(self._create_many, tasks, now, claim)
+            return self._write(self._create_many, tasks, now, claim, one_statement=self._insert_only(tasks, claim))
         except IntegrityError:  # a key raced with another process: settle the tasks one by one
             return [self.create_task(task, now, claim) for task in tasks]
 
+    def _insert_only(self, tasks: Sequence[NewTask], claim: ClaimRequest | None) -> bool:
+        """PostgreSQL with no key to look up and nothing to claim: the creation (and its wake-up)
+        is ONE statement, atomic alone (autocommit: no BEGIN / COMMIT round trips)."""
+        return not self._sqlite and claim is None and not any(keys_of(t) for t in tasks)
+
     def _create_many(self, conn: sa.Connection, tasks: Sequence[NewTask], now: float,
                      claim: ClaimRequest | None) -> list[CreateResult]:
-        results = self._create_rows(conn, tasks, now)
-        if not any(r.created for r in results):
+        unclaimed = claim is None or claim.limit <= 0  # nobody here runs them: wake the runners
+        results = self._create_rows(conn, tasks, now, wake=unclaimed and not self._sqlite)
+        if unclaimed or not any(r.created for r in results):
             return results
-        claims: tuple[Claim, ...] = ()
-        if claim is not None and claim.limit > 0:
-            claims = tuple(work.claim(conn, claim.owner, claim.limit, now, claim.lease_seconds, None))
-            first = next(i for i, r in enumerate(results) if r.created)
-            results[first] = CreateResult(results[first].task, True, claims)
-        if claim is None or len(claims) >= claim.limit:  # steps left for others
+        assert claim is not None
+        claims = tuple(work.claim(conn, claim.owner, claim.limit, now, claim.lease_seconds, None))
+        first = next(i for i, r in enumerate(results) if r.created)
+        results[first] = CreateResult(results[first].task, True, claims)
+        if len(claims) >= claim.limit:  # steps may be left for others
             self._wake_others(conn)
         return results
-
-    def _create_and_claim(self, conn: sa.Connection, task: NewTask, now: float,
-                          claim: ClaimRequest | None) -> CreateResult:
-        result = self._create(conn, task, now)
-        if not result.created:
-            return result
-        claims = work.claim(conn, claim.owner, claim.limit, now, claim.lease_seconds, None) if claim else []
-        if claim is None or len(claims) >= claim.limit:  # steps left for others
-            self._wake_others(conn)
-        return CreateResult(result.task, True, tuple(claims))
 
     def _existing(self, conn: sa.Connection, task: NewTask) -> TaskRecord | None:
         conditions = []
@@ -197,13 +193,12 @@ class SqlStore:
                 return found[0]
         return None
 
-    def _create(self, conn: sa.Connection, task: NewTask, now: float) -> CreateResult:
-        return self._create_rows(conn, [task], now)[0]
-
-    def _create_rows(self, conn: sa.Connection, tasks: Sequence[NewTask], now: float) -> list[CreateResult]:
-        """Create tasks with ONE insert for all their rows (PostgreSQL: one statement); a task whose
-        idempotency / invocation key exists already, or repeats an earlier one of the batch, is
-        answered with that task and writes nothing."""
+    def _create_rows(self, conn: sa.Connection, tasks: Sequence[NewTask], now: float, *,
+                     wake: bool = False) -> list[CreateResult]:
+        """Create tasks with ONE insert for all their rows (PostgreSQL: one statement, with the
+        wake-up notification when ``wake``); a task whose idempotency / invocation key exists
+        already, or repeats an earlier one of the batch, is answered with that task and writes
+        nothing."""
         results: list[CreateResult] = []
         fresh: dict[tuple[Any, ...], TaskRecord] = {}
         rows: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
@@ -221,13 +216,14 @@ class SqlStore:
             fresh.update(dict.fromkeys(keys, record))
             results.append(CreateResult(record, created=True))
         if rows[0]:
-            _INSERT_TASK(conn, *rows)  # PostgreSQL: one statement
+            _INSERT_TASK(conn, *rows, then=NOTIFY_SELECT if wake else None)  # PostgreSQL: one statement
         return results
 
     # -- claiming and outcomes -------------------------------------------------------------
     def claim(self, owner: str, limit: int, now: float, lease_seconds: float,
               namespace_limits: Mapping[str, int] | None = None) -> list[Claim]:
-        return self._write(self._claim, owner, limit, now, lease_seconds, namespace_limits)
+        return self._write(self._claim, owner, limit, now, lease_seconds, namespace_limits,
+                           one_statement=work.single_statement(self.dialect, namespace_limits))
 
     def _claim(self, conn: sa.Connection, owner: str, limit: int, now: float, lease_seconds: float,
                namespace_limits: Mapping[str, int] | None) -> list[Claim]:

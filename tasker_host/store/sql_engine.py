@@ -16,6 +16,7 @@ PostgreSQL
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from tasker_host.migrations import make_config
 from tasker_host.store.urls import default_sqlite_url, is_sqlite_memory, parse_url, redact, render_url
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+IDLE_PING_SECONDS = 5.0  # PostgreSQL: check pooled connections idle longer than this before use
 READONLY = "tasker_readonly"  # execution option: this transaction only reads (SQLite: plain BEGIN)
 _UPGRADE_LOCK = (0x7A5C, 1)  # pg_advisory_xact_lock key pair serialising concurrent upgrades
 
@@ -39,8 +41,10 @@ def make_engine(url: str | URL, **options: Any) -> Engine:
     """An engine for ``url`` (normalised first) with the per-database settings described above."""
     parsed = url if isinstance(url, URL) else parse_url(url)
     if parsed.get_backend_name() != "sqlite":
-        options.setdefault("pool_pre_ping", True)
-        return sa.create_engine(parsed, **options)
+        engine = sa.create_engine(parsed, **options)
+        if not options.get("pool_pre_ping"):
+            _ping_idle_connections(engine)
+        return engine
     connect_args = dict(options.pop("connect_args", {}))
     connect_args.setdefault("check_same_thread", False)
     memory = is_sqlite_memory(parsed)
@@ -51,6 +55,27 @@ def make_engine(url: str | URL, **options: Any) -> Engine:
     engine = sa.create_engine(parsed, connect_args=connect_args, **options)
     _sqlite_events(engine, wal=not memory)
     return engine
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Check a pooled PostgreSQL connection before use only when it may have gone stale: when the
+    driver knows it is broken, or it sat idle over :data:`IDLE_PING_SECONDS` (server restarts and
+    idle timeouts hit idle connections). A busy runner's connections skip the round trip that
+    ``pool_pre_ping`` would spend on every checkout. A failed check hands out a new connection."""
+    @sa.event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if getattr(dbapi_connection, "closed", False) or getattr(dbapi_connection, "broken", False):
+            raise sa.exc.DisconnectionError("connection closed")
+        if time.monotonic() - record.info.get("idle_since", time.monotonic()) < IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # noqa: BLE001 - any failure: this connection is gone
+            raise sa.exc.DisconnectionError(f"stale connection: {exc}") from exc
 
 
 def _sqlite_events(engine: Engine, *, wal: bool) -> None:

@@ -20,8 +20,12 @@ import sqlalchemy as sa
 log = logging.getLogger("tasker_host.store")
 
 CHANNEL = "tasker_work"
-BUSY_WAKE_INTERVAL = 0.05  # seconds between notifications sent by one store's busy paths
+BUSY_WAKE_INTERVAL = 0.5  # seconds between notifications sent by one store's busy paths
 _WAIT = 0.25  # seconds a listener waits for a notification before checking whether it is closed
+
+
+#: the same as a SELECT, to end a statement that does more (see ``InsertAll(then=...)``)
+NOTIFY_SELECT = f"SELECT pg_notify('{CHANNEL}', '')"
 
 
 def notify(conn: sa.Connection) -> None:
