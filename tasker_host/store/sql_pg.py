@@ -72,9 +72,13 @@ READY_NAMESPACES = f"""ready_ns(ns) AS (
     SELECT (SELECT min(namespace) FROM steps WHERE {RUNNABLE_PREDICATE} AND namespace > r.ns)
     FROM ready_ns AS r WHERE r.ns IS NOT NULL
 )"""
-#: Fair claims: namespaces take turns (each one's oldest step, then each one's second ...), so a
+#: Fair claims: namespaces take turns (each one's first step, then each one's second ...), so a
 #: backlog in one namespace never holds back another's work by more than one turn per batch.
-FAIR_ORDER = "row_number() OVER (PARTITION BY namespace ORDER BY k, task_id, name), k, task_id, name"
+#: Within a namespace, the steps this statement's own outcomes made ready (src 1) come first,
+#: then the oldest: a runner carries on with the tasks it has (their results are in its cache,
+#: and their rows are not updated by two runners at once), the others take what it leaves.
+FAIR_ORDER = ("row_number() OVER (PARTITION BY namespace ORDER BY src DESC, k, task_id, name), "
+              "src DESC, k, task_id, name")
 
 
 def _claim(expired_excluded: str = "", ready_excluded: str = "", fresh: str = "") -> str:
