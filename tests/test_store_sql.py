@@ -380,21 +380,15 @@ def test_record_and_claim_skips_the_tasks_it_fails(sql_store: SqlStore) -> None:
     assert contract.step_of(sql_store, "t1", "b").state is StepState.WAITING_RETRY
 
 
-def test_record_and_claim_ranks_the_steps_it_unblocks_with_the_ready_ones(sql_store: SqlStore) -> None:
-    """The limit goes to the oldest ``ready_at`` first, be the step unblocked by this very call or not
-    (a dependent is ready since its task was created)."""
+def test_record_and_claim_prefers_the_steps_it_unblocks(sql_store: SqlStore) -> None:
+    """Within a namespace's turn, the steps this very call made ready come first (the runner carries
+    on with its own tasks), then the oldest ``ready_at``."""
     sql_store.create_task(contract.make_task("t1", {"a": (), "b": ("a",)}), NOW)
-    sql_store.create_task(contract.single("t2"), NOW + 1)
-    [a] = sql_store.claim("w1", 1, NOW + 2, LEASE)
-    _, claims = sql_store.record_and_claim([contract.done(a, NOW + 3)], "w1", 1, NOW + 3, LEASE)
-    assert contract.names(claims) == [("t1", "b")]  # ready since NOW; t2's step since NOW + 1
-    sql_store.create_task(contract.make_task("t3", {"a": (), "b": ("a",)}), NOW + 4)
-    c = {x.task_id: x for x in sql_store.claim("w1", 2, NOW + 5, LEASE)}
-    assert set(c) == {"t2", "t3"}
-    sql_store.record([contract.done(c["t2"], NOW + 5, state=StepState.WAITING_RETRY, ready_at=NOW - 5)])
-    _, claims = sql_store.record_and_claim([contract.done(c["t3"], NOW + 6)], "w1", 1, NOW + 6, LEASE)
-    assert contract.names(claims) == [("t2", "a")]  # due since NOW - 5; t3's b since NOW + 4
-    assert contract.names(sql_store.claim("w1", 5, NOW + 7, LEASE)) == [("t3", "b")]
+    [a] = sql_store.claim("w1", 1, NOW + 1, LEASE)
+    sql_store.create_task(contract.single("t2"), NOW - 10)  # ready before t1's b
+    _, claims = sql_store.record_and_claim([contract.done(a, NOW + 2)], "w1", 1, NOW + 2, LEASE)
+    assert contract.names(claims) == [("t1", "b")]  # made ready by this call, though t2's a is older
+    assert contract.names(sql_store.claim("w1", 5, NOW + 3, LEASE)) == [("t2", "a")]
 
 
 def test_record_and_claim_reclaims_expired_leases_it_does_not_record(sql_store: SqlStore) -> None:
@@ -448,10 +442,11 @@ def test_postgres_writes_that_leave_work_unclaimed_notify_listeners(postgres_url
     def notifications(call) -> int:  # type: ignore[no-untyped-def]
         sent.clear()
         call()
-        return sent.count("NOTIFY tasker_work")
+        return sum(1 for s in sent if s == "NOTIFY tasker_work" or "pg_notify('tasker_work'" in s)
 
     one = {"a": ()}
     assert notifications(lambda: store.create_task(contract.make_task("t1", one), NOW)) == 1  # nobody claimed it
+    assert len(sent) == 1  # the insert notifies as it commits: one statement, autocommitted
     # claimed with its creation, t1's step too, room left: nothing for anyone else
     assert notifications(lambda: store.create_task(contract.make_task("t2", one), NOW, ClaimRequest("w1", 5, LEASE))) == 0
     # a full claim (1 of 2 ready steps): the other may wait for an idle runner
@@ -472,8 +467,9 @@ def test_postgres_writes_that_leave_work_unclaimed_notify_listeners(postgres_url
 
 @pytest.mark.postgres
 def test_postgres_record_and_claim_needs_no_transaction_of_its_own(postgres_url: str) -> None:
-    """Its one statement runs in autocommit mode (no BEGIN / COMMIT round trips); the connection
-    goes back to the pool transactional, for the statements that need a transaction."""
+    """Its one statement runs in autocommit mode (no BEGIN / COMMIT round trips), as do a claim
+    and a creation with no key to look up; the connection goes back to the pool transactional,
+    for the statements that need a transaction."""
     store = SqlStore(postgres_url, auto_upgrade=True)
     autocommit: list[bool] = []
     sa.event.listen(store.engine, "before_cursor_execute",  # (wake-up notifications aside)
@@ -481,11 +477,14 @@ def test_postgres_record_and_claim_needs_no_transaction_of_its_own(postgres_url:
                     autocommit.append(conn.connection.driver_connection.autocommit))
     store.create_task(contract.make_task("t1"), NOW)
     [a] = store.claim("w1", 1, NOW, LEASE)
-    assert autocommit == [False, False]
+    assert autocommit == [True, True]
+    store.create_task(contract.make_task("t2", idempotency_key="k"), NOW)  # looks the key up first
+    assert autocommit[2:] == [False, False]
+    del autocommit[:]
     _, claims = store.record_and_claim([contract.done(a)], "w1", 5, NOW + 1, LEASE)
     store.record_and_claim([contract.done(c) for c in claims], "w1", 0, NOW + 2, LEASE)
     store.record_and_claim([], "w1", 5, NOW + 3, LEASE, {"other": 1})  # capped: a transaction again
-    assert autocommit[2:] == [True, True] + [False] * (len(autocommit) - 4)
+    assert autocommit == [True, True] + [False] * (len(autocommit) - 2)
     assert store.get_task("t1").status is TaskState.IN_PROGRESS  # type: ignore[union-attr]
     store.close()
 

@@ -102,7 +102,11 @@ def transition(task_id: str, step: str | None, before: str | None, after: str, a
 
 # -- claim ---------------------------------------------------------------------------------------
 def claim(conn: sa.Connection, owner: str, limit: int, now: float, lease_seconds: float,
-          namespace_limits: Mapping[str, int] | None) -> list[Claim]:
+          namespace_limits: Mapping[str, int] | None, prefer: frozenset[tuple[str, str]] = frozenset(),
+          ) -> list[Claim]:
+    """Claim up to ``limit`` steps: expired leases first, then ready steps by
+    :func:`fair_order`, ``prefer`` (steps the caller's own outcomes made ready) first in their
+    namespace's turn."""
     if limit <= 0:
         return []
     pg = conn.dialect.name == "postgresql"
@@ -118,9 +122,10 @@ def claim(conn: sa.Connection, owner: str, limit: int, now: float, lease_seconds
     need = limit - len(expired)
     ready: list[Any] = []
     if need > 0:
-        for namespace, allowance in _allowances(conn, pg, need, namespace_limits):
-            ready += run(READY_IN_Q, allowance, namespace=namespace)
-        ready = fair_order(ready)[:need]
+        allowances = dict(_allowances(conn, pg, need, namespace_limits))
+        for namespace, allowance in allowances.items():  # (the preferred steps may not be the oldest)
+            ready += run(READY_IN_Q, allowance + len(prefer), namespace=namespace)
+        ready = _within(fair_order(ready, prefer), allowances, need)
     if not expired and not ready:
         return []
 
@@ -165,13 +170,30 @@ def _allowances(conn: sa.Connection, pg: bool, need: int, namespace_limits: Mapp
     return [(n, a) for n, a in allowances if a > 0]
 
 
-def fair_order(rows: list[Any]) -> list[Any]:
-    """Ready rows with namespaces taking turns: every namespace's oldest, then every second oldest
-    ... (each turn oldest first), as :data:`~tasker_host.store.sql_pg.FAIR_ORDER` on PostgreSQL."""
+def _within(rows: list[Any], allowances: Mapping[str, int], need: int) -> list[Any]:
+    """The first ``need`` rows that keep each namespace within its allowance."""
+    taken: Counter[str] = Counter()
+    picked = []
+    for row in rows:
+        if len(picked) == need:
+            break
+        if taken[row.namespace] < allowances[row.namespace]:
+            taken[row.namespace] += 1
+            picked.append(row)
+    return picked
+
+
+def fair_order(rows: list[Any], prefer: frozenset[tuple[str, str]] = frozenset()) -> list[Any]:
+    """Ready rows with namespaces taking turns: every namespace's first, then every second ...
+    (each turn oldest first); within a namespace, ``prefer``-red steps before the others. As
+    :data:`~tasker_host.store.sql_pg.FAIR_ORDER` on PostgreSQL."""
+    def key(r: Any) -> tuple[Any, ...]:
+        return ((r.task_id, r.name) not in prefer, r.ready_at, r.task_id, r.name)
+
     rank: Counter[str] = Counter()
     keyed = []
-    for row in sorted(rows, key=lambda r: (r.ready_at, r.task_id, r.name)):
-        keyed.append(((rank[row.namespace], row.ready_at, row.task_id, row.name), row))
+    for row in sorted(rows, key=key):
+        keyed.append(((rank[row.namespace], *key(row)), row))
         rank[row.namespace] += 1
     return [row for _, row in sorted(keyed, key=lambda item: item[0])]
 
@@ -195,8 +217,8 @@ def record_and_claim(conn: sa.Connection, outcomes: Sequence[StepOutcome], owner
     """``record`` then ``claim``; on PostgreSQL without namespace caps ONE statement."""
     if outcomes and limit > 0 and single_statement(conn.dialect.name, namespace_limits):
         return pg_work.record_and_claim(conn, outcomes, owner, limit, now, lease_seconds)
-    batch = record(conn, outcomes) if outcomes else StepResultBatch()
-    claims = claim(conn, owner, limit, now, lease_seconds, namespace_limits) if limit > 0 else []
+    batch, made_ready = _record(conn, outcomes) if outcomes else (StepResultBatch(), frozenset())
+    claims = claim(conn, owner, limit, now, lease_seconds, namespace_limits, made_ready) if limit > 0 else []
     return batch, claims
 
 
@@ -220,6 +242,14 @@ def record(conn: sa.Connection, outcomes: Sequence[StepOutcome]) -> StepResultBa
         return StepResultBatch()
     if conn.dialect.name == "postgresql":
         return pg_work.record(conn, outcomes)
+    return _record(conn, outcomes)[0]
+
+
+def _record(conn: sa.Connection, outcomes: Sequence[StepOutcome]) -> tuple[StepResultBatch, frozenset[tuple[str, str]]]:
+    """``record`` (SQLite, or capped PostgreSQL claims), and the steps its outcomes may have made
+    ready: completed steps' dependents, retries."""
+    if conn.dialect.name == "postgresql":
+        return pg_work.record(conn, outcomes), frozenset()
     current = _current_steps(conn, sorted({(o.task_id, o.step) for o in outcomes}))
 
     applied: dict[tuple[str, str], StepOutcome] = {}
@@ -233,7 +263,7 @@ def record(conn: sa.Connection, outcomes: Sequence[StepOutcome]) -> StepResultBa
         else:
             applied[key] = o
     if not applied:
-        return StepResultBatch(rejected=tuple(rejected))
+        return StepResultBatch(rejected=tuple(rejected)), frozenset()
 
     by_state: dict[StepState, list[dict[str, Any]]] = {}
     unblock: Counter[tuple[str, str]] = Counter()
@@ -288,4 +318,5 @@ def record(conn: sa.Connection, outcomes: Sequence[StepOutcome]) -> StepResultBa
         if statuses:
             TASK_STATUS(conn, statuses)
     INSERT_TRANSITIONS(conn, log)
-    return StepResultBatch(merge_changes(changes), tuple(rejected))
+    retried = {key for key, o in applied.items() if StepState(o.state) is StepState.WAITING_RETRY}
+    return StepResultBatch(merge_changes(changes), tuple(rejected)), frozenset(unblock.keys() | retried)
