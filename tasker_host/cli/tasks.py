@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import signal
 import sys
@@ -40,6 +41,13 @@ def parse_context(text: str | None) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigurationError(f"context from {source} must be a JSON object, not {type(value).__name__}")
     return value
+
+
+def tune_gc() -> None:
+    """For a long-running process, once its host is built: keep what lives as long as the process
+    (plugins, registry, templates) out of the cyclic collector's passes (as `serve` does)."""
+    gc.collect()
+    gc.freeze()
 
 
 def open_host(state: CliState, as_json: bool) -> Host:
@@ -221,6 +229,7 @@ def worker(state: CliState, until_idle: bool, grace_seconds: float, concurrency:
     state.settings = with_engine_options(state.settings, concurrency, lease_seconds, poll_seconds,
                                          namespace_limits)
     host = open_host(state, False)
+    tune_gc()
     click.echo(f"worker {host.engine.config.owner} running "
                f"({len(host.registry.namespaces)} namespaces, {host.registry.template_count} templates)", err=True)
     anyio.run(_work, host, until_idle, grace_seconds)

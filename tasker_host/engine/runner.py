@@ -32,6 +32,11 @@ FINAL_TASK_STATES = frozenset({TaskState.COMPLETE, TaskState.ERROR, TaskState.CA
                                TaskState.RESOLVED_MANUALLY})
 _TASK_EVENTS = {TaskState.IN_PROGRESS: EventKind.TASK_STARTED, TaskState.COMPLETE: EventKind.TASK_COMPLETED,
                 TaskState.ERROR: EventKind.TASK_FAILED, TaskState.CANCELLED: EventKind.TASK_CANCELLED}
+#: A runner sharing its database with other processes that claimed work lately looks again this
+#: often while idle (a cheap claim): work other runners left (a full batch, a tail of a fan-out)
+#: is picked up at once, without notifications on every busy commit.
+WARM_POLL_SECONDS = 0.05
+WARM_FOR_SECONDS = 2.0
 _STEP_EVENTS = {StepState.COMPLETE: EventKind.STEP_COMPLETED, StepState.ERROR: EventKind.STEP_FAILED,
                 StepState.WAITING_RETRY: EventKind.STEP_RETRYING}
 
@@ -69,6 +74,7 @@ class Engine:
         self._stopping = False
         self._inline_db = bool(getattr(store, "inline", False))
         self._next_retry_at: float | None = None  # earliest known backoff end
+        self._last_claim_at = float("-inf")
 
     # -- public ------------------------------------------------------------------------------
     def nudge(self) -> None:
@@ -211,9 +217,10 @@ class Engine:
             if self._next_retry_at is not None and self._next_retry_at <= now:
                 self._next_retry_at = None  # due now: the next claim round takes it
                 continue
-            poll_at = now + self.config.poll_seconds
+            warm = not self._inline_db and now - self._last_claim_at < WARM_FOR_SECONDS
+            poll_at = now + (min(WARM_POLL_SECONDS, self.config.poll_seconds) if warm else self.config.poll_seconds)
             await self.clock.wait(self._wake, min(poll_at, self._next_retry_at or poll_at))
-            if not self._wake.is_set() and self.clock.now() >= poll_at:
+            if not self._wake.is_set() and self.clock.now() >= poll_at and not warm:
                 # a quiet poll: other runners may have scheduled retries this one never saw
                 self._next_retry_at = await self.db(self.store.next_ready_at)
 
@@ -239,6 +246,7 @@ class Engine:
         return len(claims) == min(free, self.config.claim_batch)
 
     async def _start(self, tg: anyio.abc.TaskGroup, claims: list[Claim]) -> None:
+        self._last_claim_at = self.clock.now()
         runtimes = await self._runtimes_for(claims)
         self._inflight += len(claims)
         for claim in claims:
