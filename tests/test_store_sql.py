@@ -438,28 +438,37 @@ def test_postgres_writes_that_leave_work_unclaimed_notify_listeners(postgres_url
     store = SqlStore(postgres_url, auto_upgrade=True)
     sent: list[str] = []
     sa.event.listen(store.engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+    requested: list[str] = []
+    store._notifier.request = lambda: requested.append("create")  # type: ignore[union-attr, method-assign]
 
     def notifications(call) -> int:  # type: ignore[no-untyped-def]
-        sent.clear()
+        """Wake-ups a call sends: requests to the notifier (creations), NOTIFY statements (others)."""
+        sent.clear(), requested.clear()
         call()
-        return sum(1 for s in sent if s == "NOTIFY tasker_work" or "pg_notify('tasker_work'" in s)
+        return sent.count("NOTIFY tasker_work") + len(requested)
 
     one = {"a": ()}
     assert notifications(lambda: store.create_task(contract.make_task("t1", one), NOW)) == 1  # nobody claimed it
-    assert len(sent) == 1  # the insert notifies as it commits: one statement, autocommitted
+    assert len(sent) == 1  # the insert alone: the notifier's thread sends the NOTIFY
     # claimed with its creation, t1's step too, room left: nothing for anyone else
     assert notifications(lambda: store.create_task(contract.make_task("t2", one), NOW, ClaimRequest("w1", 5, LEASE))) == 0
     # a full claim (1 of 2 ready steps): the other may wait for an idle runner
     two = {"a": (), "b": ()}
     assert notifications(lambda: store.create_task(contract.make_task("t3", two), NOW, ClaimRequest("w1", 1, LEASE))) == 1
     assert notifications(lambda: store.claim("w1", 5, NOW, LEASE)) == 0  # t3's b, room left
+    store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_a_creation_wakes_a_listener_in_another_connection(postgres_url: str) -> None:
+    store = SqlStore(postgres_url, auto_upgrade=True)
     woken = threading.Event()
     listener = store.listen(woken.set)
     assert listener is not None
     woken.clear()  # (it reports once on connecting: notifications may have been missed before)
     try:
-        store.create_task(contract.make_task("t4", one), NOW)
-        assert woken.wait(10)  # delivered to another connection at commit
+        store.create_task(contract.make_task("t1", {"a": ()}), NOW)
+        assert woken.wait(10)  # sent by the notifier's thread, delivered to the listener's connection
     finally:
         listener.close()
         store.close()

@@ -13,6 +13,7 @@ not take in a namespace it can view is a 403.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable
 from functools import partial
@@ -52,26 +53,35 @@ def host_authenticator(host: Host, cache_seconds: float = 0.0) -> Authenticate:
 
 
 class TokenCache:
-    """Remembers accepted bearer tokens (by digest) for ``seconds``; bounded in size."""
+    """Remembers accepted bearer tokens (by digest) for ``seconds``; bounded in size. A miss is
+    checked once: requests that arrive together with an unknown or expired token wait for that
+    one check instead of each querying the token store."""
 
     def __init__(self, check: Authenticate, seconds: float, *, capacity: int = 10_000,
                  clock: Callable[[], float] = time.monotonic):
         self._check, self._seconds, self._capacity, self._clock = check, seconds, capacity, clock
         self._entries: dict[str, tuple[float, Principal]] = {}
+        self._checking = threading.Lock()
+
+    def cached(self, bearer: str) -> Principal | None:
+        """The principal if the token was accepted lately (no I/O: safe on the event loop)."""
+        hit = self._entries.get(token_digest(bearer))
+        return hit[1] if hit is not None and hit[0] > self._clock() else None
 
     def __call__(self, bearer: str) -> Principal | None:
-        key, now = token_digest(bearer), self._clock()
-        hit = self._entries.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        principal = self._check(bearer)
-        if principal is None:
-            self._entries.pop(key, None)
-        else:
+        if (principal := self.cached(bearer)) is not None:
+            return principal
+        with self._checking:
+            if (principal := self.cached(bearer)) is not None:
+                return principal  # checked by the request this one waited for
+            key, principal = token_digest(bearer), self._check(bearer)
+            if principal is None:
+                self._entries.pop(key, None)
+                return None
             if len(self._entries) >= self._capacity:
                 self._entries.clear()
-            self._entries[key] = (now + self._seconds, principal)
-        return principal
+            self._entries[key] = (self._clock() + self._seconds, principal)
+            return principal
 
 
 async def require_principal(request: Request) -> Principal:
@@ -79,7 +89,10 @@ async def require_principal(request: Request) -> Principal:
     token = bearer_token(request.headers.get("authorization"))
     if token is None:
         raise unauthorized("this endpoint needs an 'Authorization: Bearer <token>' header")
-    principal = await api.call(api.authenticate, token)
+    cached = getattr(api.authenticate, "cached", None)  # a TokenCache answers hits on the loop
+    principal = cached(token) if cached is not None else None
+    if principal is None:
+        principal = await api.call(api.authenticate, token)
     if principal is None:
         raise unauthorized("unknown or revoked token")
     note(request, principal=principal.name)

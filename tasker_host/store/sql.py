@@ -38,7 +38,7 @@ from tasker_host.store.base import (
 )
 from tasker_host.store.sql_batch import InsertAll, ManyInsert
 from tasker_host.store.sql_engine import READONLY, check_schema, make_engine, upgrade_engine
-from tasker_host.store.sql_notify import NOTIFY_SELECT, WakeLimiter, WorkListener, listener_conninfo, notify
+from tasker_host.store.sql_notify import Notifier, WakeLimiter, WorkListener, listener_conninfo, notify
 from tasker_host.store.sql_rows import keys_of, new_rows
 from tasker_host.store.sql_schema import steps, tasks, transitions
 from tasker_host.store.urls import is_sqlite_memory, parse_url
@@ -77,6 +77,7 @@ class SqlStore:
             threading.Lock() if self._sqlite else contextlib.nullcontext())
         self._read_lock = self._write_lock if is_sqlite_memory(parsed) else contextlib.nullcontext()
         self._busy_wake = WakeLimiter()  # PostgreSQL: rate of wake-ups sent by full batches
+        self._notifier = None if self._sqlite else Notifier(listener_conninfo(self._engine.url))
         try:
             if auto_upgrade if auto_upgrade is not None else self._sqlite:
                 self.upgrade()
@@ -96,6 +97,8 @@ class SqlStore:
             return upgrade_engine(self._engine, revision)
 
     def close(self) -> None:
+        if self._notifier is not None:
+            self._notifier.close()
         self._engine.dispose()
 
     def listen(self, on_work: Callable[[], None]) -> WorkListener | None:
@@ -143,36 +146,47 @@ class SqlStore:
     # -- creation --------------------------------------------------------------------------
     def create_task(self, task: NewTask, now: float, claim: ClaimRequest | None = None) -> CreateResult:
         try:
-            return self._write(self._create_many, [task], now, claim,
-                               one_statement=self._insert_only([task], claim))[0]
+            results = self._write(self._create_many, [task], now, claim,
+                                  one_statement=self._insert_only([task], claim))
         except IntegrityError:
             # a concurrent create with the same idempotency / invocation key won the race
             existing = self._read(self._existing, task)
             if existing is None:
                 raise
             return CreateResult(existing, created=False)
+        self._wake_for(results, claim)
+        return results[0]
 
     def create_tasks(self, tasks: Sequence[NewTask], now: float,
                      claim: ClaimRequest | None = None) -> list[CreateResult]:
         if len(tasks) == 1:
             return [self.create_task(tasks[0], now, claim)]
         try:
-            return self._write(self._create_many, tasks, now, claim, one_statement=self._insert_only(tasks, claim))
+            results = self._write(self._create_many, tasks, now, claim,
+                                  one_statement=self._insert_only(tasks, claim))
         except IntegrityError:  # a key raced with another process: settle the tasks one by one
             return [self.create_task(task, now, claim) for task in tasks]
+        self._wake_for(results, claim)
+        return results
 
     def _insert_only(self, tasks: Sequence[NewTask], claim: ClaimRequest | None) -> bool:
-        """PostgreSQL with no key to look up and nothing to claim: the creation (and its wake-up)
-        is ONE statement, atomic alone (autocommit: no BEGIN / COMMIT round trips)."""
+        """PostgreSQL with no key to look up and nothing to claim: the creation is ONE statement,
+        atomic alone (autocommit: no BEGIN / COMMIT round trips)."""
         return not self._sqlite and claim is None and not any(keys_of(t) for t in tasks)
+
+    def _wake_for(self, results: Sequence[CreateResult], claim: ClaimRequest | None) -> None:
+        """Tasks created for other runners (none here claimed): notify them once the insert
+        committed, from the notifier's thread (the caller does not wait; one notification per
+        burst of creations). Inside the insert's transaction, PostgreSQL's notification lock
+        would serialise every creation's commit, WAL flush included."""
+        if self._notifier is not None and (claim is None or claim.limit <= 0) and any(r.created for r in results):
+            self._notifier.request()
 
     def _create_many(self, conn: sa.Connection, tasks: Sequence[NewTask], now: float,
                      claim: ClaimRequest | None) -> list[CreateResult]:
-        unclaimed = claim is None or claim.limit <= 0  # nobody here runs them: wake the runners
-        results = self._create_rows(conn, tasks, now, wake=unclaimed and not self._sqlite)
-        if unclaimed or not any(r.created for r in results):
+        results = self._create_rows(conn, tasks, now)
+        if claim is None or claim.limit <= 0 or not any(r.created for r in results):
             return results
-        assert claim is not None
         claims = tuple(work.claim(conn, claim.owner, claim.limit, now, claim.lease_seconds, None))
         first = next(i for i, r in enumerate(results) if r.created)
         results[first] = CreateResult(results[first].task, True, claims)
@@ -193,12 +207,10 @@ class SqlStore:
                 return found[0]
         return None
 
-    def _create_rows(self, conn: sa.Connection, tasks: Sequence[NewTask], now: float, *,
-                     wake: bool = False) -> list[CreateResult]:
-        """Create tasks with ONE insert for all their rows (PostgreSQL: one statement, with the
-        wake-up notification when ``wake``); a task whose idempotency / invocation key exists
-        already, or repeats an earlier one of the batch, is answered with that task and writes
-        nothing."""
+    def _create_rows(self, conn: sa.Connection, tasks: Sequence[NewTask], now: float) -> list[CreateResult]:
+        """Create tasks with ONE insert for all their rows (PostgreSQL: one statement); a task whose
+        idempotency / invocation key exists already, or repeats an earlier one of the batch, is
+        answered with that task and writes nothing."""
         results: list[CreateResult] = []
         fresh: dict[tuple[Any, ...], TaskRecord] = {}
         rows: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
@@ -216,7 +228,7 @@ class SqlStore:
             fresh.update(dict.fromkeys(keys, record))
             results.append(CreateResult(record, created=True))
         if rows[0]:
-            _INSERT_TASK(conn, *rows, then=NOTIFY_SELECT if wake else None)  # PostgreSQL: one statement
+            _INSERT_TASK(conn, *rows)  # PostgreSQL: one statement
         return results
 
     # -- claiming and outcomes -------------------------------------------------------------

@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
@@ -100,81 +99,61 @@ def _unindexed_sqlite(element: Unindexed, compiler: Any, **kw: Any) -> str:
     return "+" + compiler.process(element.column, **kw)
 
 
-#: PostgreSQL array parameters: (parameter name, column name, coercion of a non-null value)
-_Arrays = list[tuple[str, str, Callable[[Any], Any]]]
-
-
 class ManyInsert(Many):
-    """Rows into ``table``: executemany, or on PostgreSQL one ``INSERT ... SELECT FROM unnest(arrays)``
-    (one array parameter per column; about twice as fast as a pipelined executemany)."""
-
-    _COERCE: dict[type, Callable[[Any], Any]] = {sa.Float: float, sa.Integer: int, sa.String: str,
-                                                 sa.Boolean: bool}
+    """Rows into ``table``: executemany, or on PostgreSQL one ``INSERT ... SELECT FROM
+    json_to_recordset(rows)``: the whole batch is ONE text parameter, serialised by ``json.dumps``
+    (C) — JSON columns travel as they are, without a string of their own — instead of one array
+    parameter per column that the driver renders element by element in Python."""
 
     def __init__(self, table: sa.Table, columns: Sequence[str]):
         super().__init__(sa.insert(table).values({c: _B(c) for c in columns}))
         self.table, self.columns = table, list(columns)
-        self._pg: dict[str, tuple[str, _Arrays]] = {}
+        self._pg: dict[str, str] = {}
 
-    def _pg_plan(self, dialect: sa.Dialect, prefix: str = "") -> tuple[str, _Arrays]:
-        """The INSERT, its parameters named ``prefix + column``."""
+    def _pg_plan(self, dialect: sa.Dialect, prefix: str = "") -> str:
+        """The INSERT, its one parameter named ``prefix + "rows"``."""
         if prefix not in self._pg:
             quote = dialect.identifier_preparer.quote
-            arrays, selected, coercions = [], [], []
-            for name in self.columns:
-                column_type, param = self.table.c[name].type, prefix + name
-                if isinstance(column_type, sa.JSON):
-                    arrays.append(f"CAST(%({param})s AS TEXT[])")
-                    selected.append(f"CAST(v.{quote(name)} AS JSONB)")
-                    coercions.append((param, name, json.dumps))
-                    continue
-                coerce = next(f for t, f in self._COERCE.items() if isinstance(column_type, t))
-                array = ARRAY(column_type).compile(dialect=dialect)
-                arrays.append(f"CAST(%({param})s AS {array})")
-                selected.append(f"v.{quote(name)}")
-                coercions.append((param, name, coerce))
-            sql = (f"INSERT INTO {dialect.identifier_preparer.format_table(self.table)} "
-                   f"({', '.join(quote(c) for c in self.columns)}) SELECT {', '.join(selected)} "
-                   f"FROM unnest({', '.join(arrays)}) AS v({', '.join(quote(c) for c in self.columns)})")
-            self._pg[prefix] = (sql, coercions)
+            names = ", ".join(quote(c) for c in self.columns)
+            types = ", ".join(f"{quote(c)} {self._pg_type(dialect, c)}" for c in self.columns)
+            self._pg[prefix] = (f"INSERT INTO {dialect.identifier_preparer.format_table(self.table)} ({names}) "
+                                f"SELECT {names} FROM json_to_recordset(%({prefix}rows)s::json) AS v({types})")
         return self._pg[prefix]
 
+    def _pg_type(self, dialect: sa.Dialect, column: str) -> str:
+        column_type = self.table.c[column].type
+        return "jsonb" if isinstance(column_type, sa.JSON) else str(column_type.compile(dialect=dialect))
+
     @staticmethod
-    def _arrays(coercions: _Arrays, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
-        return {param: [None if (v := row[name]) is None else coerce(v) for row in rows]
-                for param, name, coerce in coercions}
+    def rows_param(rows: Sequence[Mapping[str, Any]]) -> str:
+        return json.dumps(list(rows), separators=(",", ":"))
 
     def __call__(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows or conn.dialect.name != "postgresql":
             return super().__call__(conn, rows)
-        sql, coercions = self._pg_plan(conn.dialect)
-        conn.exec_driver_sql(sql, self._arrays(coercions, rows))
+        conn.exec_driver_sql(self._pg_plan(conn.dialect), {"rows": self.rows_param(rows)})
 
 
 class InsertAll:
     """Rows into several tables: on PostgreSQL ONE statement (the first inserts as data-modifying
     CTEs; foreign keys are checked at the end of the statement, so rows may refer to rows inserted
-    by an earlier insert), elsewhere one :class:`ManyInsert` after the other. ``then``: a SELECT
-    the PostgreSQL statement ends with (e.g. a notification), run with the inserts."""
+    by an earlier insert), elsewhere one :class:`ManyInsert` after the other."""
 
     def __init__(self, *inserts: ManyInsert):
         self.inserts = inserts
-        self._sql: dict[str | None, str] = {}
+        self._sql: str | None = None
 
-    def __call__(self, conn: sa.Connection, *rows: Sequence[Mapping[str, Any]], then: str | None = None) -> None:
+    def __call__(self, conn: sa.Connection, *rows: Sequence[Mapping[str, Any]]) -> None:
         if conn.dialect.name != "postgresql":
             for insert, batch in zip(self.inserts, rows, strict=True):
                 insert(conn, batch)
             return
-        plans = [insert._pg_plan(conn.dialect, f"i{n}_") for n, insert in enumerate(self.inserts)]
-        if then not in self._sql:
-            *first, (last, _) = plans if then is None else [*plans, (then, [])]
-            ctes = ", ".join(f"i{n} AS ({sql})" for n, (sql, _) in enumerate(first))
-            self._sql[then] = f"WITH {ctes} {last}" if ctes else last
-        params: dict[str, list[Any]] = {}
-        for (_, coercions), batch in zip(plans, rows, strict=True):
-            params.update(ManyInsert._arrays(coercions, batch))
-        conn.exec_driver_sql(self._sql[then], params)
+        if self._sql is None:
+            *first, last = [insert._pg_plan(conn.dialect, f"i{n}_") for n, insert in enumerate(self.inserts)]
+            ctes = ", ".join(f"i{n} AS ({sql})" for n, sql in enumerate(first))
+            self._sql = f"WITH {ctes} {last}" if ctes else last
+        params = {f"i{n}_rows": ManyInsert.rows_param(batch) for n, batch in enumerate(rows)}
+        conn.exec_driver_sql(self._sql, params)
 
 
 class Rows:

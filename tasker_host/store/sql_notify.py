@@ -3,9 +3,11 @@ ready that nobody claimed, and a :class:`WorkListener` thread in each runner tha
 wakes the runner's claim loop at once (polling stays as the fallback).
 
 A notification is delivered when its transaction commits, so a woken runner always finds the
-work. Sending one takes a database-wide lock at commit (PostgreSQL serialises notifying
-commits), so the hot paths send at most one per :data:`BUSY_WAKE_INTERVAL` per store: a busy
-runner's full batches only need to wake idle runners once, not on every commit.
+work. Sending one takes a database-wide lock until the commit ends (PostgreSQL serialises
+notifying commits, WAL flush included): creations notify in a transaction of their own after
+the insert committed (one that writes nothing, so it commits at once), and the busy paths send
+at most one per :data:`BUSY_WAKE_INTERVAL` per store: a busy runner's full batches only need to
+wake idle runners once in a while (idle runners that worked lately also poll briefly).
 """
 
 from __future__ import annotations
@@ -24,13 +26,54 @@ BUSY_WAKE_INTERVAL = 0.5  # seconds between notifications sent by one store's bu
 _WAIT = 0.25  # seconds a listener waits for a notification before checking whether it is closed
 
 
-#: the same as a SELECT, to end a statement that does more (see ``InsertAll(then=...)``)
-NOTIFY_SELECT = f"SELECT pg_notify('{CHANNEL}', '')"
-
-
 def notify(conn: sa.Connection) -> None:
     """Queue a wake-up; PostgreSQL delivers it to every listener when ``conn``'s transaction commits."""
     conn.exec_driver_sql(f"NOTIFY {CHANNEL}")
+
+
+class Notifier:
+    """Sends ``NOTIFY`` from a thread of its own, on its own connection, so a creation's writer
+    does not wait for it: :meth:`request` returns at once, and the requests that arrive while
+    one notification is being sent are answered by the next one (one per burst)."""
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._wanted = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def request(self) -> None:
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None and not self._closed:
+                    self._thread = threading.Thread(target=self._run, name="tasker-notify", daemon=True)
+                    self._thread.start()
+        self._wanted.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wanted.set()
+        if self._thread is not None:
+            self._thread.join(_WAIT * 4)
+
+    def _run(self) -> None:
+        import psycopg
+
+        conn = None
+        while True:
+            self._wanted.wait()
+            if self._closed:
+                break
+            self._wanted.clear()
+            try:
+                conn = conn if conn is not None and not conn.closed else psycopg.connect(self._conninfo, autocommit=True)
+                conn.execute(f"NOTIFY {CHANNEL}")
+            except Exception as exc:  # noqa: BLE001 - runners still poll; try again next time
+                log.warning("could not send a wake-up (%s: %s)", type(exc).__name__, exc)
+                conn = None
+        if conn is not None:
+            conn.close()
 
 
 class WakeLimiter:

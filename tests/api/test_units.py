@@ -140,6 +140,36 @@ def test_token_cache_remembers_accepted_tokens_for_its_ttl_only():
     answers["good"] = None  # revoked
     now[0] = 5.1
     assert cache("good") is None and calls[-1] == "good"
+    assert cache.cached("good") is None and cache.cached("never seen") is None  # no lookup either
+    assert calls[-1] == "good" and len(calls) == 4
+
+
+def test_token_cache_checks_a_token_once_for_requests_that_arrive_together():
+    import threading
+
+    from tasker_host.api.auth import TokenCache
+    from tasker_host.auth import Principal
+
+    calls, entered, release = [], threading.Event(), threading.Event()
+
+    def slow_check(bearer):
+        calls.append(bearer)
+        entered.set()
+        release.wait(10)  # the token store is slow: the other requests arrive meanwhile
+        return Principal("team")
+
+    cache = TokenCache(slow_check, 5.0)
+    answers: list = []
+    threads = [threading.Thread(target=lambda: answers.append(cache("good"))) for _ in range(8)]
+    threads[0].start()
+    assert entered.wait(10)
+    for t in threads[1:]:
+        t.start()
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert answers == [Principal("team")] * 8 and calls == ["good"]
+    assert cache.cached("good") == Principal("team")
 
 
 def test_create_batcher_writes_concurrent_requests_together_and_answers_each():
