@@ -84,7 +84,7 @@ def open_store(settings: HostSettings) -> Store:
     from tasker_host.store import open_store as open_url
 
     url = settings.database_url
-    return open_url("memory://" if url == "memory" else url)
+    return open_url("memory://" if url == "memory" else url, durable_steps=settings.durable_steps)
 
 
 @dataclass

@@ -50,6 +50,7 @@ class HostSettings:
     deny_invocations: tuple[str, ...] = ()  # "caller->namespace[.name]": may not invoke, whatever else says
     remote_hosts: tuple[RemoteHost, ...] = ()  # namespaces served by other hosts (calls go over HTTP)
     engine: EngineConfig | None = None
+    durable_steps: bool = False  # PostgreSQL: step outcomes wait for the WAL flush too (TASKER_DURABLE_STEPS)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> HostSettings:
@@ -66,6 +67,8 @@ class HostSettings:
                 values[key] = tuple(r.strip() for r in rules.split(",") if r.strip())
         if remote := env.get(REMOTE_HOSTS_ENV):
             values["remote_hosts"] = parse_remote_hosts(remote, env)
+        if (durable := env.get(f"{ENV_PREFIX}DURABLE_STEPS")) is not None:
+            values["durable_steps"] = _flag(durable, "TASKER_DURABLE_STEPS")
         if any(env.get(var, "").strip() for var in ENGINE_ENV):
             values["engine"] = EngineConfig.from_env(env)
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -411,7 +411,8 @@ def test_record_and_claim_reclaims_expired_leases_it_does_not_record(sql_store: 
 def test_postgres_hot_paths_send_one_statement_each_whatever_the_batch(postgres_url: str) -> None:
     store = SqlStore(postgres_url, auto_upgrade=True)
     sent: list[str] = []
-    sa.event.listen(store.engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+    for engine in store.engines:
+        sa.event.listen(engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
 
     def statements(call):  # type: ignore[no-untyped-def]
         """The call's result and its statements but for wake-up notifications (tested below)."""
@@ -437,7 +438,8 @@ def test_postgres_hot_paths_send_one_statement_each_whatever_the_batch(postgres_
 def test_postgres_writes_that_leave_work_unclaimed_notify_listeners(postgres_url: str) -> None:
     store = SqlStore(postgres_url, auto_upgrade=True)
     sent: list[str] = []
-    sa.event.listen(store.engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+    for engine in store.engines:
+        sa.event.listen(engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
     requested: list[str] = []
     store._notifier.request = lambda: requested.append("create")  # type: ignore[union-attr, method-assign]
 
@@ -457,6 +459,29 @@ def test_postgres_writes_that_leave_work_unclaimed_notify_listeners(postgres_url
     assert notifications(lambda: store.create_task(contract.make_task("t3", two), NOW, ClaimRequest("w1", 1, LEASE))) == 1
     assert notifications(lambda: store.claim("w1", 5, NOW, LEASE)) == 0  # t3's b, room left
     store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_step_outcomes_commit_without_waiting_for_the_wal_flush_unless_durable(postgres_url: str) -> None:
+    """The runner's claims and outcomes use connections with synchronous_commit off; creations
+    (and everything else) wait for the flush; ``durable_steps`` puts the hot paths there too."""
+    def settings(store: SqlStore) -> dict[str, str]:
+        found = {}
+        for name, engine in (("main", store.engine), ("steps", store.engines[-1])):
+            with engine.connect() as conn:
+                found[name] = conn.exec_driver_sql("SHOW synchronous_commit").scalar()
+        return found
+
+    store = SqlStore(postgres_url, auto_upgrade=True)
+    assert settings(store) == {"main": "on", "steps": "off"}
+    store.create_task(contract.make_task("t1", {"a": ()}), NOW)
+    [a] = store.claim("w1", 1, NOW, LEASE)
+    assert store.record([contract.done(a)]).changes  # the outcome is there for every reader
+    assert store.get_task("t1").status is TaskState.COMPLETE  # type: ignore[union-attr]
+    store.close()
+    durable = SqlStore(postgres_url, durable_steps=True)
+    assert len(durable.engines) == 1 and settings(durable) == {"main": "on", "steps": "on"}
+    durable.close()
 
 
 @pytest.mark.postgres
@@ -481,9 +506,10 @@ def test_postgres_record_and_claim_needs_no_transaction_of_its_own(postgres_url:
     for the statements that need a transaction."""
     store = SqlStore(postgres_url, auto_upgrade=True)
     autocommit: list[bool] = []
-    sa.event.listen(store.engine, "before_cursor_execute",  # (wake-up notifications aside)
-                    lambda conn, cursor, statement, *_: statement == "NOTIFY tasker_work" or
-                    autocommit.append(conn.connection.driver_connection.autocommit))
+    for engine in store.engines:
+        sa.event.listen(engine, "before_cursor_execute",  # (wake-up notifications aside)
+                        lambda conn, cursor, statement, *_: statement == "NOTIFY tasker_work" or
+                        autocommit.append(conn.connection.driver_connection.autocommit))
     store.create_task(contract.make_task("t1"), NOW)
     [a] = store.claim("w1", 1, NOW, LEASE)
     assert autocommit == [True, True]

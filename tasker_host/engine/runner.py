@@ -32,9 +32,10 @@ FINAL_TASK_STATES = frozenset({TaskState.COMPLETE, TaskState.ERROR, TaskState.CA
                                TaskState.RESOLVED_MANUALLY})
 _TASK_EVENTS = {TaskState.IN_PROGRESS: EventKind.TASK_STARTED, TaskState.COMPLETE: EventKind.TASK_COMPLETED,
                 TaskState.ERROR: EventKind.TASK_FAILED, TaskState.CANCELLED: EventKind.TASK_CANCELLED}
-#: A runner sharing its database with other processes that claimed work lately looks again this
-#: often while idle (a cheap claim): work other runners left (a full batch, a tail of a fan-out)
-#: is picked up at once, without notifications on every busy commit.
+#: A runner sharing its database with other processes, whose claims lately took all they asked
+#: for (so more work was waiting), looks again this often while idle (a cheap claim): work other
+#: runners left (a full batch, a tail of a fan-out) is picked up at once, without notifications on
+#: every busy commit.
 WARM_POLL_SECONDS = 0.05
 WARM_FOR_SECONDS = 2.0
 _STEP_EVENTS = {StepState.COMPLETE: EventKind.STEP_COMPLETED, StepState.ERROR: EventKind.STEP_FAILED,
@@ -74,7 +75,7 @@ class Engine:
         self._stopping = False
         self._inline_db = bool(getattr(store, "inline", False))
         self._next_retry_at: float | None = None  # earliest known backoff end
-        self._last_claim_at = float("-inf")
+        self._last_full_claim_at = float("-inf")  # when a claim last took all it asked for
 
     # -- public ------------------------------------------------------------------------------
     def nudge(self) -> None:
@@ -177,17 +178,21 @@ class Engine:
 
     async def wait_for_task(self, task_id: str) -> TaskState:
         """Wait until a task is final and return its status (woken by this runner's commits at
-        once; by polling for other runners'). Raises :class:`TaskNotFoundError` for no such task."""
+        once; by polling for other runners'). Raises :class:`TaskNotFoundError` for no such task.
+        A task this runner is working on is not read first (its end reaches the waiter)."""
+        look = self._tg is None or self._cache.get(task_id) is None
         while True:
             waiter = _Waiter()
             self._waiters.setdefault(task_id, []).append(waiter)
             try:
                 if waiter.state is None:
-                    task = await self.db(self.store.get_task, task_id, with_steps=False)
-                    if task is None:
-                        raise TaskNotFoundError(f"no task {task_id!r}")
-                    if task.status in FINAL_TASK_STATES:
-                        return task.status
+                    if look:
+                        task = await self.db(self.store.get_task, task_id, with_steps=False)
+                        if task is None:
+                            raise TaskNotFoundError(f"no task {task_id!r}")
+                        if task.status in FINAL_TASK_STATES:
+                            return task.status
+                    look = True
                     await self.clock.wait(waiter.event, self.clock.now() + self.config.poll_seconds)
                 if waiter.state is not None:
                     return waiter.state
@@ -217,7 +222,7 @@ class Engine:
             if self._next_retry_at is not None and self._next_retry_at <= now:
                 self._next_retry_at = None  # due now: the next claim round takes it
                 continue
-            warm = not self._inline_db and now - self._last_claim_at < WARM_FOR_SECONDS
+            warm = not self._inline_db and now - self._last_full_claim_at < WARM_FOR_SECONDS
             poll_at = now + (min(WARM_POLL_SECONDS, self.config.poll_seconds) if warm else self.config.poll_seconds)
             await self.clock.wait(self._wake, min(poll_at, self._next_retry_at or poll_at))
             if not self._wake.is_set() and self.clock.now() >= poll_at and not warm:
@@ -243,10 +248,17 @@ class Engine:
         if not claims:
             return False
         await self._start(tg, claims)
-        return len(claims) == min(free, self.config.claim_batch)
+        return self._full(claims, min(free, self.config.claim_batch))
+
+    def _full(self, claims: list[Claim], limit: int) -> bool:
+        """Whether a claim took all it asked for: more work may be waiting (for this runner or
+        others), so the runner stays "warm" for a while (see WARM_POLL_SECONDS)."""
+        full = bool(limit) and len(claims) == limit
+        if full:
+            self._last_full_claim_at = self.clock.now()
+        return full
 
     async def _start(self, tg: anyio.abc.TaskGroup, claims: list[Claim]) -> None:
-        self._last_claim_at = self.clock.now()
         runtimes = await self._runtimes_for(claims)
         self._inflight += len(claims)
         for claim in claims:
@@ -369,7 +381,7 @@ class Engine:
             self._after_task(change)
         if claims and tg is not None:
             await self._start(tg, claims)
-        if (limit and len(claims) == limit) or ((self._until_idle or self._stopping) and not self._inflight):
+        if self._full(claims, limit) or ((self._until_idle or self._stopping) and not self._inflight):
             self.nudge()  # a full batch (more may be ready), or maybe idle: let the loop look
 
     def _after_step(self, o: StepOutcome) -> None:

@@ -58,7 +58,7 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def open_store(url: str | None = None, *, auto_upgrade: bool | None = None) -> Store:
+def open_store(url: str | None = None, *, auto_upgrade: bool | None = None, durable_steps: bool = False) -> Store:
     """The store for ``url``: ``memory://`` (no persistence), a SQLAlchemy URL, or ``None`` for the
     embedded SQLite database under ``$TASKER_HOME`` / ``~/.local/share/tasker-host``."""
     if url is not None and url.strip() in {"memory:", "memory://"}:
@@ -66,4 +66,4 @@ def open_store(url: str | None = None, *, auto_upgrade: bool | None = None) -> S
     from tasker_host.store.sql import SqlStore
     from tasker_host.store.urls import default_sqlite_url
 
-    return SqlStore(url or default_sqlite_url(), auto_upgrade=auto_upgrade)
+    return SqlStore(url or default_sqlite_url(), auto_upgrade=auto_upgrade, durable_steps=durable_steps)

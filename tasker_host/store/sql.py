@@ -37,7 +37,7 @@ from tasker_host.store.base import (
     Transition,
 )
 from tasker_host.store.sql_batch import InsertAll, ManyInsert
-from tasker_host.store.sql_engine import READONLY, check_schema, make_engine, upgrade_engine
+from tasker_host.store.sql_engine import READONLY, check_schema, make_engine, step_engine, upgrade_engine
 from tasker_host.store.sql_notify import Notifier, WakeLimiter, WorkListener, listener_conninfo, notify
 from tasker_host.store.sql_rows import keys_of, new_rows
 from tasker_host.store.sql_schema import steps, tasks, transitions
@@ -59,10 +59,13 @@ class SqlStore:
     ``auto_upgrade``: bring the schema to the current revision on open (default: True for SQLite,
     False for PostgreSQL, where an outdated schema raises :class:`ConfigurationError`).
     ``engine_options``: extra keyword arguments for :func:`sqlalchemy.create_engine`.
+    ``durable_steps``: PostgreSQL: step claims and outcomes wait for the WAL flush like every
+    other write (default: they commit with ``synchronous_commit=off``, see
+    :func:`~tasker_host.store.sql_engine.step_engine`).
     """
 
     def __init__(self, url: str, *, auto_upgrade: bool | None = None,
-                 engine_options: Mapping[str, Any] | None = None):
+                 engine_options: Mapping[str, Any] | None = None, durable_steps: bool = False):
         parsed = parse_url(url)
         self.url = parsed.render_as_string(hide_password=False)
         self.dialect = parsed.get_backend_name()
@@ -72,6 +75,8 @@ class SqlStore:
         self.inline = self._sqlite
         self.parallel_calls = 1 if self._sqlite else 4
         self._engine = make_engine(parsed, **dict(engine_options or {}))
+        self._steps = (self._engine if self._sqlite or durable_steps
+                       else step_engine(parsed, **dict(engine_options or {})))
         # SQLite: one writer at a time anyway; in memory (one shared connection) readers too
         self._write_lock: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if self._sqlite else contextlib.nullcontext())
@@ -84,12 +89,17 @@ class SqlStore:
             else:
                 check_schema(self._engine)
         except BaseException:
-            self._engine.dispose()
+            self.close()
             raise
 
     @property
     def engine(self) -> sa.Engine:
         return self._engine
+
+    @property
+    def engines(self) -> tuple[sa.Engine, ...]:
+        """Every engine: the main one, and (PostgreSQL) the step engine of the runner's hot paths."""
+        return (self._engine,) if self._steps is self._engine else (self._engine, self._steps)
 
     def upgrade(self, revision: str = "head") -> str | None:
         """Run the Alembic migrations up to ``revision``; returns the database's revision."""
@@ -99,7 +109,8 @@ class SqlStore:
     def close(self) -> None:
         if self._notifier is not None:
             self._notifier.close()
-        self._engine.dispose()
+        for engine in self.engines:
+            engine.dispose()
 
     def listen(self, on_work: Callable[[], None]) -> WorkListener | None:
         """PostgreSQL: call ``on_work`` (from a thread) whenever another process leaves steps ready
@@ -115,17 +126,19 @@ class SqlStore:
             notify(conn)
 
     # -- transactions ----------------------------------------------------------------------
-    def _write(self, fn: Callable[..., R], *args: Any, one_statement: bool = False) -> R:
+    def _write(self, fn: Callable[..., R], *args: Any, one_statement: bool = False, step: bool = False) -> R:
         """``fn(conn, *args)`` in a write transaction. ``one_statement``: ``fn`` sends at most ONE
         statement, which is atomic by itself: it runs in autocommit mode (PostgreSQL), which saves
-        the BEGIN and COMMIT round trips."""
+        the BEGIN and COMMIT round trips. ``step``: a claim / outcome of the runner's hot path
+        (on the step engine)."""
+        engine = self._steps if step else self._engine
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 if one_statement:
-                    with self._write_lock, self._engine.connect() as conn:
+                    with self._write_lock, engine.connect() as conn:
                         conn.execution_options(isolation_level="AUTOCOMMIT")
                         return fn(conn, *args)
-                with self._write_lock, self._engine.begin() as conn:
+                with self._write_lock, engine.begin() as conn:
                     return fn(conn, *args)
             except DBAPIError as exc:
                 if attempt == _ATTEMPTS or not self._transient(exc):
@@ -234,7 +247,7 @@ class SqlStore:
     # -- claiming and outcomes -------------------------------------------------------------
     def claim(self, owner: str, limit: int, now: float, lease_seconds: float,
               namespace_limits: Mapping[str, int] | None = None) -> list[Claim]:
-        return self._write(self._claim, owner, limit, now, lease_seconds, namespace_limits,
+        return self._write(self._claim, owner, limit, now, lease_seconds, namespace_limits, step=True,
                            one_statement=work.single_statement(self.dialect, namespace_limits))
 
     def _claim(self, conn: sa.Connection, owner: str, limit: int, now: float, lease_seconds: float,
@@ -249,7 +262,8 @@ class SqlStore:
                          ) -> tuple[StepResultBatch, list[Claim]]:
         check_outcomes(outcomes)
         batch, claims = self._write(work.record_and_claim, outcomes, owner, limit, now, lease_seconds,
-                                    namespace_limits, one_statement=work.single_statement(self.dialect, namespace_limits))
+                                    namespace_limits, step=True,
+                                    one_statement=work.single_statement(self.dialect, namespace_limits))
         if not self._sqlite and (len(claims) >= limit if limit else len(batch.rejected) < len(outcomes)):
             self._write_busy_wake()  # a full batch, or outcomes recorded with no room to claim
         return batch, claims
@@ -259,11 +273,11 @@ class SqlStore:
             self._write(notify, one_statement=True)
 
     def renew_leases(self, owner: str, now: float, lease_seconds: float) -> int:
-        return self._write(work.renew_leases, owner, now, lease_seconds)
+        return self._write(work.renew_leases, owner, now, lease_seconds, step=True)
 
     def record(self, outcomes: Sequence[StepOutcome]) -> StepResultBatch:
         check_outcomes(outcomes)
-        batch = self._write(work.record, outcomes)
+        batch = self._write(work.record, outcomes, step=True)
         if not self._sqlite and len(batch.rejected) < len(outcomes):
             self._write_busy_wake()  # recorded outcomes may have made steps ready
         return batch

@@ -57,6 +57,25 @@ def make_engine(url: str | URL, **options: Any) -> Engine:
     return engine
 
 
+def step_engine(url: str | URL, **options: Any) -> Engine:
+    """A second PostgreSQL engine for the runner's claims and step outcomes, whose transactions
+    commit with ``synchronous_commit=off``: PostgreSQL acknowledges them before their WAL is
+    flushed (within ~3 x ``wal_writer_delay``, 0.6 s by default). Nothing committed is lost when
+    a tasker-host process is killed; a crash of the PostgreSQL server (or its machine) may lose
+    the last step transitions, never corrupting anything — those steps then run again, as after
+    a worker's death (execution is at-least-once). Task creations, operator actions and tokens
+    stay on the main engine and wait for the flush."""
+    engine = make_engine(url, **options)
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO off")
+        dbapi_connection.commit()
+
+    return engine
+
+
 def _ping_idle_connections(engine: Engine) -> None:
     """Check a pooled PostgreSQL connection before use only when it may have gone stale: when the
     driver knows it is broken, or it sat idle over :data:`IDLE_PING_SECONDS` (server restarts and
