@@ -444,20 +444,24 @@ def test_postgres_writes_that_leave_work_unclaimed_notify_listeners(postgres_url
     store._notifier.request = lambda: requested.append("create")  # type: ignore[union-attr, method-assign]
 
     def notifications(call) -> int:  # type: ignore[no-untyped-def]
-        """Wake-ups a call sends: requests to the notifier (creations), NOTIFY statements (others)."""
+        """Wake-ups a call sends: in statements, or requested from the notifier."""
         sent.clear(), requested.clear()
         call()
-        return sent.count("NOTIFY tasker_work") + len(requested)
+        return sum(s == "NOTIFY tasker_work" or "pg_notify('tasker_work'" in s for s in sent) + len(requested)
 
     one = {"a": ()}
     assert notifications(lambda: store.create_task(contract.make_task("t1", one), NOW)) == 1  # nobody claimed it
-    assert len(sent) == 1  # the insert alone: the notifier's thread sends the NOTIFY
+    assert len(sent) == 1 and not requested  # no other creation under way: the insert notifies
     # claimed with its creation, t1's step too, room left: nothing for anyone else
     assert notifications(lambda: store.create_task(contract.make_task("t2", one), NOW, ClaimRequest("w1", 5, LEASE))) == 0
     # a full claim (1 of 2 ready steps): the other may wait for an idle runner
     two = {"a": (), "b": ()}
     assert notifications(lambda: store.create_task(contract.make_task("t3", two), NOW, ClaimRequest("w1", 1, LEASE))) == 1
     assert notifications(lambda: store.claim("w1", 5, NOW, LEASE)) == 0  # t3's b, room left
+    store._creations = 1  # another creation under way: this one leaves the wake-up to the notifier
+    assert notifications(lambda: store.create_task(contract.make_task("t4", one), NOW)) == 1
+    assert requested == ["create"] and len(sent) == 1 and "pg_notify" not in sent[0]
+    store._creations = 0
     store.close()
 
 
@@ -493,7 +497,10 @@ def test_postgres_a_creation_wakes_a_listener_in_another_connection(postgres_url
     woken.clear()  # (it reports once on connecting: notifications may have been missed before)
     try:
         store.create_task(contract.make_task("t1", {"a": ()}), NOW)
-        assert woken.wait(10)  # sent by the notifier's thread, delivered to the listener's connection
+        assert woken.wait(10)  # sent with the insert, delivered to the listener's connection
+        woken.clear()
+        store._notifier.request()  # type: ignore[union-attr]  # (concurrent creations' path)
+        assert woken.wait(10)  # sent by the notifier's thread
     finally:
         listener.close()
         store.close()

@@ -38,7 +38,7 @@ from tasker_host.store.base import (
 )
 from tasker_host.store.sql_batch import InsertAll, ManyInsert
 from tasker_host.store.sql_engine import READONLY, check_schema, make_engine, step_engine, upgrade_engine
-from tasker_host.store.sql_notify import Notifier, WakeLimiter, WorkListener, listener_conninfo, notify
+from tasker_host.store.sql_notify import NOTIFY_SELECT, Notifier, WakeLimiter, WorkListener, listener_conninfo, notify
 from tasker_host.store.sql_rows import keys_of, new_rows
 from tasker_host.store.sql_schema import steps, tasks, transitions
 from tasker_host.store.urls import is_sqlite_memory, parse_url
@@ -83,6 +83,7 @@ class SqlStore:
         self._read_lock = self._write_lock if is_sqlite_memory(parsed) else contextlib.nullcontext()
         self._busy_wake = WakeLimiter()  # PostgreSQL: rate of wake-ups sent by full batches
         self._notifier = None if self._sqlite else Notifier(listener_conninfo(self._engine.url))
+        self._count_lock, self._creations = threading.Lock(), 0  # creations under way
         try:
             if auto_upgrade if auto_upgrade is not None else self._sqlite:
                 self.upgrade()
@@ -159,15 +160,13 @@ class SqlStore:
     # -- creation --------------------------------------------------------------------------
     def create_task(self, task: NewTask, now: float, claim: ClaimRequest | None = None) -> CreateResult:
         try:
-            results = self._write(self._create_many, [task], now, claim,
-                                  one_statement=self._insert_only([task], claim))
+            results = self._creating([task], now, claim)
         except IntegrityError:
             # a concurrent create with the same idempotency / invocation key won the race
             existing = self._read(self._existing, task)
             if existing is None:
                 raise
             return CreateResult(existing, created=False)
-        self._wake_for(results, claim)
         return results[0]
 
     def create_tasks(self, tasks: Sequence[NewTask], now: float,
@@ -175,11 +174,26 @@ class SqlStore:
         if len(tasks) == 1:
             return [self.create_task(tasks[0], now, claim)]
         try:
-            results = self._write(self._create_many, tasks, now, claim,
-                                  one_statement=self._insert_only(tasks, claim))
+            return self._creating(tasks, now, claim)
         except IntegrityError:  # a key raced with another process: settle the tasks one by one
             return [self.create_task(task, now, claim) for task in tasks]
-        self._wake_for(results, claim)
+
+    def _creating(self, tasks: Sequence[NewTask], now: float, claim: ClaimRequest | None) -> list[CreateResult]:
+        """Write the tasks, then wake the runners if none here claimed them (PostgreSQL): with the
+        insert itself when no other creation of this store is under way, else through the
+        notifier (after the commit, one NOTIFY per burst), so concurrent creations never queue on
+        PostgreSQL's notification lock through each other's WAL flush."""
+        wake = not self._sqlite and (claim is None or claim.limit <= 0)
+        with self._count_lock:
+            alone, self._creations = self._creations == 0, self._creations + 1
+        try:
+            results = self._write(self._create_many, tasks, now, claim, wake and alone,
+                                  one_statement=self._insert_only(tasks, claim))
+        finally:
+            with self._count_lock:
+                self._creations -= 1
+        if wake and not alone and self._notifier is not None and any(r.created for r in results):
+            self._notifier.request()
         return results
 
     def _insert_only(self, tasks: Sequence[NewTask], claim: ClaimRequest | None) -> bool:
@@ -187,17 +201,9 @@ class SqlStore:
         atomic alone (autocommit: no BEGIN / COMMIT round trips)."""
         return not self._sqlite and claim is None and not any(keys_of(t) for t in tasks)
 
-    def _wake_for(self, results: Sequence[CreateResult], claim: ClaimRequest | None) -> None:
-        """Tasks created for other runners (none here claimed): notify them once the insert
-        committed, from the notifier's thread (the caller does not wait; one notification per
-        burst of creations). Inside the insert's transaction, PostgreSQL's notification lock
-        would serialise every creation's commit, WAL flush included."""
-        if self._notifier is not None and (claim is None or claim.limit <= 0) and any(r.created for r in results):
-            self._notifier.request()
-
     def _create_many(self, conn: sa.Connection, tasks: Sequence[NewTask], now: float,
-                     claim: ClaimRequest | None) -> list[CreateResult]:
-        results = self._create_rows(conn, tasks, now)
+                     claim: ClaimRequest | None, wake: bool = False) -> list[CreateResult]:
+        results = self._create_rows(conn, tasks, now, wake=wake)
         if claim is None or claim.limit <= 0 or not any(r.created for r in results):
             return results
         claims = tuple(work.claim(conn, claim.owner, claim.limit, now, claim.lease_seconds, None))
@@ -220,10 +226,11 @@ class SqlStore:
                 return found[0]
         return None
 
-    def _create_rows(self, conn: sa.Connection, tasks: Sequence[NewTask], now: float) -> list[CreateResult]:
-        """Create tasks with ONE insert for all their rows (PostgreSQL: one statement); a task whose
-        idempotency / invocation key exists already, or repeats an earlier one of the batch, is
-        answered with that task and writes nothing."""
+    def _create_rows(self, conn: sa.Connection, tasks: Sequence[NewTask], now: float, *,
+                     wake: bool = False) -> list[CreateResult]:
+        """Create tasks with ONE insert for all their rows (PostgreSQL: one statement, notifying
+        the runners when ``wake``); a task whose idempotency / invocation key exists already, or
+        repeats an earlier one of the batch, is answered with that task and writes nothing."""
         results: list[CreateResult] = []
         fresh: dict[tuple[Any, ...], TaskRecord] = {}
         rows: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
@@ -241,7 +248,7 @@ class SqlStore:
             fresh.update(dict.fromkeys(keys, record))
             results.append(CreateResult(record, created=True))
         if rows[0]:
-            _INSERT_TASK(conn, *rows)  # PostgreSQL: one statement
+            _INSERT_TASK(conn, *rows, then=NOTIFY_SELECT if wake else None)  # PostgreSQL: one statement
         return results
 
     # -- claiming and outcomes -------------------------------------------------------------

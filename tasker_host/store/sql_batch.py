@@ -137,23 +137,25 @@ class ManyInsert(Many):
 class InsertAll:
     """Rows into several tables: on PostgreSQL ONE statement (the first inserts as data-modifying
     CTEs; foreign keys are checked at the end of the statement, so rows may refer to rows inserted
-    by an earlier insert), elsewhere one :class:`ManyInsert` after the other."""
+    by an earlier insert), elsewhere one :class:`ManyInsert` after the other. ``then``: a SELECT
+    the PostgreSQL statement ends with (e.g. a notification), run with the inserts."""
 
     def __init__(self, *inserts: ManyInsert):
         self.inserts = inserts
-        self._sql: str | None = None
+        self._sql: dict[str | None, str] = {}
 
-    def __call__(self, conn: sa.Connection, *rows: Sequence[Mapping[str, Any]]) -> None:
+    def __call__(self, conn: sa.Connection, *rows: Sequence[Mapping[str, Any]], then: str | None = None) -> None:
         if conn.dialect.name != "postgresql":
             for insert, batch in zip(self.inserts, rows, strict=True):
                 insert(conn, batch)
             return
-        if self._sql is None:
-            *first, last = [insert._pg_plan(conn.dialect, f"i{n}_") for n, insert in enumerate(self.inserts)]
+        if then not in self._sql:
+            plans = [insert._pg_plan(conn.dialect, f"i{n}_") for n, insert in enumerate(self.inserts)]
+            *first, last = plans if then is None else [*plans, then]
             ctes = ", ".join(f"i{n} AS ({sql})" for n, sql in enumerate(first))
-            self._sql = f"WITH {ctes} {last}" if ctes else last
+            self._sql[then] = f"WITH {ctes} {last}" if ctes else last
         params = {f"i{n}_rows": ManyInsert.rows_param(batch) for n, batch in enumerate(rows)}
-        conn.exec_driver_sql(self._sql, params)
+        conn.exec_driver_sql(self._sql[then], params)
 
 
 class Rows:

@@ -4,8 +4,10 @@ wakes the runner's claim loop at once (polling stays as the fallback).
 
 A notification is delivered when its transaction commits, so a woken runner always finds the
 work. Sending one takes a database-wide lock until the commit ends (PostgreSQL serialises
-notifying commits, WAL flush included): creations notify in a transaction of their own after
-the insert committed (one that writes nothing, so it commits at once), and the busy paths send
+notifying commits, WAL flush included): a creation notifies with its insert only while no other
+creation of the store is under way; concurrent ones leave it to :class:`Notifier`, which sends
+one NOTIFY of its own per burst (a transaction that writes nothing commits at once). The busy
+paths send
 at most one per :data:`BUSY_WAKE_INTERVAL` per store: a busy runner's full batches only need to
 wake idle runners once in a while (idle runners that worked lately also poll briefly).
 """
@@ -24,6 +26,10 @@ log = logging.getLogger("tasker_host.store")
 CHANNEL = "tasker_work"
 BUSY_WAKE_INTERVAL = 0.5  # seconds between notifications sent by one store's busy paths
 _WAIT = 0.25  # seconds a listener waits for a notification before checking whether it is closed
+
+
+#: the same as a SELECT, to end a statement that does more (``InsertAll(then=...)``)
+NOTIFY_SELECT = f"SELECT pg_notify('{CHANNEL}', '')"
 
 
 def notify(conn: sa.Connection) -> None:
