@@ -292,3 +292,24 @@ async def test_stop_releases_steps_still_running_after_the_grace_period():
     a = steps_by_name(host.service.get_task(task.id))["a"]
     assert (a.state, a.lease_owner) == (StepState.WAITING_RETRY, None)  # released for another run
     assert a.ready_at == host.clock.now()
+
+
+async def test_claimed_steps_count_as_running_while_their_tasks_load():
+    """The runner counts claimed steps as running from the moment it has them, not once their
+    tasks are loaded: a claim loop looking meanwhile (on PostgreSQL calls run in threads, several
+    at once) must not see an idle runner, or a run --until-idle ends with those steps claimed."""
+    from tasker_host.store.memory import MemoryStore
+
+    running_while_loading: list[int] = []
+
+    class Loads(MemoryStore):
+        def get_tasks(self, task_ids):
+            running_while_loading.append(host.engine._inflight)
+            return super().get_tasks(task_ids)
+
+    script = Script()
+    host = make_host(script, [doc(steps=chain(["a"]))], store=Loads())
+    tasks = [host.service.create_task("team", "flow").task for _ in range(3)]  # not in the runner's cache
+    await host.engine.run_until_idle()
+    assert all(host.service.get_task(t.id).status is TaskState.COMPLETE for t in tasks)
+    assert running_while_loading and all(n >= 1 for n in running_while_loading), running_while_loading

@@ -259,8 +259,10 @@ class Engine:
         return full
 
     async def _start(self, tg: anyio.abc.TaskGroup, claims: list[Claim]) -> None:
-        runtimes = await self._runtimes_for(claims)
+        # counted before the first wait: while their tasks load, the runner must look busy (the
+        # claim loop of a run --until-idle would otherwise end it with these steps claimed)
         self._inflight += len(claims)
+        runtimes = await self._runtimes_for(claims)
         for claim in claims:
             tg.start_soon(self._run_step, claim, runtimes[claim.task_id])
 
