@@ -21,6 +21,7 @@ from tasker_host.engine.events import EventBus, EventKind, LifecycleEvent
 from tasker_host.engine.retry import RetryPolicy, error_doc, judge
 from tasker_host.engine.runtime import RuntimeCache, TaskRuntime
 from tasker_host.engine.step_context import RunningStep
+from tasker_host.engine.waiters import TaskWaiters
 from tasker_host.errors import PermanentError, TaskNotFoundError
 from tasker_host.models import StepState, TaskState
 from tasker_host.registry import Registry
@@ -42,16 +43,6 @@ _STEP_EVENTS = {StepState.COMPLETE: EventKind.STEP_COMPLETED, StepState.ERROR: E
                 StepState.WAITING_RETRY: EventKind.STEP_RETRYING}
 
 
-class _Waiter:
-    """Someone waiting for a task to end; told its final state by the commit that ended it."""
-
-    __slots__ = ("event", "state")
-
-    def __init__(self) -> None:
-        self.event = anyio.Event()
-        self.state: TaskState | None = None
-
-
 class Engine:
     def __init__(self, store: Store, registry: Registry, clock: Clock, events: EventBus, *,
                  config: EngineConfig | None = None, policy: RetryPolicy | None = None):
@@ -64,7 +55,7 @@ class Engine:
         self._outcomes: list[StepOutcome] = []
         self._inflight = 0
         self._committing = False
-        self._waiters: dict[str, list[_Waiter]] = {}
+        self._waiters = TaskWaiters()
         self._wake: anyio.Event | None = None  # events are made on the loop, in run()
         self._outcome_ready: anyio.Event | None = None
         self._db_limiter = anyio.CapacityLimiter(getattr(store, "parallel_calls", 1))
@@ -182,26 +173,18 @@ class Engine:
         A task this runner is working on is not read first (its end reaches the waiter)."""
         look = self._tg is None or self._cache.get(task_id) is None
         while True:
-            waiter = _Waiter()
-            self._waiters.setdefault(task_id, []).append(waiter)
-            try:
+            with self._waiters.waiting(task_id) as waiter:
+                if look:
+                    task = await self.db(self.store.get_task, task_id, with_steps=False)
+                    if task is None:
+                        raise TaskNotFoundError(f"no task {task_id!r}")
+                    if task.status in FINAL_TASK_STATES:
+                        return task.status
+                look = True
                 if waiter.state is None:
-                    if look:
-                        task = await self.db(self.store.get_task, task_id, with_steps=False)
-                        if task is None:
-                            raise TaskNotFoundError(f"no task {task_id!r}")
-                        if task.status in FINAL_TASK_STATES:
-                            return task.status
-                    look = True
                     await self.clock.wait(waiter.event, self.clock.now() + self.config.poll_seconds)
                 if waiter.state is not None:
                     return waiter.state
-            finally:
-                waiters = self._waiters.get(task_id, [])
-                if waiter in waiters:
-                    waiters.remove(waiter)
-                if not waiters:
-                    self._waiters.pop(task_id, None)
 
     async def db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call the (synchronous) store: inline for the memory store, else in a worker thread."""
@@ -408,9 +391,7 @@ class Engine:
                                             correlation_id=rt.info.correlation_id))
         if change.after in FINAL_TASK_STATES:
             self._cache.drop(change.task_id)
-            for waiter in self._waiters.get(change.task_id, []):
-                waiter.state = change.after
-                waiter.event.set()
+            self._waiters.ended(change.task_id, change.after)
 
     def _step_event(self, kind: EventKind, rt: TaskRuntime, claim: Claim) -> None:
         step = None if kind is EventKind.TASK_STARTED else claim.step
