@@ -260,16 +260,6 @@ def throughput(args: argparse.Namespace, site: Path, logdir: Path) -> dict:
 
 
 # --- wake-up latency -----------------------------------------------------------------------------
-def wait_until_ready(procs: list, timeout: float) -> None:
-    """Bounded wait for every worker's start-up line ("worker <owner> running ...")."""
-    deadline = time.monotonic() + timeout
-    while not all("running" in p.log.read_text(errors="replace") for p in procs):
-        dead = [p for p in procs if p.poll() is not None]
-        if dead or time.monotonic() > deadline:
-            raise RuntimeError(f"worker did not start: {dead[0].log.read_text() if dead else 'timeout'}")
-        time.sleep(0.05)
-
-
 def one_sample(host, conn, timeout: float) -> dict:
     task_id = host.service.create_task("bench", "w1").task.id
     acknowledged = time.time()  # the create call returned: its transaction committed
@@ -294,7 +284,7 @@ def latency(workers: int, args: argparse.Namespace, site: Path, logdir: Path) ->
                               worker_options(args, "--poll-seconds", str(args.latency_poll_seconds)))
         host = None
         try:
-            wait_until_ready(procs, 60)
+            wait_until_listening(url, workers, procs)
             host = open_host(url, args.concurrency)
             samples = []
             with psycopg.connect(libpq(url), autocommit=True) as conn:

@@ -238,16 +238,13 @@ def _current_steps(conn: sa.Connection, keys: list[tuple[str, str]]) -> dict[tup
 
 
 def record(conn: sa.Connection, outcomes: Sequence[StepOutcome]) -> StepResultBatch:
-    if not outcomes:
-        return StepResultBatch()
-    if conn.dialect.name == "postgresql":
-        return pg_work.record(conn, outcomes)
-    return _record(conn, outcomes)[0]
+    return _record(conn, outcomes)[0] if outcomes else StepResultBatch()
 
 
 def _record(conn: sa.Connection, outcomes: Sequence[StepOutcome]) -> tuple[StepResultBatch, frozenset[tuple[str, str]]]:
-    """``record`` (SQLite, or capped PostgreSQL claims), and the steps its outcomes may have made
-    ready: completed steps' dependents, retries."""
+    """``record``, and (SQLite) the steps its outcomes may have made ready: completed steps'
+    dependents, retries. PostgreSQL: one statement (the steps are not needed: there the
+    one-statement record-and-claim ranks them itself)."""
     if conn.dialect.name == "postgresql":
         return pg_work.record(conn, outcomes), frozenset()
     current = _current_steps(conn, sorted({(o.task_id, o.step) for o in outcomes}))
