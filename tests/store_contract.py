@@ -6,6 +6,7 @@ Time is always explicit (``now``); nothing sleeps.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Mapping, Sequence
 
@@ -134,6 +135,24 @@ class StoreContract:
         bare = store.get_task("t1", with_steps=False)
         assert bare is not None and bare.steps == [] and bare.status is TaskState.PENDING
         assert store.get_task("nope") is None
+
+    def test_run_inputs_hold_identity_template_and_done_results_only(self, store: Store) -> None:
+        """What a runner loads for tasks it has not seen: done steps' results (complete or resolved,
+        None results included), nothing of the others; the template as JSON text."""
+        store.create_task(make_task("t1", correlation_id="corr"), NOW)
+        store.create_task(single("t2"), NOW)
+        a, _ = store.claim("w1", 10, NOW, LEASE)
+        [b, c] = store.record_and_claim([done(a, results={"paid": [1, 2]})], "w1", 10, NOW + 1, LEASE)[1]
+        store.record([fail(b, NOW + 2), done(c, NOW + 2, results=None)])
+        assert store.resolve_step("t1", "b", NOW + 3, {"manual": True})
+        found = store.run_inputs(["t1", "t2", "nope", "t1"])
+        assert sorted(found) == ["t1", "t2"] and store.run_inputs([]) == {}
+        t1 = found["t1"]
+        assert (t1.id, t1.namespace, t1.name, t1.version, t1.correlation_id) == ("t1", "ns", "flow", "1.0.0", "corr")
+        assert t1.context == {"order": 42, "items": ["x", "y"]}
+        assert json.loads(t1.template_json) == {"steps": ["a", "b", "c", "d"]}
+        assert dict(t1.results) == {"a": {"paid": [1, 2]}, "b": {"manual": True}, "c": None}
+        assert dict(found["t2"].results) == {} and found["t2"].correlation_id is None
 
     # -- claim -------------------------------------------------------------------------------
     def test_claim_takes_a_ready_step_and_starts_its_task(self, store: Store) -> None:

@@ -303,9 +303,9 @@ async def test_claimed_steps_count_as_running_while_their_tasks_load():
     running_while_loading: list[int] = []
 
     class Loads(MemoryStore):
-        def get_tasks(self, task_ids):
+        def run_inputs(self, task_ids):
             running_while_loading.append(host.engine._inflight)
-            return super().get_tasks(task_ids)
+            return super().run_inputs(task_ids)
 
     script = Script()
     host = make_host(script, [doc(steps=chain(["a"]))], store=Loads())

@@ -19,7 +19,7 @@ from tasker_host.engine.clock import Clock
 from tasker_host.engine.config import EngineConfig
 from tasker_host.engine.events import EventBus, EventKind, LifecycleEvent
 from tasker_host.engine.retry import RetryPolicy, error_doc, judge
-from tasker_host.engine.runtime import RuntimeCache, TaskRuntime
+from tasker_host.engine.runtime import RuntimeCache, StepTemplates, TaskRuntime
 from tasker_host.engine.step_context import RunningStep
 from tasker_host.engine.waiters import TaskWaiters
 from tasker_host.errors import PermanentError, TaskNotFoundError
@@ -51,6 +51,7 @@ class Engine:
         self.policy = policy or RetryPolicy()
         self.invoke: Callable[..., Any] | None = None  # set by the composition root
         self._cache = RuntimeCache()
+        self._templates = StepTemplates()
         self._running: dict[tuple[str, str], anyio.CancelScope] = {}
         self._outcomes: list[StepOutcome] = []
         self._inflight = 0
@@ -259,8 +260,8 @@ class Engine:
             else:
                 missing.add(c.task_id)
         if missing:
-            for task_id, record in (await self.db(self.store.get_tasks, sorted(missing))).items():
-                found[task_id] = rt = TaskRuntime.from_record(record)
+            for task_id, inputs in (await self.db(self.store.run_inputs, sorted(missing))).items():
+                found[task_id] = rt = TaskRuntime.from_inputs(inputs, self._templates)
                 self._cache.put(rt)
         return found
 

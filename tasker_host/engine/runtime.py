@@ -3,14 +3,16 @@ store on a miss, so a new runner after a crash needs nothing but the database)."
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from tasker_host.context import TaskInfo
 from tasker_host.engine.snapshot import steps_of
 from tasker_host.models import StepState, StepTemplate
-from tasker_host.store.base import TaskRecord
+from tasker_host.store.base import RunInputs, TaskRecord
 
 DONE = (StepState.COMPLETE, StepState.RESOLVED_MANUALLY)
 
@@ -18,7 +20,7 @@ DONE = (StepState.COMPLETE, StepState.RESOLVED_MANUALLY)
 @dataclass
 class TaskRuntime:
     info: TaskInfo
-    steps: dict[str, StepTemplate]
+    steps: Mapping[str, StepTemplate]  # read-only: shared by the tasks of one template
     results: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -26,6 +28,11 @@ class TaskRuntime:
         info = TaskInfo(task.id, task.namespace, task.name, task.version, task.context, task.correlation_id)
         results = {s.name: s.results for s in task.steps if s.state in DONE}
         return cls(info, steps_of(task.template), results)
+
+    @classmethod
+    def from_inputs(cls, task: RunInputs, templates: StepTemplates) -> TaskRuntime:
+        info = TaskInfo(task.id, task.namespace, task.name, task.version, task.context, task.correlation_id)
+        return cls(info, templates.of(task.template_json), dict(task.results))
 
     @property
     def first_root(self) -> str:
@@ -59,3 +66,20 @@ class RuntimeCache:
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+class StepTemplates:
+    """Step templates parsed from frozen-template JSON texts, each distinct text once (bounded).
+    Tasks of one template version share the parsed steps (they are immutable)."""
+
+    def __init__(self, capacity: int = 256):
+        self._items: OrderedDict[str, Mapping[str, StepTemplate]] = OrderedDict()
+        self._capacity = capacity
+
+    def of(self, template_json: str) -> Mapping[str, StepTemplate]:
+        steps = self._items.get(template_json)
+        if steps is None:
+            steps = self._items[template_json] = steps_of(json.loads(template_json))
+            if len(self._items) > self._capacity:
+                self._items.popitem(last=False)
+        return steps

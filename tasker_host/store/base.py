@@ -152,6 +152,21 @@ class TaskRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RunInputs:
+    """What a runner needs to run a task's steps, and no more: who the task is, its frozen
+    template as JSON text (equal texts are equal templates, so a runner parses each text once)
+    and the results of its done (complete / resolved) steps."""
+    id: str
+    namespace: str
+    name: str
+    version: str
+    context: Mapping[str, Any]
+    correlation_id: str | None
+    template_json: str
+    results: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class CreateResult:
     task: TaskRecord  # as created (before any claim below)
     created: bool  # False: an idempotency / invocation key matched an existing task
@@ -274,6 +289,8 @@ class Store(Protocol):
     def get_task(self, task_id: str, *, with_steps: bool = True) -> TaskRecord | None: ...
 
     def get_tasks(self, task_ids: Sequence[str]) -> dict[str, TaskRecord]: ...  # with steps
+
+    def run_inputs(self, task_ids: Sequence[str]) -> dict[str, RunInputs]: ...  # existing tasks only
 
     def step_results(self, task_id: str) -> dict[str, Any]: ...  # completed/resolved steps only
 

@@ -14,6 +14,7 @@ results, errors) are stored by reference: treat what you pass in and get back as
 from __future__ import annotations
 
 import heapq
+import json
 import itertools
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -41,6 +42,7 @@ from tasker_host.store.base import (
     Claim,
     CreateResult,
     NewTask,
+    RunInputs,
     StepOutcome,
     StepRecord,
     StepResultBatch,
@@ -352,6 +354,13 @@ class MemoryStore:
     def get_tasks(self, task_ids: Sequence[str]) -> dict[str, TaskRecord]:
         with self._lock:
             return {i: self._copy(self._tasks[i], True) for i in task_ids if i in self._tasks}
+
+    def run_inputs(self, task_ids: Sequence[str]) -> dict[str, RunInputs]:
+        with self._lock:
+            return {t.id: RunInputs(t.id, t.namespace, t.name, t.version, t.context, t.correlation_id,
+                                    json.dumps(t.template, sort_keys=True),
+                                    {s.name: s.results for s in t.steps if s.state in DONE_STEP})
+                    for t in map(self._tasks.get, task_ids) if t is not None}
 
     def step_results(self, task_id: str) -> dict[str, Any]:
         with self._lock:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from tasker_host.models import StepState, TaskState
 from tasker_host.store import sql_actions as actions
+from tasker_host.store import sql_runs
 from tasker_host.store import sql_work as work
 from tasker_host.store._common import check_outcomes
 from tasker_host.store.base import (
@@ -29,6 +30,7 @@ from tasker_host.store.base import (
     Claim,
     CreateResult,
     NewTask,
+    RunInputs,
     StepOutcome,
     StepRecord,
     StepResultBatch,
@@ -147,7 +149,13 @@ class SqlStore:
                 time.sleep(0.001 * 2 ** attempt)
         raise AssertionError("unreachable")
 
-    def _read(self, fn: Callable[..., R], *args: Any) -> R:
+    def _read(self, fn: Callable[..., R], *args: Any, one_statement: bool = False) -> R:
+        """``fn(conn, *args)`` in a read-only transaction; ``one_statement`` (PostgreSQL): in
+        autocommit mode on the step engine (no BEGIN / COMMIT round trips: a runner's read)."""
+        if one_statement and not self._sqlite:
+            with self._steps.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+                return fn(conn, *args)
         with self._read_lock, self._engine.connect() as conn:
             conn.execution_options(**{READONLY: True})
             with conn.begin():
@@ -318,6 +326,10 @@ class SqlStore:
             return {}
         found = self._read(self._load, T.id.in_(sorted(set(task_ids))), True)
         return {t.id: t for t in found}
+
+    def run_inputs(self, task_ids: Sequence[str]) -> dict[str, RunInputs]:
+        """One statement (autocommitted on PostgreSQL, on the runner's step engine)."""
+        return self._read(sql_runs.run_inputs, task_ids, one_statement=True)
 
     def find_child(self, parent_task_id: str, invocation_key: str) -> TaskRecord | None:
         found = self._read(self._load, sa.and_(T.parent_task_id == parent_task_id,

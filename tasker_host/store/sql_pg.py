@@ -1,7 +1,8 @@
 """The SQL store's hot paths on PostgreSQL: claim, record and record-and-claim, ONE statement each.
 
-Data-modifying CTEs over ``unnest`` of one array parameter per column, so the SQL text is the same
-for any batch (prepared once per connection, see :class:`~tasker_host.store.sql_batch.PgStatement`).
+Data-modifying CTEs over the outcomes as one JSON parameter (``json_to_recordset``), so the SQL
+text is the same for any batch (prepared once per connection, see
+:class:`~tasker_host.store.sql_batch.PgStatement`).
 Rows are locked in the order separate statements would lock them: named steps in key order, then
 dependents in key order, then tasks in id order, then (``SKIP LOCKED``) the steps to claim, then
 the tasks they start in id order (each phase waits for the previous one through an ``InitPlan``
@@ -86,16 +87,21 @@ def _claim(expired_excluded: str = "", ready_excluded: str = "", fresh: str = ""
     in that order (``picked``); the pending tasks they start, locked in id order (``starting``).
     Ready steps are looked up namespace by namespace (``ready_ns``: the statement must define it)
     and taken in turns (:data:`FAIR_ORDER`). ``fresh``: more claimable steps (locked already),
-    ranked with the ready ones (src 1)."""
-    ready = "SELECT * FROM ready" + (f" UNION ALL {fresh}" if fresh else "")
+    ranked with the ready ones (src 1).
+
+    A namespace's scan stops at the room its fresh steps leave: its ready steps past that could
+    never be picked (they rank after its fresh ones), and locking them would hide them from the
+    other runners until this statement ends (and write a row lock each)."""
+    ready = "SELECT * FROM ready" + (" UNION ALL SELECT * FROM fresh" if fresh else "")
     room = "GREATEST(%(limit)s - (SELECT count(*) FROM expired), 0)"
+    scan = f"GREATEST({room} - (SELECT count(*) FROM fresh AS f WHERE f.namespace = n.ns), 0)" if fresh else room
     return f"""expired AS MATERIALIZED (
     {_claimable(RUNNING_PREDICATE, expired_excluded)} AND s.lease_expires_at < %(now)s
     ORDER BY s.lease_expires_at LIMIT %(limit)s FOR UPDATE OF s SKIP LOCKED
-), ready AS MATERIALIZED (
+), {f"fresh AS MATERIALIZED ({fresh}), " if fresh else ""}ready AS MATERIALIZED (
     SELECT c.* FROM ready_ns AS n CROSS JOIN LATERAL (
         {_claimable(RUNNABLE_PREDICATE, ready_excluded)} AND s.namespace = n.ns AND s.ready_at <= %(now)s
-        ORDER BY s.ready_at LIMIT {room} FOR UPDATE OF s SKIP LOCKED
+        ORDER BY s.ready_at LIMIT {scan} FOR UPDATE OF s SKIP LOCKED
     ) AS c WHERE n.ns IS NOT NULL
 ), picked AS MATERIALIZED (
     SELECT u.*, row_number() OVER () AS n FROM (
@@ -119,11 +125,9 @@ def _claim(expired_excluded: str = "", ready_excluded: str = "", fresh: str = ""
 #: dependents never overlap (a step's dependents cannot run before it is done).
 _RECORD = f"""cur AS MATERIALIZED (
     SELECT o.*, s.state AS now_state, s.lease_owner, s.attempts, s.pending_deps, s.dependents FROM (
-        SELECT * FROM unnest(%(task_id)s::text[], %(name)s::text[], %(owner)s::text[], %(attempt)s::int[],
-            %(state)s::text[], %(at)s::float8[], %(reason)s::text[], %(results)s::text[], %(error)s::text[],
-            %(ready_at)s::float8[], %(task_error)s::text[], %(why)s::text[])
-        WITH ORDINALITY AS o(task_id, name, owner, attempt, state, at, reason, results, error, ready_at,
-            task_error, why, ord) ORDER BY task_id, name, ord
+        SELECT * FROM json_to_recordset(%(outcomes)s::json) AS o(ord int, task_id text, name text, owner text,
+            attempt int, state text, at float8, reason text, results jsonb, error jsonb, ready_at float8,
+            task_error jsonb, why text) ORDER BY task_id, name, ord
     ) AS o CROSS JOIN LATERAL ({_lock("steps", "steps.task_id = o.task_id AND steps.name = o.name")}) AS s
 ), ok AS MATERIALIZED (
     SELECT DISTINCT ON (task_id, name) * FROM cur
@@ -260,17 +264,17 @@ def _claim_params(owner: str, limit: int, now: float, lease_seconds: float) -> d
 
 
 def _record_params(outcomes: Sequence[StepOutcome]) -> dict[str, Any]:
-    failed = [StepState(o.state) is StepState.ERROR for o in outcomes]
-    return {
-        "task_id": [o.task_id for o in outcomes], "name": [o.step for o in outcomes],
-        "owner": [o.owner for o in outcomes], "attempt": [int(o.attempt) for o in outcomes],
-        "state": [StepState(o.state).value for o in outcomes], "at": [float(o.at) for o in outcomes],
-        "reason": [o.reason for o in outcomes], "results": [_json(o.results) for o in outcomes],
-        "error": [_json(o.error) for o in outcomes],
-        "ready_at": [float(o.at if o.ready_at is None else o.ready_at) for o in outcomes],
-        "task_error": [json.dumps(task_error(o)) if f else None for o, f in zip(outcomes, failed)],
-        "why": [error_reason(o) if f else None for o, f in zip(outcomes, failed)],
-    }
+    """The outcomes as ONE JSON text (``json.dumps`` in C), not one array parameter per column,
+    which the driver renders element by element in Python."""
+    rows = []
+    for ord_, o in enumerate(outcomes, 1):
+        failed = StepState(o.state) is StepState.ERROR
+        rows.append({
+            "ord": ord_, "task_id": o.task_id, "name": o.step, "owner": o.owner, "attempt": int(o.attempt),
+            "state": StepState(o.state).value, "at": float(o.at), "reason": o.reason, "results": o.results,
+            "error": o.error, "ready_at": float(o.at if o.ready_at is None else o.ready_at),
+            "task_error": task_error(o) if failed else None, "why": error_reason(o) if failed else None})
+    return {"outcomes": json.dumps(rows, separators=(",", ":"))}
 
 
 def _batch(outcomes: Sequence[StepOutcome], accepted: Any, ids: Any, before: Any, after: Any) -> StepResultBatch:
@@ -298,7 +302,3 @@ def record_and_claim(conn: sa.Connection, outcomes: Sequence[StepOutcome], owner
     params = {**_record_params(outcomes), **_claim_params(owner, limit, now, lease_seconds)}
     row = _RECORD_CLAIM(conn, params).one()
     return _batch(outcomes, *row[:4]), _claims(row[4:])
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
