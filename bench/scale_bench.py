@@ -2,7 +2,7 @@
 `tasker-host worker` processes sharing one database (next to one in-process runner), and the
 wake-up latency of idle worker processes, in one run.
 
-    python bench/scale_bench.py                                  # defaults: 2,000 W1 / 1,000 W2, 3 runs
+    python bench/scale_bench.py                                  # defaults: 8,000 W1 / 4,000 W2, 3 runs
     python bench/scale_bench.py --w1-tasks 500 --w2-tasks 250 --runs 1 --latency-samples 20 --json
 
 Per (workload, worker count, run): a fresh schema, `tasker-host db upgrade`; N `tasker-host
@@ -73,6 +73,14 @@ def fresh_schema():
     finally:
         with psycopg.connect(libpq(PG_URL), autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def checkpoint() -> None:
+    """Start a measurement right after a CHECKPOINT: a drain writes ~200 MB of WAL, so without it
+    every third run or so would straddle a checkpoint the WAL volume requests (and pay for the
+    full-page images that follow), which decided comparisons more than the worker counts did."""
+    with psycopg.connect(libpq(PG_URL), autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
 
 
 def window(url: str) -> dict:
@@ -196,6 +204,7 @@ def drain_with_workers(host, url: str, workload: str, tasks: int, workers: int, 
     procs = start_workers(workers, url, site, logdir, worker_options(args))
     try:
         wait_until_listening(url, workers, procs)
+        checkpoint()
         create_per_s = create_tasks(host, workload, tasks)
         pids = [p.pid for p in procs]
         cpu0, db0, t0 = cpu_seconds(pids), cpu_seconds(), time.perf_counter()
@@ -224,6 +233,7 @@ def throughput_once(workload: str, tasks: int, workers: int, args, site: Path, l
             if workers:
                 drained = drain_with_workers(host, url, workload, tasks, workers, args, site, logdir)
             else:
+                checkpoint()
                 drained = {"create_tasks_per_s": create_tasks(host, workload, tasks), **drain_in_process(host)}
         finally:
             host.close()
@@ -362,8 +372,10 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--w1-tasks", type=int, default=2000)
-    parser.add_argument("--w2-tasks", type=int, default=1000)
+    # big enough that a drain takes seconds at every worker count: ramp-up (the first claims) and
+    # the tail (the last tasks' chains, run at low parallelism) must not decide the comparison
+    parser.add_argument("--w1-tasks", type=int, default=8000)
+    parser.add_argument("--w2-tasks", type=int, default=4000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4], help="worker process counts")
     parser.add_argument("--runs", type=int, default=3, help="runs per configuration (medians)")
     parser.add_argument("--concurrency", type=int, help="--concurrency of every worker (default: the worker's)")
