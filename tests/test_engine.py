@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from types import SimpleNamespace
 
 import anyio
@@ -313,3 +314,49 @@ async def test_claimed_steps_count_as_running_while_their_tasks_load():
     await host.engine.run_until_idle()
     assert all(host.service.get_task(t.id).status is TaskState.COMPLETE for t in tasks)
     assert running_while_loading and all(n >= 1 for n in running_while_loading), running_while_loading
+
+
+async def test_the_claim_loop_gives_way_to_a_commit_in_flight():
+    """A commit claims for all the room its runner has. Work announced while it runs (on
+    PostgreSQL store calls run in threads, so the claim loop can run meanwhile) must not be
+    claimed by the claim loop into the same room, which can take more steps than --concurrency;
+    the loop looks once the commit is done, so nothing waits for a poll."""
+    from tasker_host.engine.config import EngineConfig
+    from tasker_host.store.base import TaskFilter
+    from tasker_host.store.memory import MemoryStore
+
+    overlapping: list[int] = []
+    peak: list[int] = []
+
+    class Threaded(MemoryStore):
+        inline, parallel_calls, committing = False, 4, 0  # committing: the committing thread
+
+        def claim(self, *args, **kwargs):
+            if self.committing and threading.get_ident() != self.committing:  # (not record_and_claim's own)
+                overlapping.append(host.engine._inflight)
+            return super().claim(*args, **kwargs)
+
+        def record_and_claim(self, *args, **kwargs):
+            self.committing = threading.get_ident()
+            peak.append(host.engine._inflight)
+            try:
+                if len(peak) == 1:  # new work appears and is announced while the first commit runs ...
+                    for _ in range(5):
+                        self.create_task(host.service.prepare("team", "flow"), host.clock.now())
+                    host.engine.nudge()
+                    anyio.from_thread.run(_let_the_loop_run)  # ... and the claim loop gets turns
+                return super().record_and_claim(*args, **kwargs)
+            finally:
+                self.committing = 0
+
+    async def _let_the_loop_run():
+        for _ in range(20):
+            await anyio.lowlevel.checkpoint()
+
+    script = Script()
+    host = make_host(script, [doc(steps=chain(["a", "b"]))], store=Threaded(),
+                     engine=EngineConfig(concurrency=4))
+    host.service.create_task("team", "flow")
+    await host.engine.run_until_idle()
+    assert [t.status for t in host.store.list_tasks(TaskFilter())] == [TaskState.COMPLETE] * 6
+    assert overlapping == [] and max(peak) <= 4, (overlapping, peak)

@@ -68,6 +68,7 @@ class Engine:
         self._inline_db = bool(getattr(store, "inline", False))
         self._next_retry_at: float | None = None  # earliest known backoff end
         self._last_full_claim_at = float("-inf")  # when a claim last took all it asked for
+        self._look_after_commit = False  # the claim loop gave way to a commit: look once it ends
 
     # -- public ------------------------------------------------------------------------------
     def nudge(self) -> None:
@@ -222,7 +223,12 @@ class Engine:
         return bool(self._inflight or self._outcomes or self._committing)
 
     async def _claim_round(self, tg: anyio.abc.TaskGroup) -> bool:
-        """Claim what fits; True when the batch was full (more may be waiting)."""
+        """Claim what fits; True when the batch was full (more may be waiting). Not while outcomes
+        wait for or ride in a commit: that commit claims for all the room there is (claiming here
+        too would fill the same room twice), and the claim loop looks again once it is done."""
+        if self._outcomes or self._committing:
+            self._look_after_commit = True
+            return False
         free = self.config.concurrency - self._inflight
         if free <= 0:
             return False
@@ -367,8 +373,9 @@ class Engine:
             self._after_task(change)
         if claims and tg is not None:
             await self._start(tg, claims)
-        if self._full(claims, limit) or ((self._until_idle or self._stopping) and not self._inflight):
-            self.nudge()  # a full batch (more may be ready), or maybe idle: let the loop look
+        look, self._look_after_commit = self._look_after_commit, False
+        if look or self._full(claims, limit) or ((self._until_idle or self._stopping) and not self._inflight):
+            self.nudge()  # a wake-up met this commit, a full batch (more may be ready), or maybe idle
 
     def _after_step(self, o: StepOutcome) -> None:
         if o.state is StepState.WAITING_RETRY and o.ready_at is not None:

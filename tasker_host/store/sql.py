@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from tasker_host.models import StepState, TaskState
+from tasker_host.models import TaskState
 from tasker_host.store import sql_actions as actions
 from tasker_host.store import sql_runs
 from tasker_host.store import sql_work as work
@@ -32,7 +32,6 @@ from tasker_host.store.base import (
     NewTask,
     RunInputs,
     StepOutcome,
-    StepRecord,
     StepResultBatch,
     TaskFilter,
     TaskRecord,
@@ -41,7 +40,7 @@ from tasker_host.store.base import (
 from tasker_host.store.sql_batch import InsertAll, ManyInsert
 from tasker_host.store.sql_engine import READONLY, check_schema, make_engine, step_engine, upgrade_engine
 from tasker_host.store.sql_notify import NOTIFY_SELECT, Notifier, WakeLimiter, WorkListener, listener_conninfo, notify
-from tasker_host.store.sql_rows import keys_of, new_rows
+from tasker_host.store.sql_rows import keys_of, new_rows, step_record, task_record
 from tasker_host.store.sql_schema import steps, tasks, transitions
 from tasker_host.store.urls import is_sqlite_memory, parse_url
 
@@ -341,13 +340,13 @@ class SqlStore:
         query = sa.select(*_TASK_COLUMNS).where(where).order_by(*order)
         if limit is not None:
             query = query.limit(limit)
-        found = [_task(r) for r in conn.execute(query)]
+        found = [task_record(r) for r in conn.execute(query)]
         if with_steps and found:
             by_id = {t.id: t for t in found}
             query = (sa.select(*_STEP_COLUMNS).where(S.task_id.in_(list(by_id)))
                      .order_by(S.task_id, S.position))
             for r in conn.execute(query):
-                by_id[r.task_id].steps.append(_step(r))
+                by_id[r.task_id].steps.append(step_record(r))
         return found
 
     def step_results(self, task_id: str) -> dict[str, Any]:
@@ -400,21 +399,3 @@ def _count_by_state(conn: sa.Connection) -> StateCounts:
     counts.tasks.update({(ns, st): n for ns, st, n in conn.execute(by_task)})
     counts.steps.update({(ns, st): n for ns, st, n in conn.execute(by_step)})
     return counts
-
-
-def _task(r: Any) -> TaskRecord:
-    return TaskRecord(
-        id=r.id, namespace=r.namespace, name=r.name, version=r.version, status=TaskState(r.status),
-        context=r.context, template=r.template, created_at=r.created_at, updated_at=r.updated_at,
-        provenance=r.provenance, correlation_id=r.correlation_id, idempotency_key=r.idempotency_key,
-        parent_task_id=r.parent_task_id, parent_step=r.parent_step, invocation_key=r.invocation_key,
-        error=r.error, completed_at=r.completed_at)
-
-
-def _step(r: Any) -> StepRecord:
-    return StepRecord(
-        task_id=r.task_id, name=r.name, state=StepState(r.state), attempts=r.attempts, retry_limit=r.retry_limit,
-        retryable=r.retryable, depends_on=tuple(r.depends_on), dependents=tuple(r.dependents),
-        pending_deps=r.pending_deps, ready_at=r.ready_at, results=r.results, last_error=r.last_error,
-        started_at=r.started_at, completed_at=r.completed_at, lease_owner=r.lease_owner,
-        lease_expires_at=r.lease_expires_at)

@@ -1,4 +1,5 @@
-"""Rows of a new task (task, steps, transitions), and the keys that make a creation idempotent."""
+"""Rows of a new task (task, steps, transitions), the keys that make a creation idempotent, and
+records read back from rows."""
 
 from __future__ import annotations
 
@@ -47,3 +48,21 @@ def new_rows(task: NewTask, now: float) -> tuple[TaskRecord, dict[str, Any], lis
     log = ([work.transition(task.id, None, None, TaskState.PENDING.value, now)]
            + [work.transition(task.id, s.name, None, StepState.PENDING.value, now) for s in task.steps])
     return record, task_row, step_rows, log
+
+
+def task_record(r: Any) -> TaskRecord:
+    return TaskRecord(
+        id=r.id, namespace=r.namespace, name=r.name, version=r.version, status=TaskState(r.status),
+        context=r.context, template=r.template, created_at=r.created_at, updated_at=r.updated_at,
+        provenance=r.provenance, correlation_id=r.correlation_id, idempotency_key=r.idempotency_key,
+        parent_task_id=r.parent_task_id, parent_step=r.parent_step, invocation_key=r.invocation_key,
+        error=r.error, completed_at=r.completed_at)
+
+
+def step_record(r: Any) -> StepRecord:
+    return StepRecord(
+        task_id=r.task_id, name=r.name, state=StepState(r.state), attempts=r.attempts, retry_limit=r.retry_limit,
+        retryable=r.retryable, depends_on=tuple(r.depends_on), dependents=tuple(r.dependents),
+        pending_deps=r.pending_deps, ready_at=r.ready_at, results=r.results, last_error=r.last_error,
+        started_at=r.started_at, completed_at=r.completed_at, lease_owner=r.lease_owner,
+        lease_expires_at=r.lease_expires_at)
