@@ -320,13 +320,15 @@ async def test_the_claim_loop_gives_way_to_a_commit_in_flight():
     """A commit claims for all the room its runner has. Work announced while it runs (on
     PostgreSQL store calls run in threads, so the claim loop can run meanwhile) must not be
     claimed by the claim loop into the same room, which can take more steps than --concurrency;
-    the loop looks once the commit is done, so nothing waits for a poll."""
+    the loop looks once the commit is done, so nothing waits for a poll. Creations made meanwhile
+    leave their steps to that look too."""
     from tasker_host.engine.config import EngineConfig
     from tasker_host.store.base import TaskFilter
     from tasker_host.store.memory import MemoryStore
 
     overlapping: list[int] = []
     peak: list[int] = []
+    requests: list[object] = []
 
     class Threaded(MemoryStore):
         inline, parallel_calls, committing = False, 4, 0  # committing: the committing thread
@@ -345,6 +347,7 @@ async def test_the_claim_loop_gives_way_to_a_commit_in_flight():
                         self.create_task(host.service.prepare("team", "flow"), host.clock.now())
                     host.engine.nudge()
                     anyio.from_thread.run(_let_the_loop_run)  # ... and the claim loop gets turns
+                    requests.append(host.engine.claim_request())  # nor may a creation claim that room
                 return super().record_and_claim(*args, **kwargs)
             finally:
                 self.committing = 0
@@ -360,3 +363,4 @@ async def test_the_claim_loop_gives_way_to_a_commit_in_flight():
     await host.engine.run_until_idle()
     assert [t.status for t in host.store.list_tasks(TaskFilter())] == [TaskState.COMPLETE] * 6
     assert overlapping == [] and max(peak) <= 4, (overlapping, peak)
+    assert requests == [None]

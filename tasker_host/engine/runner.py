@@ -79,9 +79,10 @@ class Engine:
 
     def claim_request(self) -> ClaimRequest | None:
         """Offered to the service: claim a new task's first steps in its creating transaction
-        (only while this runner runs and has room)."""
+        (only while this runner runs and has room, and no commit is about to claim that room)."""
         free = self.config.concurrency - self._inflight
-        if self._tg is None or self._stopping or free <= 0 or self.config.namespace_limits:
+        if (self._tg is None or self._stopping or free <= 0 or self.config.namespace_limits
+                or self._outcomes or self._committing):
             return None  # (namespace limits are checked by the claim loop's claims)
         return ClaimRequest(self.config.owner, min(free, 16), self.config.lease_seconds)
 
