@@ -19,7 +19,7 @@ from tasker_host.engine.clock import Clock
 from tasker_host.engine.config import EngineConfig
 from tasker_host.engine.events import EventBus, EventKind, LifecycleEvent
 from tasker_host.engine.retry import RetryPolicy, error_doc, judge
-from tasker_host.engine.runtime import RuntimeCache, StepTemplates, TaskRuntime
+from tasker_host.engine.runtime import RUNTIME_CACHE_SIZE, Lru, StepTemplates, TaskRuntime
 from tasker_host.engine.step_context import RunningStep
 from tasker_host.engine.waiters import TaskWaiters
 from tasker_host.errors import PermanentError, TaskNotFoundError
@@ -50,7 +50,7 @@ class Engine:
         self.config = config or EngineConfig()
         self.policy = policy or RetryPolicy()
         self.invoke: Callable[..., Any] | None = None  # set by the composition root
-        self._cache = RuntimeCache()
+        self._cache: Lru[str, TaskRuntime] = Lru(RUNTIME_CACHE_SIZE)
         self._templates = StepTemplates()
         self._running: dict[tuple[str, str], anyio.CancelScope] = {}
         self._outcomes: list[StepOutcome] = []
@@ -82,7 +82,7 @@ class Engine:
         (only while this runner runs and has room, and no commit is about to claim that room)."""
         free = self.config.concurrency - self._inflight
         if (self._tg is None or self._stopping or free <= 0 or self.config.namespace_limits
-                or self._outcomes or self._committing):
+                or self._commit_ahead):
             return None  # (namespace limits are checked by the claim loop's claims)
         return ClaimRequest(self.config.owner, min(free, 16), self.config.lease_seconds)
 
@@ -91,7 +91,7 @@ class Engine:
         needs no extra read), start what was claimed with it, and wake the claim loop. Safe from
         any thread."""
         if task is not None and task.steps and self._tg is not None:
-            self._cache.put(TaskRuntime.from_record(task))
+            self._cache.put(task.id, TaskRuntime.from_record(task))
         if claims:  # the commits that follow claim whatever else becomes ready
             self._call_on_loop(self._adopt, list(claims))
         else:
@@ -220,14 +220,19 @@ class Engine:
         return self.config.namespace_limits or None
 
     @property
+    def _commit_ahead(self) -> bool:
+        """Outcomes wait for or ride in a commit, which claims for all the room there is."""
+        return bool(self._outcomes or self._committing)
+
+    @property
     def _busy(self) -> bool:
-        return bool(self._inflight or self._outcomes or self._committing)
+        return bool(self._inflight) or self._commit_ahead
 
     async def _claim_round(self, tg: anyio.abc.TaskGroup) -> bool:
         """Claim what fits; True when the batch was full (more may be waiting). Not while outcomes
         wait for or ride in a commit: that commit claims for all the room there is (claiming here
         too would fill the same room twice), and the claim loop looks again once it is done."""
-        if self._outcomes or self._committing:
+        if self._commit_ahead:
             self._look_after_commit = True
             return False
         free = self.config.concurrency - self._inflight
@@ -269,7 +274,7 @@ class Engine:
         if missing:
             for task_id, inputs in (await self.db(self.store.run_inputs, sorted(missing))).items():
                 found[task_id] = rt = TaskRuntime.from_inputs(inputs, self._templates)
-                self._cache.put(rt)
+                self._cache.put(task_id, rt)
         return found
 
     # -- running -----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import json
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from tasker_host.context import TaskInfo
 from tasker_host.engine.snapshot import steps_of
@@ -15,6 +15,10 @@ from tasker_host.models import StepState, StepTemplate
 from tasker_host.store.base import RunInputs, TaskRecord
 
 DONE = (StepState.COMPLETE, StepState.RESOLVED_MANUALLY)
+K = TypeVar("K")
+V = TypeVar("V")
+#: tasks a runner keeps in memory at most (memory stays bounded however many are in flight)
+RUNTIME_CACHE_SIZE = 4096
 
 
 @dataclass
@@ -42,27 +46,27 @@ class TaskRuntime:
         return all(dep in self.results for dep in self.steps[step].depends_on)
 
 
-class RuntimeCache:
-    """An LRU of task runtimes, so memory stays bounded however many tasks are in flight."""
+class Lru(Generic[K, V]):
+    """A bounded map that forgets the least recently used entry first."""
 
-    def __init__(self, capacity: int = 4096):
-        self._items: OrderedDict[str, TaskRuntime] = OrderedDict()
+    def __init__(self, capacity: int):
+        self._items: OrderedDict[K, V] = OrderedDict()
         self._capacity = capacity
 
-    def get(self, task_id: str) -> TaskRuntime | None:
-        item = self._items.get(task_id)
+    def get(self, key: K) -> V | None:
+        item = self._items.get(key)
         if item is not None:
-            self._items.move_to_end(task_id)
+            self._items.move_to_end(key)
         return item
 
-    def put(self, runtime: TaskRuntime) -> None:
-        self._items[runtime.info.id] = runtime
-        self._items.move_to_end(runtime.info.id)
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
         while len(self._items) > self._capacity:
             self._items.popitem(last=False)
 
-    def drop(self, task_id: str) -> None:
-        self._items.pop(task_id, None)
+    def drop(self, key: K) -> None:
+        self._items.pop(key, None)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -73,13 +77,11 @@ class StepTemplates:
     Tasks of one template version share the parsed steps (they are immutable)."""
 
     def __init__(self, capacity: int = 256):
-        self._items: OrderedDict[str, Mapping[str, StepTemplate]] = OrderedDict()
-        self._capacity = capacity
+        self._parsed: Lru[str, Mapping[str, StepTemplate]] = Lru(capacity)
 
     def of(self, template_json: str) -> Mapping[str, StepTemplate]:
-        steps = self._items.get(template_json)
+        steps = self._parsed.get(template_json)
         if steps is None:
-            steps = self._items[template_json] = steps_of(json.loads(template_json))
-            if len(self._items) > self._capacity:
-                self._items.popitem(last=False)
+            steps = steps_of(json.loads(template_json))
+            self._parsed.put(template_json, steps)
         return steps

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -137,8 +137,7 @@ class SqlStore:
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 if one_statement:
-                    with self._write_lock, engine.connect() as conn:
-                        conn.execution_options(isolation_level="AUTOCOMMIT")
+                    with self._write_lock, _autocommit(engine) as conn:
                         return fn(conn, *args)
                 with self._write_lock, engine.begin() as conn:
                     return fn(conn, *args)
@@ -152,8 +151,7 @@ class SqlStore:
         """``fn(conn, *args)`` in a read-only transaction; ``one_statement`` (PostgreSQL): in
         autocommit mode on the step engine (no BEGIN / COMMIT round trips: a runner's read)."""
         if one_statement and not self._sqlite:
-            with self._steps.connect() as conn:
-                conn.execution_options(isolation_level="AUTOCOMMIT")
+            with _autocommit(self._steps) as conn:
                 return fn(conn, *args)
         with self._read_lock, self._engine.connect() as conn:
             conn.execution_options(**{READONLY: True})
@@ -388,6 +386,14 @@ class SqlStore:
         query = (sa.select(S.ready_at).join_from(steps, tasks, S.task_id == T.id)
                  .where(work.RUNNABLE, work.LIVE).order_by(S.ready_at).limit(1))
         return self._read(lambda conn: conn.execute(query).scalar())
+
+
+@contextlib.contextmanager
+def _autocommit(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection on which each statement commits by itself (for ONE-statement calls)."""
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
 
 
 def _count_by_state(conn: sa.Connection) -> StateCounts:

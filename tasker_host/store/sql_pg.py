@@ -268,10 +268,11 @@ def _record_params(outcomes: Sequence[StepOutcome]) -> dict[str, Any]:
     which the driver renders element by element in Python."""
     rows = []
     for ord_, o in enumerate(outcomes, 1):
-        failed = StepState(o.state) is StepState.ERROR
+        state = StepState(o.state)
+        failed = state is StepState.ERROR
         rows.append({
             "ord": ord_, "task_id": o.task_id, "name": o.step, "owner": o.owner, "attempt": int(o.attempt),
-            "state": StepState(o.state).value, "at": float(o.at), "reason": o.reason, "results": o.results,
+            "state": state.value, "at": float(o.at), "reason": o.reason, "results": o.results,
             "error": o.error, "ready_at": float(o.at if o.ready_at is None else o.ready_at),
             "task_error": task_error(o) if failed else None, "why": error_reason(o) if failed else None})
     return {"outcomes": json.dumps(rows, separators=(",", ":"))}

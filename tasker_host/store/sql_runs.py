@@ -16,15 +16,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tasker_host.store._common import DONE_STEP
 from tasker_host.store.base import RunInputs
 
-_DONE = "('complete', 'resolved_manually')"
-_PG = ("SELECT t.id, t.namespace, t.name, t.version, t.context, t.correlation_id, t.template::text, "
-       "(SELECT jsonb_object_agg(s.name, s.results) FROM steps AS s "
-       f"WHERE s.task_id = t.id AND s.state IN {_DONE}) FROM tasks AS t WHERE t.id = ANY(%(ids)s)")
-_SQLITE = ("SELECT t.id, t.namespace, t.name, t.version, t.context, t.correlation_id, t.template, "
-           "(SELECT json_group_object(s.name, json(s.results)) FROM steps AS s "
-           f"WHERE s.task_id = t.id AND s.state IN {_DONE}) FROM tasks AS t WHERE t.id IN ({{marks}})")
+_DONE = ", ".join(f"'{s.value}'" for s in sorted(DONE_STEP))
+_SELECT = ("SELECT t.id, t.namespace, t.name, t.version, t.context, t.correlation_id, {template}, "
+           f"(SELECT {{results}} FROM steps AS s WHERE s.task_id = t.id AND s.state IN ({_DONE})) "
+           "FROM tasks AS t WHERE {ids}")
+_PG = _SELECT.format(template="t.template::text", results="jsonb_object_agg(s.name, s.results)",
+                     ids="t.id = ANY(%(ids)s)")
+_SQLITE = _SELECT.format(template="t.template", results="json_group_object(s.name, json(s.results))",
+                         ids="t.id IN ({marks})")
 
 
 def run_inputs(conn: sa.Connection, task_ids: Sequence[str]) -> dict[str, RunInputs]:
