@@ -13,6 +13,8 @@
     │       ├── UnknownNamespaceError
     │       ├── UnknownTemplateError
     │       └── NoMatchingVersionError
+    ├── StoreUnavailableError         the database cannot be reached now (connection lost, server
+    │                                 restarting, locked beyond its timeout): retried, 503 in the API
     ├── RequestError                  a request the service cannot accept (4xx in the API)
     │   ├── InvalidContextError       the task context violates the template's schema (all listed)
     │   ├── TaskNotFoundError
@@ -102,6 +104,15 @@ class UnknownTemplateError(ResolutionError):
 
 class NoMatchingVersionError(ResolutionError):
     """The template exists but no version satisfies the requested spec."""
+
+
+class StoreUnavailableError(TaskerError):
+    """A connection-level database failure: the call may succeed if made again later.
+
+    Raised by the SQL store in place of the driver's error (kept as ``__cause__``). Whether a
+    write that failed this way was committed is unknown: the engine's own writes are safe to
+    repeat (outcomes are checked against owner and attempt), a creation is safe to repeat with
+    the same idempotency key."""
 
 
 class RequestError(TaskerError):

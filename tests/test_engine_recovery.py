@@ -44,8 +44,9 @@ class FreezingStore:
         return call
 
 
-class _Frozen(Exception):
-    pass
+class _Frozen(BaseException):
+    """Not an ``Exception``: the runner survives failing writes (it retries or isolates them),
+    so the process's sudden death is simulated by something no handler catches."""
 
 
 async def test_a_new_runner_finishes_a_dead_runners_work_without_a_second_child():

@@ -8,7 +8,7 @@ import inspect
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from types import MappingProxyType
 from typing import Any
@@ -22,10 +22,13 @@ from tasker_host.engine.retry import RetryPolicy, error_doc, judge
 from tasker_host.engine.runtime import RUNTIME_CACHE_SIZE, Lru, StepTemplates, TaskRuntime
 from tasker_host.engine.step_context import RunningStep
 from tasker_host.engine.waiters import TaskWaiters
-from tasker_host.errors import PermanentError, TaskNotFoundError
+from tasker_host.engine.outage import Outage
+from tasker_host.engine.poison import record_one_by_one
+from tasker_host.errors import PermanentError, StoreUnavailableError, TaskNotFoundError
 from tasker_host.models import StepState, TaskState
 from tasker_host.registry import Registry
-from tasker_host.store.base import Claim, ClaimRequest, StepOutcome, Store, TaskChange, TaskRecord
+from tasker_host.store.base import (Claim, ClaimRequest, StepOutcome, StepResultBatch, Store, TaskChange,
+                                    TaskRecord)
 
 log = logging.getLogger("tasker_host.engine")
 
@@ -39,6 +42,7 @@ _TASK_EVENTS = {TaskState.IN_PROGRESS: EventKind.TASK_STARTED, TaskState.COMPLET
 #: every busy commit.
 WARM_POLL_SECONDS = 0.05
 WARM_FOR_SECONDS = 2.0
+FINAL_FLUSH_PATIENCE = 10.0  # seconds a stopping runner waits for the database to record outcomes
 _STEP_EVENTS = {StepState.COMPLETE: EventKind.STEP_COMPLETED, StepState.ERROR: EventKind.STEP_FAILED,
                 StepState.WAITING_RETRY: EventKind.STEP_RETRYING}
 
@@ -69,6 +73,7 @@ class Engine:
         self._next_retry_at: float | None = None  # earliest known backoff end
         self._last_full_claim_at = float("-inf")  # when a claim last took all it asked for
         self._look_after_commit = False  # the claim loop gave way to a commit: look once it ends
+        self.outage = Outage()  # the database as this runner's calls find it (readiness reads it)
 
     # -- public ------------------------------------------------------------------------------
     def nudge(self) -> None:
@@ -148,9 +153,19 @@ class Engine:
         finally:
             self._tg = None  # the final flush below claims nothing new
             with anyio.CancelScope(shield=True):
-                await self._commit_pending()  # final states survive cancellation
+                await self._final_flush()  # final states survive cancellation
                 if listener is not None:
                     await anyio.to_thread.run_sync(listener.close)
+
+    async def _final_flush(self) -> None:
+        """Commit what is queued before returning, waiting out a database outage for at most
+        :data:`FINAL_FLUSH_PATIENCE` seconds; steps whose outcomes are lost then run again once
+        their leases expire (at-least-once)."""
+        try:
+            await self._commit_pending(patience=FINAL_FLUSH_PATIENCE)
+        except StoreUnavailableError as exc:
+            log.error("stopping with %d step outcomes unrecorded (%s); those steps run again later",
+                      len(self._outcomes), exc)
 
     async def _listen(self) -> Any:
         """Wake-ups from other processes (PostgreSQL LISTEN/NOTIFY), if the store has them."""
@@ -189,8 +204,25 @@ class Engine:
                 if waiter.state is not None:
                     return waiter.state
 
-    async def db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call the (synchronous) store: inline for the memory store, else in a worker thread."""
+    async def db(self, fn: Callable[..., Any], *args: Any, patience: float | None = None, **kwargs: Any) -> Any:
+        """Call the (synchronous) store: inline for the memory store, else in a worker thread.
+        A connection-level failure (:class:`StoreUnavailableError`) is retried with backoff until
+        the call succeeds, or for ``patience`` seconds (then it is raised): an outage pauses the
+        runner instead of stopping it (see :mod:`tasker_host.engine.outage`)."""
+        give_up = None if patience is None else self.clock.now() + patience
+        while True:
+            try:
+                result = await self._db_once(fn, *args, **kwargs)
+            except StoreUnavailableError as exc:
+                retry_at = self.clock.now() + self.outage.failed(exc, self.clock.now())
+                if give_up is not None and retry_at > give_up:
+                    raise
+                await self.clock.sleep_until(retry_at)
+                continue
+            self.outage.recovered(self.clock.now())
+            return result
+
+    async def _db_once(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self._inline_db:
             return fn(*args, **kwargs)
         return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=self._db_limiter)
@@ -355,9 +387,11 @@ class Engine:
             self._outcome_ready = anyio.Event()
             await self._commit_pending()
 
-    async def _commit_pending(self) -> None:
+    async def _commit_pending(self, patience: float | None = None) -> None:
         """Record the finished steps in one transaction that also claims the steps they made
-        ready (one round trip per batch); acknowledge them only once committed."""
+        ready (one round trip per batch); acknowledge them only once committed. A batch the
+        database refuses for what it holds is recorded one outcome at a time (a poison outcome
+        fails its own step, see :mod:`tasker_host.engine.poison`)."""
         batch, self._outcomes = self._outcomes, []
         if not batch:
             return
@@ -366,13 +400,15 @@ class Engine:
         limit = max(0, min(free, self.config.claim_batch))
         self._committing = True
         try:
-            result, claims = await self.db(self.store.record_and_claim, batch, self.config.owner, limit,
-                                           self.clock.now(), self.config.lease_seconds, self._limits)
+            applied, result, claims = await self._record(batch, limit, patience)
+        except BaseException:  # cancelled in a backoff, or out of patience: the next flush tries
+            self._outcomes[:0] = batch
+            raise
         finally:
             self._committing = False
-            self._inflight -= len(batch)
+        self._inflight -= len(batch)
         rejected = {(o.task_id, o.step, o.attempt) for o in result.rejected}
-        for o in batch:
+        for o in applied:
             if (o.task_id, o.step, o.attempt) not in rejected:
                 self._after_step(o)
         for change in result.changes:
@@ -382,6 +418,25 @@ class Engine:
         look, self._look_after_commit = self._look_after_commit, False
         if look or self._full(claims, limit) or ((self._until_idle or self._stopping) and not self._inflight):
             self.nudge()  # a wake-up met this commit, a full batch (more may be ready), or maybe idle
+
+    async def _record(self, batch: list[StepOutcome], limit: int, patience: float | None,
+                      ) -> tuple[list[StepOutcome], StepResultBatch, list[Claim]]:
+        try:
+            result, claims = await self.db(self.store.record_and_claim, batch, self.config.owner, limit,
+                                           self.clock.now(), self.config.lease_seconds, self._limits,
+                                           patience=patience)
+            return batch, result, claims
+        except StoreUnavailableError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the batch holds a value the database refuses
+            log.warning("a batch of %d step outcomes was refused (%s: %s); recording them one by one",
+                        len(batch), type(exc).__name__, str(exc)[:200])
+
+        async def record(outcomes: Sequence[StepOutcome]) -> StepResultBatch:
+            return await self.db(self.store.record, outcomes, patience=patience)
+
+        applied, result = await record_one_by_one(record, batch)
+        return applied, result, []
 
     def _after_step(self, o: StepOutcome) -> None:
         if o.state is StepState.WAITING_RETRY and o.ready_at is not None:

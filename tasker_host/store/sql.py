@@ -18,11 +18,13 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from tasker_host.errors import StoreUnavailableError
 from tasker_host.models import TaskState
 from tasker_host.store import sql_actions as actions
 from tasker_host.store import sql_runs
 from tasker_host.store import sql_work as work
 from tasker_host.store._common import check_outcomes
+from tasker_host.store.faults import unavailable_on_connection_failure
 from tasker_host.store.base import (
     UNFINISHED,
     StateCounts,
@@ -132,24 +134,39 @@ class SqlStore:
         """``fn(conn, *args)`` in a write transaction. ``one_statement``: ``fn`` sends at most ONE
         statement, which is atomic by itself: it runs in autocommit mode (PostgreSQL), which saves
         the BEGIN and COMMIT round trips. ``step``: a claim / outcome of the runner's hot path
-        (on the step engine)."""
+        (on the step engine). Serialization failures and deadlocks are retried here; other
+        connection-level failures raise :class:`StoreUnavailableError` (whether the write was
+        committed is then unknown: see :mod:`tasker_host.store.faults`)."""
         engine = self._steps if step else self._engine
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                if one_statement:
-                    with self._write_lock, _autocommit(engine) as conn:
+                with unavailable_on_connection_failure():
+                    if one_statement:
+                        with self._write_lock, _autocommit(engine) as conn:
+                            return fn(conn, *args)
+                    with self._write_lock, engine.begin() as conn:
                         return fn(conn, *args)
-                with self._write_lock, engine.begin() as conn:
-                    return fn(conn, *args)
-            except DBAPIError as exc:
-                if attempt == _ATTEMPTS or not self._transient(exc):
+            except StoreUnavailableError as exc:
+                if attempt == _ATTEMPTS or not self._transient(exc.__cause__):
                     raise
                 time.sleep(0.001 * 2 ** attempt)
         raise AssertionError("unreachable")
 
     def _read(self, fn: Callable[..., R], *args: Any, one_statement: bool = False) -> R:
         """``fn(conn, *args)`` in a read-only transaction; ``one_statement`` (PostgreSQL): in
-        autocommit mode on the step engine (no BEGIN / COMMIT round trips: a runner's read)."""
+        autocommit mode on the step engine (no BEGIN / COMMIT round trips: a runner's read). A
+        read that meets a dropped connection is made once more (on a fresh one: the pool
+        discards connections older than the failure) before :class:`StoreUnavailableError`."""
+        for attempt in (1, 2):
+            try:
+                with unavailable_on_connection_failure():
+                    return self._read_once(fn, *args, one_statement=one_statement)
+            except StoreUnavailableError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _read_once(self, fn: Callable[..., R], *args: Any, one_statement: bool = False) -> R:
         if one_statement and not self._sqlite:
             with _autocommit(self._steps) as conn:
                 return fn(conn, *args)
@@ -158,9 +175,11 @@ class SqlStore:
             with conn.begin():
                 return fn(conn, *args)
 
-    def _transient(self, exc: DBAPIError) -> bool:
-        # SQLite: writers already queue for busy_timeout (BEGIN IMMEDIATE); nothing to retry
-        return not self._sqlite and getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES
+    def _transient(self, exc: BaseException | None) -> bool:
+        """A serialization failure or deadlock: the transaction did not happen; retry at once.
+        (SQLite writers already queue for busy_timeout with BEGIN IMMEDIATE.)"""
+        return (not self._sqlite and isinstance(exc, DBAPIError)
+                and getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES)
 
     # -- creation --------------------------------------------------------------------------
     def create_task(self, task: NewTask, now: float, claim: ClaimRequest | None = None) -> CreateResult:
