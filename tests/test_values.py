@@ -27,6 +27,7 @@ from tasker_host.values import (
     storable_text,
     value_problems,
 )
+from tests.value_support import strictly_storable
 
 
 def paths(value, root="context"):
@@ -39,29 +40,6 @@ def nested(levels: int):
     for _ in range(levels - 1):
         value = [value]
     return value
-
-
-def strictly_storable(value) -> bool:
-    """What both databases need: strict JSON (no NaN / Infinity), UTF-8 text without NUL. (An
-    oracle independent of the module under test.)"""
-    json.dumps(value, allow_nan=False)  # raises on NaN / Infinity and non-JSON types
-
-    def texts(v):
-        if isinstance(v, dict):
-            for k, item in v.items():
-                yield k
-                yield from texts(item)
-        elif isinstance(v, list):
-            for item in v:
-                yield from texts(item)
-        elif isinstance(v, str):
-            yield v
-
-    for text in texts(value):
-        text.encode("utf-8")  # raises on lone surrogates
-        if "\x00" in text:
-            return False
-    return True
 
 
 class Color(enum.StrEnum):
