@@ -230,9 +230,15 @@ class _Walk:
         checked as what they extend; anything else is not a JSON value."""
         if isinstance(value, (dict, list, tuple)):
             self.container(value, isinstance(value, dict), depth, last)
-        elif isinstance(value, (str, int, float)):
-            self.value((str if isinstance(value, str) else float if isinstance(value, float) else int)(value),
-                       depth, last)
+        elif isinstance(value, str):
+            if why := _text_problem(value, "string"):
+                self.report(why, last)
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                self.report(_non_finite(value), last)
+        elif isinstance(value, int):
+            if not -_INT_BOUND < value < _INT_BOUND:
+                self.report(f"integer has more than {MAX_INT_DIGITS} digits", last)
         else:
             self.report(f"{type(value).__name__} is not a JSON value (objects with string keys, arrays, "
                         "strings, numbers, booleans and null only)", last)

@@ -197,3 +197,14 @@ def test_a_retry_after_set_to_anything_falls_back_to_the_backoff(value):
     exc.retry_after = value  # a handler may do this after construction
     verdict = judge(exc, attempt=1, retryable=True, retry_limit=3, policy=RetryPolicy(jitter=0.0))
     assert verdict.state is StepState.WAITING_RETRY and verdict.delay == 1.0
+
+
+def test_subclasses_of_json_types_are_checked_as_what_they_extend():
+    class Text(str):
+        pass
+
+    class Number(float):
+        pass
+
+    assert paths(OrderedDict(a=Text("x\x00"), b=Number("nan"), c=[Text("ok")])) == ["context.a", "context.b"]
+    assert paths({Text("k\ud800"): 1}) == ['context["k\\ud800"]']
