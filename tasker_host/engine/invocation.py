@@ -50,11 +50,12 @@ class Invoker:
 
     async def __call__(self, ctx: RunningStep, namespace: str, name: str, version: str | None,
                        context: Mapping[str, Any] | None, wait: bool, key: str) -> InvocationResult:
+        payload = dict(context or {})
         try:  # before any route sees it: a local child, a remote host, a plugin's route
-            require_storable(context or {}, "context", "context")
+            require_storable(payload, "context", "context")
         except InvalidValueError as exc:
             raise PermanentError(f"cannot invoke {namespace}.{name}: {exc}") from None
-        request = InvocationRequest(ctx.task, ctx.step_name, namespace, name, version, dict(context or {}),
+        request = InvocationRequest(ctx.task, ctx.step_name, namespace, name, version, payload,
                                     wait, key, ctx.task.correlation_id or ctx.task.id)
         route = self.manager.hook.tasker_route_invocation(request=request)
         if route is None:
