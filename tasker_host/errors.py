@@ -17,6 +17,7 @@
     │                                 restarting, locked beyond its timeout): retried, 503 in the API
     ├── RequestError                  a request the service cannot accept (4xx in the API)
     │   ├── InvalidContextError       the task context violates the template's schema (all listed)
+    │   ├── InvalidValueError         a value that cannot be stored (NUL, lone surrogate, 1e400 ...; all listed)
     │   ├── TaskNotFoundError
     │   ├── InvalidStateError         e.g. retrying a task that did not fail
     │   └── InvocationDeniedError     a namespace may not invoke that template
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     from tasker_host.models import Conflict, PluginFailure, TemplateProblem
+    from tasker_host.values import ValueProblem
 
 
 class TaskerError(Exception):
@@ -129,6 +131,17 @@ class InvalidContextError(RequestError):
         super().__init__("\n".join(lines))
 
 
+class InvalidValueError(RequestError):
+    """A value (context, results) that cannot be stored; every problem is listed with its path
+    (:mod:`tasker_host.values` holds the rule)."""
+
+    def __init__(self, what: str, problems: Sequence[ValueProblem]):
+        self.problems = tuple(problems)
+        lines = [f"{what} cannot be stored ({len(self.problems)} problem(s)):"]
+        lines += [f"  - {p.describe()}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
 class TaskNotFoundError(RequestError):
     """No task with that id (or not one the caller may see)."""
 
@@ -153,7 +166,7 @@ class RetryableError(StepError):
     """The step failed for now: it is retried after ``retry_after`` seconds (or the backoff)."""
 
     def __init__(self, message: str = "", *, retry_after: float | None = None):
-        if retry_after is not None and retry_after < 0:
-            raise ValueError("retry_after must be >= 0")
+        if retry_after is not None and not 0 <= retry_after < float("inf"):  # (NaN fails both)
+            raise ValueError("retry_after must be a finite number >= 0")
         self.retry_after = retry_after
         super().__init__(message)

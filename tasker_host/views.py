@@ -100,7 +100,11 @@ def plugins_doc(discovery: Discovery, registry: Registry, policy: ConflictPolicy
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        moment = datetime.fromtimestamp(ts, tz=timezone.utc)
+    except (OverflowError, ValueError, OSError):  # e.g. a retry a handler asked for in 1e300 seconds
+        return None
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def task_doc(task: TaskRecord, *, with_steps: bool = True) -> dict[str, Any]:

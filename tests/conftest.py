@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -50,6 +51,19 @@ def postgres_server_url() -> str:
 @pytest.fixture
 def postgres_url(postgres_server_url: str) -> Iterator[str]:
     """A URL whose connections use a fresh, empty schema (dropped after the test)."""
+    with _fresh_schema(postgres_server_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def postgres_module_url(postgres_server_url: str) -> Iterator[str]:
+    """As ``postgres_url``, one schema for a whole module (e.g. for a server it shares)."""
+    with _fresh_schema(postgres_server_url) as url:
+        yield url
+
+
+@contextmanager
+def _fresh_schema(postgres_server_url: str) -> Iterator[str]:
     import sqlalchemy as sa
 
     schema = f"tasker_test_{uuid.uuid4().hex[:12]}"

@@ -107,3 +107,37 @@ def test_detached_task_can_be_cancelled(cli):
     assert {s["state"] for s in cancelled["steps"]} == {"cancelled"}
     missing = cli("tasks", "show", "nope")
     assert missing.exit_code == 1 and "no task 'nope'" in missing.stderr
+
+
+@pytest.mark.parametrize("context", [
+    r'{"payment_id": "\ud800", "refund_amount": 1e400, "notes": ["ok", "a\u0000"]}',
+    '{"payment_id": "\udcff", "refund_amount": Infinity, "notes": ["ok", "a\\u0000"]}',  # as argv gives it
+])
+def test_run_refuses_a_context_that_cannot_be_stored_naming_every_path(cli, context):
+    result = cli("run", "payments.process_refund", "--context", context)
+    assert result.exit_code == 1
+    assert "context cannot be stored (3 problem(s))" in result.stderr
+    for path in ("context.payment_id: string contains a lone surrogate", "context.refund_amount: Infinity",
+                 "context.notes[1]: string contains a NUL"):
+        assert path in result.stderr
+    as_json = cli("run", "payments.process_refund", "--context", context, "--json")
+    doc = json.loads(as_json.stdout)
+    assert as_json.exit_code == 1 and doc["error"] == "InvalidValueError"
+    assert [p["path"] for p in doc["problems"]] == ["context.payment_id", "context.refund_amount", "context.notes[1]"]
+    assert json.loads(cli("tasks", "list", "--json").stdout) == []
+
+
+def test_resolve_step_refuses_results_that_cannot_be_stored(cli):
+    context = json.loads(PAYMENTS) | {"simulate": {"update_payment_records": ["not_found"]}}
+    task_id = json.loads(cli("run", "payments.process_refund", "--context", json.dumps(context), "--json").stdout)["id"]
+    result = cli("tasks", "resolve-step", task_id, "update_payment_records", "--results", '{"n": NaN}')
+    assert result.exit_code == 1 and "results.n: NaN" in result.stderr
+    shown = json.loads(cli("tasks", "show", task_id, "--json").stdout)
+    assert shown["status"] == "error" and shown["steps"][2]["state"] == "error"
+
+
+def test_a_context_file_that_is_not_utf8_is_a_clear_error(cli, tmp_path):
+    path = tmp_path / "ctx.json"
+    path.write_bytes(b'{"payment_id": "\xff"}')
+    result = cli("run", "payments.process_refund", "--context", f"@{path}")
+    assert result.exit_code == 1 and "is not UTF-8 text" in result.stderr

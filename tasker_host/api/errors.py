@@ -23,7 +23,8 @@ Status codes (see ``ERROR_TABLE``; :class:`ApiError` carries its own):
 413   ``payload_too_large``
 415   ``unsupported_media_type``  a body that is not ``application/json``
 422   ``invalid_request``         wrong field types, unknown fields or query parameters, bad version spec,
-                                  bad Idempotency-Key
+                                  bad Idempotency-Key, values that cannot be stored (NUL, lone surrogates,
+                                  1e400, nesting deeper than 64: see tasker_host.values)
 422   ``invalid_context``         the context violates the template's schema (every violation listed)
 500   ``internal_error``          a bug: logged with its traceback; the body says nothing more
 ====  ==========================  =====================================================================
@@ -37,12 +38,14 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
+from tasker_host.api.responses import JSONResponse
 from tasker_host.errors import (
     ConfigurationError,
     InvalidContextError,
     InvalidStateError,
+    InvalidValueError,
     InvocationDeniedError,
     NoMatchingVersionError,
     RequestError,
@@ -87,6 +90,7 @@ def invalid_request(message: str, problems: Sequence[dict[str, Any]]) -> ApiErro
 #: The exception → (status, code) table. First match in order (subclasses before their bases).
 ERROR_TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
     (InvalidContextError, 422, "invalid_context"),
+    (InvalidValueError, 422, "invalid_request"),
     (TaskNotFoundError, 404, "not_found"),
     (InvalidStateError, 409, "invalid_state"),
     (InvocationDeniedError, 403, "forbidden"),
@@ -117,6 +121,8 @@ def as_api_error(exc: BaseException) -> ApiError:
 def _problems_of(exc: BaseException) -> list[dict[str, Any]]:
     if isinstance(exc, InvalidContextError):
         return [dict(v) for v in exc.violations]
+    if isinstance(exc, InvalidValueError):
+        return [p.as_dict() for p in exc.problems]
     return []
 
 

@@ -17,6 +17,7 @@ from tasker_host.api.body import json_type, require_object
 from tasker_host.api.errors import invalid_request, problem
 from tasker_host.errors import ConfigurationError
 from tasker_host.models import TaskState
+from tasker_host.values import key_path, value_problems
 from tasker_host.versions import VersionRequest
 
 MAX_NAME = 200  # column width of namespace / name / idempotency key
@@ -39,10 +40,11 @@ class CreateRequest:
 
 def parse_create(body: Any) -> CreateRequest:
     """``{"name", "namespace", "version"?, "context"?}`` or the Tasker-style ``{"task": {...}}``."""
-    doc, prefix = require_object(body), ""
+    doc, root = require_object(body), ""
     if set(doc) == {"task"}:
-        doc, prefix = require_object(doc["task"], "'task'"), "task."
-    problems = [problem(prefix + k, "unknown field (expected name, namespace, version, context)")
+        doc, root = require_object(doc["task"], "'task'"), "task"
+    prefix = root + "." if root else ""
+    problems = [problem(key_path(root, k), "unknown field (expected name, namespace, version, context)")
                 for k in doc if k not in CREATE_FIELDS]
     namespace = _identifier(doc, "namespace", prefix, problems)
     name = _identifier(doc, "name", prefix, problems)
@@ -52,6 +54,7 @@ def parse_create(body: Any) -> CreateRequest:
         context = {}
     elif not isinstance(context, dict):
         problems.append(problem(prefix + "context", f"must be an object, not {json_type(context)}"))
+    problems += storable_problems(doc, root, CREATE_FIELDS)
     if problems:
         raise invalid_request(f"invalid task request ({len(problems)} problem(s))", problems)
     return CreateRequest(namespace, name, version, context)  # type: ignore[arg-type]
@@ -102,10 +105,17 @@ def parse_resolve(body: Any) -> Any:
     if body is None:
         return None
     doc = require_object(body)
-    unknown = [problem(k, "unknown field (expected results)") for k in doc if k != "results"]
-    if unknown:
-        raise invalid_request("invalid resolve request", unknown)
+    problems = [problem(key_path("", k), "unknown field (expected results)") for k in doc if k != "results"]
+    problems += storable_problems(doc, "", ("results",))
+    if problems:
+        raise invalid_request(f"invalid resolve request ({len(problems)} problem(s))", problems)
     return doc.get("results")
+
+
+def storable_problems(doc: Mapping[str, Any], root: str, fields: tuple[str, ...]) -> list[dict[str, str]]:
+    """The value rule (:mod:`tasker_host.values`) for each known field of a request document:
+    NUL, lone surrogates, 1e400 (parsed as Infinity), too deep — each with its path."""
+    return [p.as_dict() for k in fields if k in doc for p in value_problems(doc[k], key_path(root, k))]
 
 
 def idempotency_key(headers: Headers) -> str | None:
@@ -135,6 +145,7 @@ class ListQuery:
 
 def parse_list_query(params: QueryParams) -> ListQuery:
     problems = unknown_params(params, LIST_PARAMS)
+    problems += [p.as_dict() for k, v in params.multi_items() for p in value_problems(v, k)]  # NUL: no row has it
     namespaces = list(params.getlist("namespace"))
     if any(not ns for ns in namespaces):
         problems.append(problem("namespace", "must not be empty"))

@@ -16,7 +16,6 @@ from typing import Any
 
 from packaging.version import Version
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tasker_host.api.access_log import correlation_header, note_task
@@ -31,10 +30,12 @@ from tasker_host.api.requests import (
     parse_list_query,
     parse_resolve,
 )
+from tasker_host.api.responses import JSONResponse
 from tasker_host.api.state import Api, api_of
 from tasker_host.auth import Action, Principal
 from tasker_host.models import TaskTemplate
 from tasker_host.store.base import TaskFilter, TaskRecord
+from tasker_host.values import value_problems
 from tasker_host.versions import VersionRequest
 from tasker_host.views import task_doc
 
@@ -106,7 +107,7 @@ async def list_tasks(request: Request) -> JSONResponse:
 async def visible_task(request: Request, api: Api, principal: Principal) -> TaskRecord:
     """The task of the path, or 404 when it does not exist or its namespace is not viewable."""
     task_id = request.path_params["task_id"]
-    task = await api.call(api.host.store.get_task, task_id)
+    task = None if value_problems(task_id) else await api.call(api.host.store.get_task, task_id)  # (NUL: none)
     if task is None or not may(api, principal, Action.SHOW, task.namespace):
         raise ApiError(404, "not_found", f"no task {task_id!r}")
     note_task(request, task)

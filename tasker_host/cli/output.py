@@ -10,13 +10,23 @@ from typing import Any
 import click
 
 from tasker_host.errors import TaskerError
+from tasker_host.values import printable
 
 
 def emit(doc: Any, as_json: bool, render: Callable[[Any], str]) -> None:
     if as_json:
-        click.echo(json.dumps(doc, indent=2, default=str))
+        click.echo(to_json(doc))
     else:
         click.echo(render(doc))
+
+
+def to_json(doc: Any) -> str:
+    """Strict JSON; values of rows written before the value rule (SQLite kept ``Infinity``)
+    through :func:`~tasker_host.values.printable` (``null``)."""
+    try:
+        return json.dumps(doc, indent=2, default=str, allow_nan=False)
+    except ValueError:
+        return json.dumps(printable(doc), indent=2, default=str)
 
 
 def fail(error: TaskerError | str, *, as_json: bool = False, code: int = 1) -> None:

@@ -36,6 +36,8 @@ def parse_context(text: str | None) -> dict[str, Any]:
         value = json.loads(raw)
     except OSError as exc:
         raise ConfigurationError(f"cannot read context file {source}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"context from {source} is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise ConfigurationError(f"context from {source} is not valid JSON: {exc}") from None
     if not isinstance(value, dict):

@@ -28,6 +28,10 @@ class EventKind(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class LifecycleEvent:
+    """``detail`` (step outcomes) holds what was stored: ``error`` (``engine.retry.error_doc``,
+    made storable and bounded), ``reason`` (built from it) and a finite ``retry_at``; an observer
+    may write it anywhere JSON goes."""
+
     kind: EventKind
     task_id: str
     namespace: str

@@ -12,10 +12,17 @@ import pluggy
 from tasker_host.context import InvocationResult, TaskInfo
 from tasker_host.engine.policy import InvocationPolicy
 from tasker_host.engine.service import Parent, TaskService
-from tasker_host.errors import InvocationDeniedError, PermanentError, RegistryError, RequestError
+from tasker_host.errors import (
+    InvalidValueError,
+    InvocationDeniedError,
+    PermanentError,
+    RegistryError,
+    RequestError,
+)
 from tasker_host.markers import hookimpl
 from tasker_host.models import TaskState
 from tasker_host.store.base import TaskRecord
+from tasker_host.values import require_storable
 
 if TYPE_CHECKING:  # pragma: no cover
     from tasker_host.engine.runner import Engine
@@ -43,7 +50,12 @@ class Invoker:
 
     async def __call__(self, ctx: RunningStep, namespace: str, name: str, version: str | None,
                        context: Mapping[str, Any] | None, wait: bool, key: str) -> InvocationResult:
-        request = InvocationRequest(ctx.task, ctx.step_name, namespace, name, version, dict(context or {}),
+        payload = dict(context or {})
+        try:  # before any route sees it: a local child, a remote host, a plugin's route
+            require_storable(payload, "context", "context")
+        except InvalidValueError as exc:
+            raise PermanentError(f"cannot invoke {namespace}.{name}: {exc}") from None
+        request = InvocationRequest(ctx.task, ctx.step_name, namespace, name, version, payload,
                                     wait, key, ctx.task.correlation_id or ctx.task.id)
         route = self.manager.hook.tasker_route_invocation(request=request)
         if route is None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tasker_host.errors import PermanentError, RetryableError
 from tasker_host.models import StepState
+from tasker_host.values import storable_text
+
+NAME_LIMIT = 200  # characters kept of an exception's class name
 
 
 @dataclass(frozen=True)
@@ -21,8 +25,8 @@ class RetryPolicy:
     rng: Callable[[], float] = field(default=random.random, compare=False)
 
     def delay(self, attempt: int, retry_after: float | None = None, base: float | None = None) -> float:
-        if retry_after is not None:
-            return retry_after
+        if (wait := finite(retry_after)) is not None:
+            return max(0.0, wait)
         raw = min(self.cap_seconds, (base if base is not None else self.base_seconds) * self.factor ** (attempt - 1))
         spread = raw * self.jitter * (2 * self.rng() - 1)
         return max(0.0, min(self.cap_seconds, raw + spread))
@@ -49,13 +53,31 @@ def judge(exc: BaseException, *, attempt: int, retryable: bool, retry_limit: int
     if attempt >= limit:
         why = "not retryable" if not retryable else f"retries exhausted ({attempt}/{limit} attempts)"
         return Verdict(StepState.ERROR, None, why)
-    retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
+    retry_after = getattr(exc, "retry_after", None) if isinstance(exc, RetryableError) else None
     delay = policy.delay(attempt, retry_after, base_delay)
     return Verdict(StepState.WAITING_RETRY, delay, f"attempt {attempt}/{limit} failed; retry in {delay:.2f}s")
 
 
+def finite(value: object) -> float | None:
+    """``value`` as a finite float, else None (a handler may set ``retry_after`` to anything)."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def error_doc(exc: BaseException) -> dict:
+    """What is stored of a failure: made storable and bounded (``values.MESSAGE_LIMIT``), whatever
+    the exception holds (NUL, lone surrogates, megabytes, a ``__str__`` that raises)."""
     kind = "timeout" if isinstance(exc, TimeoutError) else (
         "permanent" if isinstance(exc, PermanentError) else "retryable")
-    message = str(exc) or type(exc).__name__
-    return {"type": type(exc).__name__, "kind": kind, "message": message}
+    name = storable_text(type(exc).__name__, NAME_LIMIT)
+    return {"type": name, "kind": kind, "message": storable_text(_text_of(exc) or name)}
+
+
+def _text_of(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not stop recording the failure
+        return f"<{type(exc).__name__} whose message cannot be read>"

@@ -5,7 +5,6 @@ commit). Any number of runners may share one database."""
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -24,11 +23,12 @@ from tasker_host.engine.step_context import RunningStep
 from tasker_host.engine.waiters import TaskWaiters
 from tasker_host.engine.outage import Outage
 from tasker_host.engine.poison import record_one_by_one
-from tasker_host.errors import PermanentError, StoreUnavailableError, TaskNotFoundError
+from tasker_host.errors import InvalidValueError, PermanentError, StoreUnavailableError, TaskNotFoundError
 from tasker_host.models import StepState, TaskState
 from tasker_host.registry import Registry
 from tasker_host.store.base import (Claim, ClaimRequest, StepOutcome, StepResultBatch, Store, TaskChange,
                                     TaskRecord)
+from tasker_host.values import require_storable
 
 log = logging.getLogger("tasker_host.engine")
 
@@ -351,9 +351,9 @@ class Engine:
             if inspect.isawaitable(shaped):
                 shaped = await shaped
         try:
-            json.dumps(shaped)
-        except (TypeError, ValueError) as exc:
-            raise PermanentError(f"step results are not JSON-serialisable: {exc}") from None
+            require_storable(shaped, "results", "step results")
+        except InvalidValueError as exc:
+            raise PermanentError(str(exc)) from None
         return shaped
 
     async def _invoke(self, ctx: RunningStep, *args: Any) -> Any:
@@ -367,8 +367,9 @@ class Engine:
                         policy=self.policy, base_delay=_float(step.handler_config.get("retry_delay")))
         now = self.clock.now()
         ready_at = now + verdict.delay if verdict.delay is not None else None
+        error = error_doc(exc)  # storable and bounded, whatever the exception holds
         return StepOutcome(claim.task_id, claim.step, self.config.owner, claim.attempt, verdict.state, now,
-                           f"{verdict.reason}: {type(exc).__name__}: {exc}", error=error_doc(exc),
+                           f"{verdict.reason}: {error['type']}: {error['message']}", error=error,
                            ready_at=ready_at)
 
     def _outcome(self, claim: Claim, state: StepState, reason: str, **kw: Any) -> StepOutcome:

@@ -17,6 +17,9 @@ from tasker_host.errors import InvalidContextError, InvalidStateError, TaskNotFo
 from tasker_host.models import TaskTemplate
 from tasker_host.registry import Registry
 from tasker_host.store.base import ClaimRequest, CreateResult, NewTask, Store, TaskFilter, TaskRecord
+from tasker_host.values import require_storable, storable_text
+
+MAX_CORRELATION_ID = 200  # column width
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,7 @@ class TaskService:
         """Resolve and validate a request into the task to write (raises; writes nothing)."""
         template = self.registry.resolve(namespace, name, version)
         context = dict(context or {})
+        require_storable(context, "context", "context")
         self.validate_context(template, context)
         return self._new_task(str(uuid.uuid4()), template, context, idempotency_key, parent, correlation_id)
 
@@ -70,7 +74,7 @@ class TaskService:
     def _new_task(self, task_id: str, t: TaskTemplate, context: dict[str, Any], idempotency_key: str | None,
                   parent: Parent | None, correlation_id: str | None) -> NewTask:
         correlation = ((parent.correlation_id if parent else None) or correlation_id
-                       or context.get("correlation_id") or task_id)
+                       or _correlation_of(context) or task_id)
         return NewTask(
             id=task_id, namespace=t.namespace, name=t.name, version=str(t.version), context=context,
             template=snapshot_of(t), steps=new_steps(t),
@@ -108,14 +112,14 @@ class TaskService:
 
     # -- actions -----------------------------------------------------------------------------
     def cancel_task(self, task_id: str, reason: str = "cancelled by request") -> TaskRecord:
-        task = self.get_task(task_id)
+        task, reason = self.get_task(task_id), storable_text(reason)
         if not self.store.cancel_task(task_id, self.clock.now(), reason):
             raise InvalidStateError(f"task {task_id} is {task.status.value}; only unfinished tasks can be cancelled")
         self._emit(EventKind.TASK_CANCELLED, task)
         return self.get_task(task_id)
 
     def retry_task(self, task_id: str, reason: str = "retried by request") -> TaskRecord:
-        task = self.get_task(task_id)
+        task, reason = self.get_task(task_id), storable_text(reason)
         if not self.store.retry_task(task_id, self.clock.now(), reason):
             raise InvalidStateError(f"task {task_id} is {task.status.value}; only tasks in error can be retried")
         self._on_created(None)
@@ -123,7 +127,8 @@ class TaskService:
 
     def resolve_step(self, task_id: str, step: str, results: Any = None,
                      reason: str = "resolved manually") -> TaskRecord:
-        task = self.get_task(task_id)
+        require_storable(results, "results", "results")
+        task, reason = self.get_task(task_id), storable_text(reason)
         if step not in {s.name for s in task.steps}:
             raise TaskNotFoundError(f"task {task_id} has no step {step!r}")
         if not self.store.resolve_step(task_id, step, self.clock.now(), results, reason):
@@ -135,3 +140,12 @@ class TaskService:
     def _emit(self, kind: EventKind, task: TaskRecord) -> None:
         self.events.emit(LifecycleEvent(kind, task.id, task.namespace, task.name, task.version,
                                         self.clock.now(), correlation_id=task.correlation_id))
+
+
+def _correlation_of(context: Mapping[str, Any]) -> str | None:
+    """The context's ``correlation_id`` when it can be one: a string or number that fits the column."""
+    value = context.get("correlation_id")
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        return None
+    text = str(value)
+    return text if 0 < len(text) <= MAX_CORRELATION_ID else None

@@ -27,6 +27,8 @@ _PG = _SELECT.format(template="t.template::text", results="jsonb_object_agg(s.na
                      ids="t.id = ANY(%(ids)s)")
 _SQLITE = _SELECT.format(template="t.template", results="json_group_object(s.name, json(s.results))",
                          ids="t.id IN ({marks})")
+_SQLITE_TASKS = ("SELECT t.id, t.namespace, t.name, t.version, t.context, t.correlation_id, t.template "
+                 "FROM tasks AS t WHERE t.id IN ({marks})")
 
 
 def run_inputs(conn: sa.Connection, task_ids: Sequence[str]) -> dict[str, RunInputs]:
@@ -37,9 +39,25 @@ def run_inputs(conn: sa.Connection, task_ids: Sequence[str]) -> dict[str, RunInp
     if conn.dialect.name == "postgresql":  # psycopg decodes jsonb itself
         rows = conn.exec_driver_sql(_PG, {"ids": ids})
         return {r[0]: RunInputs(*r[:7], r[7] or {}) for r in rows}
-    rows = conn.exec_driver_sql(_SQLITE.format(marks=", ".join("?" * len(ids))), tuple(ids))
+    marks = ", ".join("?" * len(ids))
+    try:
+        rows = conn.exec_driver_sql(_SQLITE.format(marks=marks), tuple(ids)).all()
+    except sa.exc.OperationalError:  # "malformed JSON": results SQLite's json() refuses (below)
+        return _legacy_sqlite(conn, ids, marks)
     return {r[0]: RunInputs(*r[:4], _json(r[4]), r[5], r[6], _json(r[7]) or {}) for r in rows}
 
 
-def _json(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+def _legacy_sqlite(conn: sa.Connection, ids: list[str], marks: str) -> dict[str, RunInputs]:
+    """Results written before the value rule (tasker_host.values) may hold ``Infinity`` or
+    ``NaN``, which Python's json reads and SQLite's json() refuses: parsed here, step by step."""
+    results: dict[str, dict[str, Any]] = {i: {} for i in ids}
+    for task_id, name, text in conn.exec_driver_sql(
+            f"SELECT task_id, name, results FROM steps WHERE task_id IN ({marks}) AND state IN ({_DONE})", tuple(ids)):
+        results[task_id][name] = _json(text)
+    rows = conn.exec_driver_sql(_SQLITE_TASKS.format(marks=marks), tuple(ids))
+    return {r[0]: RunInputs(*r[:4], _json(r[4]), r[5], r[6], results[r[0]]) for r in rows}
+
+
+def _json(text: str | float | None) -> Any:
+    # (a JSON column has NUMERIC affinity on SQLite: a bare number comes back as one)
+    return json.loads(text) if isinstance(text, str) else text

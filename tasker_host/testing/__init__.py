@@ -34,6 +34,7 @@ from tasker_host.handler import StepHandler
 from tasker_host.markers import hookimpl
 from tasker_host.models import Namespace
 from tasker_host.testing.plugin_checks import PluginReport, check_plugin
+from tasker_host.values import value_problems
 
 
 @dataclass(frozen=True)
@@ -283,7 +284,8 @@ class HandlerHarness:
     async def run_happy_path(self, name: str, context: Mapping[str, Any], *,
                              version: str | None = None, **fields: Any) -> dict[str, Any]:
         """:meth:`run`, then ``AssertionError`` unless every step ran, in template order, and
-        returned a ``dict`` that survives a JSON round trip (what the store keeps)."""
+        returned a ``dict`` the engine stores (:mod:`tasker_host.values`) and that survives a JSON
+        round trip (what the store keeps)."""
         results = await self.run(name, context, version=version, **fields)
         expected = [s["name"] for s in self.template(name, version)["step_templates"]]
         if list(results) != expected:
@@ -291,6 +293,9 @@ class HandlerHarness:
         not_dicts = {step: type(r).__name__ for step, r in results.items() if type(r) is not dict}
         if not_dicts:
             raise AssertionError(f"{name}: step results that are not dicts: {not_dicts}")
+        if problems := value_problems(results, "results"):
+            raise AssertionError(f"{name}: step results the engine would refuse: "
+                                 + "; ".join(p.describe() for p in problems))
         if json.loads(json.dumps(results)) != results:
             raise AssertionError(f"{name}: step results change in a JSON round trip: {results!r}")
         return results

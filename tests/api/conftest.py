@@ -13,6 +13,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from tasker_host.host import Host, build_host
 from tasker_host.plugins import installed_entry_points
 from tasker_host.settings import HostSettings
 from tasker_host.store.base import TaskFilter
+from tasker_host.store.sql_engine import upgrade
 from tasker_host.testing import FakeEntryPoint, NoopHandler, make_plugin, template_doc
 from tasker_host.tokens import issue_token
 
@@ -55,9 +57,13 @@ def shared_entry_point() -> FakeEntryPoint:
     return FakeEntryPoint.of("shared", plugin, dist="tasker-shared")
 
 
-def make_host(db: Path, entry_points: list[Any] | None = None, **settings: Any) -> Host:
+def make_host(db: Path | str, entry_points: list[Any] | None = None, **settings: Any) -> Host:
+    """A host on a SQLite file (a Path) or a database URL (a str; upgraded first)."""
     eps = [*installed_entry_points(), shared_entry_point()] if entry_points is None else entry_points
-    return build_host(HostSettings(database_url=f"sqlite:///{db}", **settings), entry_points=eps,
+    url = f"sqlite:///{db}" if isinstance(db, Path) else db
+    if isinstance(db, str):
+        upgrade(url)
+    return build_host(HostSettings(database_url=url, **settings), entry_points=eps,
                       policy=RetryPolicy(base_seconds=0.01, jitter=0.0))
 
 
@@ -158,30 +164,35 @@ def issue_standard_tokens(host: Host) -> dict[str, str]:
     return tokens
 
 
+@contextmanager
+def live_server(host: Host, **options: Any) -> Iterator[Live]:
+    """``host`` served on loopback (``create_app`` options) until the block ends; stopping the
+    server closes the host."""
+    tokens = issue_standard_tokens(host)
+    waiter = TaskWaiter(host)
+    server = ServerThread(create_app(host, prefix=PREFIX, **options))
+    server.start()
+    # a new connection per request: a kept-alive one between two threads of one process waits
+    # ~40 ms per request (delayed ACK); it is the harness, not the server (a separate process: ~2 ms)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{server.port}{PREFIX}", timeout=10,
+                          limits=httpx.Limits(max_keepalive_connections=0))
+    try:
+        yield Live(host, server, client, waiter, tokens)
+    finally:
+        client.close()
+        server.stop()
+        waiter.unsubscribe()
+
+
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Live]]:
     """Start servers for this module: ``serve(run_worker=True, host=None, **app_options)``."""
-    started: list[Live] = []
+    with ExitStack() as started:
+        def start(*, host: Host | None = None, **options: Any) -> Live:
+            host = host or make_host(tmp_path_factory.mktemp("api") / "t.db")
+            return started.enter_context(live_server(host, **options))
 
-    def start(*, host: Host | None = None, **options: Any) -> Live:
-        host = host or make_host(tmp_path_factory.mktemp("api") / "t.db")
-        tokens = issue_standard_tokens(host)
-        waiter = TaskWaiter(host)
-        server = ServerThread(create_app(host, prefix=PREFIX, **options))
-        server.start()
-        # a new connection per request: a kept-alive one between two threads of one process waits
-        # ~40 ms per request (delayed ACK); it is the harness, not the server (a separate process: ~2 ms)
-        client = httpx.Client(base_url=f"http://127.0.0.1:{server.port}{PREFIX}", timeout=10,
-                              limits=httpx.Limits(max_keepalive_connections=0))
-        live = Live(host, server, client, waiter, tokens)
-        started.append(live)
-        return live
-
-    yield start
-    for live in started:
-        live.client.close()
-        live.server.stop()
-        live.waiter.unsubscribe()
+        yield start
 
 
 @pytest.fixture(scope="module")
