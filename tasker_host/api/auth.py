@@ -3,6 +3,7 @@
 * :func:`bearer_token` parses ``Authorization: Bearer <token>``;
 * :func:`host_authenticator` checks tokens against ``host.tokens`` (the token store);
 * :func:`require_principal` → the request's :class:`Principal` or 401;
+  :func:`optional_principal` → the same, or None when no token is sent (health details);
 * :func:`may` / :func:`visible_namespaces` apply :func:`tasker_host.auth.authorize` (plugin
   ``tasker_authorize`` opinions first, then the default policy).
 
@@ -97,6 +98,14 @@ async def require_principal(request: Request) -> Principal:
         raise unauthorized("unknown or revoked token")
     note(request, principal=principal.name)
     return principal
+
+
+async def optional_principal(request: Request) -> Principal | None:
+    """None without an ``Authorization`` header; else the principal, or 401 for a bad token
+    (a probe that sends a token wants to know that it is not accepted)."""
+    if "authorization" not in request.headers:
+        return None
+    return await require_principal(request)
 
 
 def may(api: Api, principal: Principal, action: Action, namespace: str) -> bool:

@@ -36,9 +36,11 @@ def samples(live: Live) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def test_live_ready_and_status(live: Live) -> None:
     assert live.client.get("/health/live").json() == {"status": "ok"}
-    ready = live.client.get("/health/ready")
-    assert ready.status_code == 200 and ready.json() == {"status": "ready", "reasons": [], "warnings": []}
-    status = live.client.get("/health/status").json()
+    ready = live.client.get("/health/ready", headers=live.auth("payments"))
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "failing": [], "reasons": [], "warnings": []}
+    status = live.client.get("/health/status", headers=live.auth("payments")).json()
+    assert (status["status"], status["ready"], status["failing"]) == ("up", True, [])
     assert status["versions"]["tasker_host"] and status["versions"]["python"]
     assert status["worker"]["enabled"] is True and status["worker"]["running"] is True
     assert status["database"]["dialect"] == "sqlite"
@@ -70,32 +72,40 @@ def test_pending_steps_are_counted(serve: Any) -> None:
     found = samples(quiet)
     assert found[("tasker_steps", (("namespace", "payments"), ("state", "pending")))] == 4
     assert found[("tasker_tasks", (("namespace", "payments"), ("state", "pending")))] == 1
-    assert quiet.client.get("/health/status").json()["worker"]["enabled"] is False
+    assert quiet.client.get("/health/status", headers=quiet.auth("admin")).json()["worker"]["enabled"] is False
 
 
 def test_not_ready_when_the_database_fails(serve: Any) -> None:
     host = build_host(HostSettings(), entry_points=[shared_entry_point()], store=BrokenStore())
     broken = serve(host=host, run_worker=False)
-    ready = broken.client.get("/health/ready")
+    ready = broken.client.get("/health/ready", headers=broken.auth("admin"))
     assert ready.status_code == 503
     assert ready.json()["reasons"] == ["database error: OSError: connection refused"]
+    assert ready.json()["failing"] == ["database"]
+    anonymous = broken.client.get("/health/ready")
+    assert anonymous.status_code == 503 and anonymous.json() == {"status": "not_ready", "failing": ["database"]}
+    assert broken.client.get("/health/status").json() == {"status": "up", "ready": False, "failing": ["database"]}
     assert broken.client.get("/health/live").status_code == 200
 
 
 def test_not_ready_without_plugins(serve: Any, tmp_path: Path) -> None:
     bare = serve(host=make_host(tmp_path / "t.db", entry_points=[]), run_worker=False)
-    ready = bare.client.get("/health/ready")
+    ready = bare.client.get("/health/ready", headers=bare.auth("admin"))
     assert ready.status_code == 503 and ready.json()["reasons"] == ["no plugin namespaces are loaded"]
+    assert bare.client.get("/health/ready").json() == {"status": "not_ready", "failing": ["plugins"]}
 
 
 def test_quarantined_conflicts_are_warnings(serve: Any, tmp_path: Path) -> None:
     rival = FakeEntryPoint.of("rival", make_plugin(namespaces=["shared"]), dist="tasker-rival")
     host = make_host(tmp_path / "t.db", entry_points=[*installed_entry_points(), shared_entry_point(), rival],
                      on_conflict=ConflictPolicy.QUARANTINE)
-    ready = serve(host=host, run_worker=False).client.get("/health/ready")
+    server = serve(host=host, run_worker=False)
+    ready = server.client.get("/health/ready", headers=server.auth("payments"))
     assert ready.status_code == 200 and ready.json()["warnings"]
     assert all(w.startswith("quarantined: ") for w in ready.json()["warnings"])
     assert "shared" not in host.registry.namespaces
+    anonymous = server.client.get("/health/ready")
+    assert anonymous.status_code == 200 and anonymous.json() == {"status": "ready", "failing": []}
 
 
 def test_not_ready_when_the_worker_crashed(serve: Any, tmp_path: Path) -> None:
@@ -106,8 +116,37 @@ def test_not_ready_when_the_worker_crashed(serve: Any, tmp_path: Path) -> None:
 
     host.engine.run = crash  # type: ignore[method-assign]
     crashed = serve(host=host)
-    ready = crashed.client.get("/health/ready")
+    ready = crashed.client.get("/health/ready", headers=crashed.auth("admin"))
     assert ready.status_code == 503 and ready.json()["reasons"] == ["worker is not running: RuntimeError: boom"]
+    assert crashed.client.get("/health/ready").json() == {"status": "not_ready", "failing": ["worker"]}
+
+
+def test_status_without_a_token_says_only_up_and_ready(live: Live) -> None:
+    anonymous = live.client.get("/health/status")
+    assert anonymous.status_code == 200
+    assert anonymous.json() == {"status": "up", "ready": True, "failing": []}
+    assert "tasker-payments" not in anonymous.text and "payments" not in anonymous.text
+    assert live.client.get("/health/ready").json() == {"status": "ready", "failing": []}
+    for path in ("/health/status", "/health/ready"):  # a token that is sent must be accepted
+        for headers in ({"Authorization": "Bearer tsk_not-a-token"}, live.auth("revoked")):
+            refused = live.client.get(path, headers=headers)
+            assert refused.status_code == 401 and refused.json()["error"] == "unauthorized", path
+    detailed = live.client.get("/health/status", headers=live.auth("payments_viewer")).json()
+    assert {d["distribution"] for d in detailed["plugins"]["distributions"]} >= {"tasker-payments", "tasker-shared"}
+
+
+def test_plugins_ok_is_false_when_a_plugin_failed_to_load(serve: Any, tmp_path: Path) -> None:
+    broken = FakeEntryPoint.failing("broken", ImportError("No module named 'tasker_broken'"), dist="tasker-broken")
+    host = make_host(tmp_path / "t.db", entry_points=[shared_entry_point(), broken])
+    server = serve(host=host, run_worker=False)
+    status = server.client.get("/health/status", headers=server.auth("admin")).json()
+    plugins = status["plugins"]
+    assert plugins["ok"] is False
+    [failure] = plugins["failures"]
+    assert failure["distribution"] == "tasker-broken" and "No module named 'tasker_broken'" in failure["error"]
+    assert status["ready"] is True  # the host serves the rest: a warning, not a readiness failure
+    assert any(w.startswith("plugin failure: tasker-broken") for w in status["warnings"])
+    assert plugins["conflicts"] == []  # ok is false for the failure alone
 
 
 class LineCatcher(logging.Handler):
