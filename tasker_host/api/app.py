@@ -23,7 +23,7 @@ from starlette.routing import Mount, Route
 
 from tasker_host.api import handlers, health, tasks
 from tasker_host.api.access_log import AccessLogMiddleware
-from tasker_host.api.auth import host_authenticator, require_principal
+from tasker_host.api.auth import host_authenticator, require_principal, visible_namespaces
 from tasker_host.api.errors import exception_handlers
 from tasker_host.api.metrics import Metrics
 from tasker_host.api.openapi import openapi_document
@@ -35,9 +35,10 @@ log = logging.getLogger("tasker_host.api")
 
 
 async def metrics(request: Request) -> Response:
+    """Prometheus text: admins see every namespace's series, other tokens those they may view."""
     api = api_of(request)
-    await require_principal(request)
-    return Response(await api.call(api.metrics.render), media_type=CONTENT_TYPE_LATEST)
+    visible = visible_namespaces(api, await require_principal(request))
+    return Response(await api.call(api.metrics.render, visible), media_type=CONTENT_TYPE_LATEST)
 
 
 async def openapi(request: Request) -> JSONResponse:

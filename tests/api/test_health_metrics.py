@@ -27,8 +27,8 @@ class BrokenStore(MemoryStore):
         raise OSError("connection refused")
 
 
-def samples(live: Live) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    response = live.client.get("/metrics", headers=live.auth("payments"))
+def samples(live: Live, who: str = "payments") -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = live.client.get("/metrics", headers=live.auth(who))
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(response.text) for s in family.samples}
@@ -64,6 +64,34 @@ def test_metrics_count_tasks_and_time_steps(live: Live) -> None:
     assert found[("tasker_tasks_created_total", (ns,))] >= 1
     assert found[("tasker_store_up", ())] == 1
     assert found[("tasker_http_requests_total", (("method", "POST"), ("status", "201")))] >= 1
+
+
+INVENTORY_RETURN = {"name": "process_return", "namespace": "inventory", "version": "1.4.0",
+                    "context": {"return_id": "rma_1", "order_id": "ord_1", "sku": "sku_1", "quantity": 1,
+                                "refund_amount": 1999}}
+
+
+def namespaces_in(found: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> set[str]:
+    return {value for _, labels in found for key, value in labels if key == "namespace"}
+
+
+def test_metrics_show_a_token_only_the_namespaces_it_may_view(live: Live) -> None:
+    task = live.create(copy.deepcopy(INVENTORY_RETURN)).json()  # refunds through a payments child task
+    assert live.waiter.wait(task["id"]) is EventKind.TASK_COMPLETED
+    everything = samples(live, "admin")
+    assert {"inventory", "payments"} <= namespaces_in(everything)
+    assert everything[("tasker_tasks", (("namespace", "inventory"), ("state", "complete")))] >= 1
+    assert any(name == "tasker_step_duration_seconds_count" and ("step", "restock_item") in labels
+               for name, labels in everything)
+    payments = samples(live, "payments")
+    assert namespaces_in(payments) <= {"payments", "shared"} and "payments" in namespaces_in(payments)
+    assert not any("restock_item" in value for _, labels in payments for _, value in labels)
+    assert payments[("tasker_store_up", ())] == 1  # series without a namespace: for every token
+    assert any(name == "tasker_http_requests_total" for name, _ in payments)
+    inventory = samples(live, "inventory")
+    assert "inventory" in namespaces_in(inventory) and "payments" not in namespaces_in(inventory)
+    anonymous = live.client.get("/metrics")
+    assert anonymous.status_code == 401 and "tasker_tasks" not in anonymous.text
 
 
 def test_pending_steps_are_counted(serve: Any) -> None:
