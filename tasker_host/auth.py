@@ -16,9 +16,9 @@ from __future__ import annotations
 import enum
 import hashlib
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import pluggy
 
@@ -143,6 +143,13 @@ class TokenStore(Protocol):
     def list_tokens(self) -> Sequence[TokenRecord]: ...  # oldest first, revoked included
 
     def revoke_token(self, id_or_name: str, now: float) -> TokenRecord | None: ...  # None: unknown
+
+    #: whether a revocation reaches running servers at once (through :meth:`listen`)
+    revocations_pushed: bool
+
+    def listen(self, on_revoked: Callable[[str], None], on_reset: Callable[[], None]) -> Any: ...
+    # calls on_revoked(digest) for each later revocation, on_reset() when some may have been
+    # missed; returns something to close() when done, or None when revocations are not pushed
 
 
 def grants_from(texts: Iterable[str]) -> tuple[Grant, ...]:

@@ -5,12 +5,13 @@
     TaskerError
     ├── ConfigurationError            bad host settings or command-line input
     ├── PluginError                   a plugin could not be loaded or used
-    │   └── PluginLoadFailures        strict mode: one or more plugins failed (carries them all)
+    │   └── PluginLoadFailures        strict mode: every plugin / template failure (and conflict) at once
     ├── TemplateError                 one or more problems in template documents (file, line, key)
     ├── RegistryError
     │   ├── ConflictError             ownership / duplicate conflicts; the host refuses to start
     │   └── ResolutionError           a ``namespace.name@spec`` request could not be resolved
     │       ├── UnknownNamespaceError
+    │       ├── QuarantinedNamespaceError  plugins conflict over the namespace: it is not served
     │       ├── UnknownTemplateError
     │       └── NoMatchingVersionError
     ├── StoreUnavailableError         the database cannot be reached now (connection lost, server
@@ -52,12 +53,19 @@ class PluginError(TaskerError):
 
 
 class PluginLoadFailures(PluginError):
-    """Strict mode: at least one plugin failed to load; every failure is listed."""
+    """Strict mode: plugins failed to load or have broken templates; every failure is listed,
+    and so is every conflict the host would refuse to start with (``conflicts``), so one run
+    reports everything to fix."""
 
-    def __init__(self, failures: Sequence[PluginFailure]):
+    def __init__(self, failures: Sequence[PluginFailure], conflicts: Sequence[Conflict] = ()):
         self.failures = tuple(failures)
-        lines = [f"{len(self.failures)} plugin(s) failed to load:"]
+        self.conflicts = tuple(conflicts)
+        head = f"{len(self.failures)} plugin failure(s)"
+        if self.conflicts:
+            head += f" and {len(self.conflicts)} conflict(s)"
+        lines = [f"{head} (strict mode refuses to start):"]
         lines += [f"  - {f.describe()}" for f in self.failures]
+        lines += [f"  - conflict {c.describe()}" for c in self.conflicts]
         super().__init__("\n".join(lines))
 
 
@@ -98,6 +106,15 @@ class ResolutionError(RegistryError):
 
 class UnknownNamespaceError(ResolutionError):
     """No plugin provides the requested namespace."""
+
+
+class QuarantinedNamespaceError(ResolutionError):
+    """The namespace is installed but quarantined (``--on-conflict quarantine``): more than one
+    distribution claims it, so none of them is served. ``providers`` names every claimant."""
+
+    def __init__(self, message: str, *, providers: Sequence[str] = ()):
+        self.providers = tuple(providers)
+        super().__init__(message)
 
 
 class UnknownTemplateError(ResolutionError):

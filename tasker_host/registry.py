@@ -17,6 +17,7 @@ from packaging.version import Version
 from tasker_host.errors import (
     ConflictError,
     NoMatchingVersionError,
+    QuarantinedNamespaceError,
     UnknownNamespaceError,
     UnknownTemplateError,
 )
@@ -75,15 +76,27 @@ class Registry:
 
     # -- lookup ------------------------------------------------------------------------------
     def namespace(self, name: str) -> NamespaceEntry:
-        """The namespace entry, or :class:`UnknownNamespaceError` listing the known ones."""
+        """The namespace entry; :class:`QuarantinedNamespaceError` naming its claimants when it is
+        quarantined, else :class:`UnknownNamespaceError` listing the known ones."""
         try:
             return self.namespaces[name]
         except KeyError:
             known = sorted(self.namespaces)
+            if claims := self.namespace_claims(name):
+                providers = [q.provenance.describe() for q in claims]
+                raise QuarantinedNamespaceError(
+                    f"namespace {name!r} is quarantined: {claims[0].reason} ({'; '.join(providers)}); "
+                    "none of them is served until all but one are uninstalled",
+                    providers=providers,
+                ) from None
             raise UnknownNamespaceError(
                 f"unknown namespace {name!r}; known namespaces: {', '.join(known) or 'none'}",
                 available=known,
             ) from None
+
+    def namespace_claims(self, name: str) -> tuple[QuarantinedItem, ...]:
+        """The quarantined claims of namespace ``name`` (one per distribution; empty: not quarantined)."""
+        return tuple(q for q in self.quarantined if q.kind == "namespace" and q.subject == name)
 
     def templates_in(self, namespace: str) -> list[TaskTemplate]:
         return [t for (ns, _), ts in sorted(self.templates.items()) if ns == namespace for t in ts]

@@ -93,7 +93,9 @@ def plugins_doc(discovery: Discovery, registry: Registry, policy: ConflictPolicy
         "conflicts": [c.as_dict() for c in registry.conflicts],
         "quarantined": [q.as_dict() for q in registry.quarantined],
         "on_conflict": policy.value,
-        "ok": not registry.conflicts or policy is ConflictPolicy.QUARANTINE,
+        # false when any plugin failed to load (or has a broken template), and when the host
+        # would refuse to start with the conflicts
+        "ok": not failures and (not registry.conflicts or policy is ConflictPolicy.QUARANTINE),
     }
 
 

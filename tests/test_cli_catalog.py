@@ -108,3 +108,18 @@ def test_validate_paths_checks_handlers_of_installed_namespaces(tmp_path):
 def test_validate_installed_ok():
     result = invoke(["validate"], eps())
     assert result.exit_code == 0 and "no problems" in result.output
+
+
+def test_a_quarantined_namespace_is_reported_as_such_by_resolve_handlers_and_run(tmp_path):
+    quarantine = ["--on-conflict", "quarantine"]
+    for args in (["resolve", "payments.process_refund"], ["handlers", "payments"],
+                 ["--database-url", f"sqlite:///{tmp_path / 't.db'}", "run", "payments.process_refund"]):
+        result = invoke([*quarantine, *args, "--json"], eps(rogue()))
+        assert result.exit_code == 1, (args, result.output)
+        doc = json.loads(result.output)
+        assert doc["error"] == "QuarantinedNamespaceError", (args, doc)
+        assert "namespace 'payments' is quarantined" in doc["message"]
+        assert [p.split(" [")[0] for p in doc["providers"]] == ["tasker-payments 1.4.0", "tasker-rogue 0.0.1"]
+    text = invoke([*quarantine, "resolve", "payments.process_refund"], eps(rogue()))
+    assert text.exit_code == 1 and "namespace 'payments' is quarantined" in text.output
+    assert "unknown namespace" not in text.output

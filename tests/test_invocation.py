@@ -7,9 +7,14 @@ from typing import Any
 import pytest
 
 from tasker_host import PermanentError, StepHandler, hookimpl
+from tasker_host.engine.clock import FakeClock
+from tasker_host.host import build_host
 from tasker_host.models import StepState, TaskState
+from tasker_host.registry import ConflictPolicy
+from tasker_host.settings import HostSettings
 from tasker_host.store.base import TaskFilter
-from tests.engine_support import Script, chain, doc, make_host
+from tasker_host.testing import FakeEntryPoint, make_plugin
+from tests.engine_support import Script, chain, doc, make_host, scripted_handler
 
 pytestmark = pytest.mark.anyio
 
@@ -144,3 +149,20 @@ def test_invocation_rules_are_validated():
         InvocationRule("inventory", "payments", "process_refund")
     with pytest.raises(ConfigurationError, match="expected CALLER->NAMESPACE"):
         InvocationRule.parse("inventory payments")
+
+
+async def test_invoking_a_quarantined_namespace_fails_saying_so_and_naming_its_claimants():
+    handlers = {"Scripted": scripted_handler(Script()), "Delegate": Delegate}
+    eps = [FakeEntryPoint.of("team", make_plugin(["team"], [doc()], handlers), dist="tasker-team"),
+           FakeEntryPoint.of("rival", make_plugin(["team"]), dist="tasker-rival", version="0.0.1"),
+           FakeEntryPoint.of("caller", make_plugin(["caller"], [caller_doc()], handlers), dist="tasker-caller")]
+    host = build_host(HostSettings(database_url="memory", on_conflict=ConflictPolicy.QUARANTINE),
+                      entry_points=eps, clock=FakeClock())
+    parent = host.service.create_task("caller", "delegate").task
+    await host.engine.run_until_idle()
+    step = host.service.get_task(parent.id).steps[0]
+    assert step.state is StepState.ERROR and step.attempts == 1  # permanent: not retried
+    message = step.last_error["message"]
+    assert "namespace 'team' is quarantined" in message and "no route" not in message
+    assert "tasker-team 1.0.0" in message and "tasker-rival 0.0.1" in message
+    assert children_of(host, parent.id) == []

@@ -8,6 +8,7 @@ from packaging.version import Version
 from tasker_host.errors import (
     ConflictError,
     NoMatchingVersionError,
+    QuarantinedNamespaceError,
     UnknownNamespaceError,
     UnknownTemplateError,
 )
@@ -85,8 +86,15 @@ def test_quarantine_serves_the_rest_and_lists_what_was_left_out():
     assert ("namespace", "payments", "tasker-rogue") in quarantined
     assert ("template", "payments.process_refund@9.0.0", "tasker-rogue") in quarantined
     assert ("template", "payments.process_refund@2.1.3", "tasker-payments") in quarantined
-    with pytest.raises(UnknownNamespaceError):
+    with pytest.raises(QuarantinedNamespaceError) as info:
         reg.resolve("payments", "process_refund")
+    assert "namespace 'payments' is quarantined" in str(info.value)
+    assert "tasker-payments 1.4.0" in str(info.value) and "tasker-rogue 0.0.1" in str(info.value)
+    assert [p.split(" [")[0] for p in info.value.providers] == ["tasker-payments 1.4.0", "tasker-rogue 0.0.1"]
+    assert {q.provenance.distribution for q in reg.namespace_claims("payments")} == {"tasker-payments", "tasker-rogue"}
+    assert reg.namespace_claims("inventory") == ()
+    with pytest.raises(UnknownNamespaceError, match="unknown namespace 'billing'"):
+        reg.resolve("billing", "process_refund")  # a namespace nobody claims stays unknown
 
 
 def test_duplicate_template_in_one_namespace_names_every_provider():

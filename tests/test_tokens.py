@@ -361,3 +361,25 @@ def test_postgres_unique_name_index_is_the_last_word(postgres_url: str, monkeypa
     store = SqlStore(postgres_url, auto_upgrade=True)
     _race_lost(SqlTokenStore(store), monkeypatch)
     store.close()
+
+
+def test_memory_token_store_tells_its_listeners_of_revocations_until_closed() -> None:
+    tokens = MemoryTokenStore()
+    assert tokens.revocations_pushed is True
+    first = issue_token(tokens, "first", admin=True, now=NOW).record
+    second = issue_token(tokens, "second", admin=True, now=NOW).record
+    heard: list[str] = []
+    subscription = tokens.listen(heard.append, lambda: None)
+    tokens.revoke_token("first", NOW + 1)
+    assert heard == [first.digest]
+    subscription.close()
+    tokens.revoke_token("second", NOW + 1)
+    assert heard == [first.digest] and second.digest not in heard
+
+
+def test_only_postgresql_sql_token_stores_push_revocations(tmp_path: Path) -> None:
+    sql = SqlStore(f"sqlite:///{tmp_path / 'tasker.db'}")
+    tokens = token_store_for(sql)
+    assert tokens.revocations_pushed is False
+    assert tokens.listen(lambda digest: None, lambda: None) is None
+    sql.close()

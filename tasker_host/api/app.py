@@ -1,6 +1,7 @@
 """The REST API application: ``create_app(host)`` → a Starlette app serving under ``prefix``.
 
-Lifespan: subscribes the metrics to the host's events and, with ``run_worker``, runs
+Lifespan: subscribes the metrics to the host's events, makes token revocations reach the token
+cache at once where the token store pushes them (PostgreSQL) and, with ``run_worker``, runs
 ``host.engine.run()`` in the app's task group. Shutdown cancels the engine (it releases the steps
 it was running and commits final states before returning), then closes the store.
 """
@@ -23,7 +24,7 @@ from starlette.routing import Mount, Route
 
 from tasker_host.api import handlers, health, tasks
 from tasker_host.api.access_log import AccessLogMiddleware
-from tasker_host.api.auth import host_authenticator, require_principal
+from tasker_host.api.auth import host_authenticator, require_principal, visible_namespaces, watch_revocations
 from tasker_host.api.errors import exception_handlers
 from tasker_host.api.metrics import Metrics
 from tasker_host.api.openapi import openapi_document
@@ -35,9 +36,10 @@ log = logging.getLogger("tasker_host.api")
 
 
 async def metrics(request: Request) -> Response:
+    """Prometheus text: admins see every namespace's series, other tokens those they may view."""
     api = api_of(request)
-    await require_principal(request)
-    return Response(await api.call(api.metrics.render), media_type=CONTENT_TYPE_LATEST)
+    visible = visible_namespaces(api, await require_principal(request))
+    return Response(await api.call(api.metrics.render, visible), media_type=CONTENT_TYPE_LATEST)
 
 
 async def openapi(request: Request) -> JSONResponse:
@@ -72,6 +74,7 @@ def lifespan_for(api: Api) -> Any:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         unsubscribe = api.metrics.subscribe(api.host.events)
+        revocations = await anyio.to_thread.run_sync(watch_revocations, api.authenticate, api.host.tokens)
         try:
             async with anyio.create_task_group() as tg:
                 stop = anyio.Event()
@@ -83,6 +86,8 @@ def lifespan_for(api: Api) -> Any:
                 stop.set()
         finally:
             unsubscribe()
+            if revocations is not None:
+                await anyio.to_thread.run_sync(revocations.close)
             await anyio.to_thread.run_sync(api.host.close)
             log.info("tasker API stopped (store closed)")
 

@@ -3,6 +3,7 @@
 * :func:`bearer_token` parses ``Authorization: Bearer <token>``;
 * :func:`host_authenticator` checks tokens against ``host.tokens`` (the token store);
 * :func:`require_principal` → the request's :class:`Principal` or 401;
+  :func:`optional_principal` → the same, or None when no token is sent (health details);
 * :func:`may` / :func:`visible_namespaces` apply :func:`tasker_host.auth.authorize` (plugin
   ``tasker_authorize`` opinions first, then the default policy).
 
@@ -42,8 +43,9 @@ def host_authenticator(host: Host, cache_seconds: float = 0.0) -> Authenticate:
     """Tokens checked against the host's token store (``tasker-host tokens`` issues them).
 
     With ``cache_seconds`` > 0 an accepted token's principal is remembered that long, sparing a
-    database read per request; a revocation then takes effect within that time on a running
-    server. Unknown or revoked tokens are never cached.
+    database read per request. A revocation reaches the cache at once where the token store
+    pushes revocations (PostgreSQL, memory: see :func:`watch_revocations`), else within that
+    time. Unknown or revoked tokens are never cached.
     """
     from tasker_host.tokens import authenticate
 
@@ -62,6 +64,17 @@ class TokenCache:
         self._check, self._seconds, self._capacity, self._clock = check, seconds, capacity, clock
         self._entries: dict[str, tuple[float, Principal]] = {}
         self._checking = threading.Lock()
+        self._generation = 0  # bumped by forget / clear: a check that overlapped one is not kept
+
+    def forget(self, digest: str) -> None:
+        """Drop one token (by digest): it was revoked. Safe from any thread."""
+        self._generation += 1
+        self._entries.pop(digest, None)
+
+    def clear(self) -> None:
+        """Drop every token (revocations may have been missed). Safe from any thread."""
+        self._generation += 1
+        self._entries.clear()
 
     def cached(self, bearer: str) -> Principal | None:
         """The principal if the token was accepted lately (no I/O: safe on the event loop)."""
@@ -74,14 +87,24 @@ class TokenCache:
         with self._checking:
             if (principal := self.cached(bearer)) is not None:
                 return principal  # checked by the request this one waited for
-            key, principal = token_digest(bearer), self._check(bearer)
+            key, generation = token_digest(bearer), self._generation
+            principal = self._check(bearer)
             if principal is None:
                 self._entries.pop(key, None)
                 return None
             if len(self._entries) >= self._capacity:
                 self._entries.clear()
-            self._entries[key] = (self._clock() + self._seconds, principal)
+            if generation == self._generation:  # else a revocation may have raced this check
+                self._entries[key] = (self._clock() + self._seconds, principal)
             return principal
+
+
+def watch_revocations(authenticate: Authenticate, tokens: Any) -> Any:
+    """Make ``tokens``' revocations reach the ``authenticate`` cache at once: the listener to
+    close at shutdown, or None (no cache, or a token store that does not push revocations)."""
+    if not isinstance(authenticate, TokenCache) or not getattr(tokens, "revocations_pushed", False):
+        return None
+    return tokens.listen(authenticate.forget, authenticate.clear)
 
 
 async def require_principal(request: Request) -> Principal:
@@ -97,6 +120,14 @@ async def require_principal(request: Request) -> Principal:
         raise unauthorized("unknown or revoked token")
     note(request, principal=principal.name)
     return principal
+
+
+async def optional_principal(request: Request) -> Principal | None:
+    """None without an ``Authorization`` header; else the principal, or 401 for a bad token
+    (a probe that sends a token wants to know that it is not accepted)."""
+    if "authorization" not in request.headers:
+        return None
+    return await require_principal(request)
 
 
 def may(api: Api, principal: Principal, action: Action, namespace: str) -> bool:

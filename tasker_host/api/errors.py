@@ -27,6 +27,9 @@ Status codes (see ``ERROR_TABLE``; :class:`ApiError` carries its own):
                                   1e400, nesting deeper than 64: see tasker_host.values)
 422   ``invalid_context``         the context violates the template's schema (every violation listed)
 500   ``internal_error``          a bug: logged with its traceback; the body says nothing more
+503   ``namespace_quarantined``   (``--on-conflict quarantine``) plugins conflict over the namespace, so it
+                                  is not served; ``problems`` names every claimant (only to principals
+                                  that may view the namespace; others get ``unknown_namespace``)
 ====  ==========================  =====================================================================
 """
 
@@ -48,6 +51,7 @@ from tasker_host.errors import (
     InvalidValueError,
     InvocationDeniedError,
     NoMatchingVersionError,
+    QuarantinedNamespaceError,
     RequestError,
     ResolutionError,
     TaskerError,
@@ -95,6 +99,7 @@ ERROR_TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
     (InvalidStateError, 409, "invalid_state"),
     (InvocationDeniedError, 403, "forbidden"),
     (UnknownNamespaceError, 404, "unknown_namespace"),
+    (QuarantinedNamespaceError, 503, "namespace_quarantined"),  # the deployment's fault, not the client's
     (UnknownTemplateError, 404, "unknown_template"),
     (NoMatchingVersionError, 404, "no_matching_version"),
     (ConfigurationError, 422, "invalid_request"),
@@ -123,10 +128,14 @@ def _problems_of(exc: BaseException) -> list[dict[str, Any]]:
         return [dict(v) for v in exc.violations]
     if isinstance(exc, InvalidValueError):
         return [p.as_dict() for p in exc.problems]
+    if isinstance(exc, QuarantinedNamespaceError):
+        return [problem("namespace", f"claimed by {p}") for p in exc.providers]
     return []
 
 
 def _available_of(exc: BaseException) -> list[str] | None:
+    if isinstance(exc, QuarantinedNamespaceError):
+        return None
     return list(exc.available) if isinstance(exc, ResolutionError) else None
 
 

@@ -8,7 +8,8 @@
 * ``GET /handlers/{namespace}/{name}?version=SPEC`` → the template SPEC resolves to (newest stable
   without SPEC), in detail, with ``available_versions``.
 
-Only namespaces the principal may view are listed; another namespace is a 404 as if unknown.
+Only namespaces the principal may view are listed; another namespace is a 404 as if unknown. A
+viewable namespace quarantined by a plugin conflict is a 503 ``namespace_quarantined``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from starlette.routing import Route
 from tasker_host.api.auth import require_principal, visible_namespaces
 from tasker_host.api.requests import parse_version_param
 from tasker_host.api.state import Api, api_of
-from tasker_host.api.tasks import unknown_namespace
+from tasker_host.api.tasks import known_namespace, unknown_namespace
 from tasker_host.auth import Principal
 from tasker_host.views import namespace_doc, template_doc
 
@@ -36,8 +37,9 @@ async def catalogue(request: Request) -> JSONResponse:
 def _namespace(request: Request, api: Api, principal: Principal) -> str:
     namespace = request.path_params["namespace"]
     visible = visible_namespaces(api, principal)
-    if namespace not in api.host.registry.namespaces or (visible is not None and namespace not in visible):
+    if not known_namespace(api, namespace) or (visible is not None and namespace not in visible):
         raise unknown_namespace(api, principal, namespace)
+    api.host.registry.namespace(namespace)  # a quarantined one: 503 naming the plugins that claim it
     return namespace
 
 

@@ -7,17 +7,23 @@
   the host's lifecycle events (only steps run by this process's engine);
 * ``tasker_http_requests_total{method,status}`` and ``tasker_http_request_duration_seconds{method}``;
 * ``tasker_store_up`` — 0 when the last count query failed.
+
+:meth:`Metrics.render` takes the namespaces the scraping principal may view: series labelled with
+another ``namespace`` are left out (their names, step names and numbers are that team's); series
+without a namespace label (HTTP, store) are for every valid token. ``None`` (admins): everything.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from tasker_host.engine.events import EventKind, LifecycleEvent
@@ -105,5 +111,22 @@ class Metrics:
         self.requests.labels(method, str(status)).inc()
         self.request_seconds.labels(method).observe(seconds)
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    def render(self, namespaces: Collection[str] | None = None) -> bytes:
+        """The exposition text; only series of ``namespaces`` (None: every namespace)."""
+        if namespaces is None:
+            return generate_latest(self.registry)
+        return generate_latest(NamespaceView(self.registry, frozenset(namespaces)))
+
+
+class NamespaceView(Collector):
+    """``source``'s metric families without the samples labelled with a namespace not in ``namespaces``."""
+
+    def __init__(self, source: Collector, namespaces: frozenset[str]):
+        self.source, self.namespaces = source, namespaces
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.source.collect():
+            kept = copy.copy(family)
+            kept.samples = [s for s in family.samples
+                            if "namespace" not in s.labels or s.labels["namespace"] in self.namespaces]
+            yield kept

@@ -47,6 +47,9 @@ def _task_fields() -> dict[str, Any]:
 
 def schemas() -> dict[str, Any]:
     task = _task_fields()
+    ready = {"status": {"type": "string", "enum": ["ready", "not_ready"]},
+             "failing": {"type": "array", "items": {"type": "string",
+                                                    "enum": ["database", "plugins", "conflicts", "worker"]}}}
     fields = {"name": IDENT, "namespace": IDENT,
               "version": nullable({"type": "string", "description": "exact (2.1.3), a PEP 440 range "
                                    "(~=2.1, >=2,<3) or omitted for the newest stable version"}),
@@ -90,10 +93,13 @@ def schemas() -> dict[str, Any]:
         "Namespace": obj({**ns_fields, "handlers": {"type": "array", "items": ref("Handler")}}),
         "Catalogue": obj({"namespaces": {"type": "array", "items": ref("NamespaceSummary")}}),
         "Live": obj({"status": {"type": "string"}}),
-        "Ready": obj({"status": {"type": "string", "enum": ["ready", "not_ready"]}, "reasons": STRINGS,
-                      "warnings": STRINGS}),
-        "Status": obj({"versions": ANY_OBJECT, "uptime_seconds": {"type": "number"}, "database": ANY_OBJECT,
-                       "plugins": ANY_OBJECT, "counts": ANY_OBJECT, "worker": ANY_OBJECT}),
+        # without a token only the first fields; reasons, warnings and the rest need a valid one
+        "Ready": obj({**ready, "reasons": STRINGS, "warnings": STRINGS}, required=list(ready)),
+        "Status": obj({"status": {"type": "string", "enum": ["up"]}, "ready": {"type": "boolean"},
+                       "failing": ready["failing"], "reasons": STRINGS, "warnings": STRINGS,
+                       "versions": ANY_OBJECT, "uptime_seconds": {"type": "number"}, "database": ANY_OBJECT,
+                       "plugins": ANY_OBJECT, "counts": ANY_OBJECT, "worker": ANY_OBJECT},
+                      required=["status", "ready", "failing"]),
     }
 
 
@@ -112,7 +118,8 @@ def errors(*statuses: int) -> dict[str, Any]:
     text = {400: "Malformed JSON", 401: "Missing, unknown or revoked bearer token",
             403: "Not allowed in this namespace", 404: "Not found (or not viewable)", 409: "Conflict with the "
             "current state (or a reused Idempotency-Key)", 413: "Body too large", 415: "Body is not JSON",
-            422: "Invalid request (every problem listed)", 503: "Not ready"}
+            422: "Invalid request (every problem listed)",
+            503: "The namespace is quarantined (plugins conflict over it; every claimant named)"}
     return {str(s): {"description": text[s], "content": _content(ref("Error"))} for s in statuses}
 
 
@@ -153,7 +160,7 @@ def _task_paths(p: str) -> dict[str, Any]:
                 "requestBody": {"required": True, "content": _content(ref("CreateTaskRequest"))},
                 "responses": {"201": ok("Created", "Task", **created_headers),
                               "200": ok("Replay of an Idempotency-Key: the existing task, nothing written", "Task"),
-                              **errors(400, 401, 403, 404, 409, 413, 415, 422)},
+                              **errors(400, 401, 403, 404, 409, 413, 415, 422, 503)},
             },
             "get": {
                 "operationId": "listTasks", "summary": "List tasks (oldest first), cursor-paginated",
@@ -190,25 +197,28 @@ def _catalogue_paths(p: str) -> dict[str, Any]:
         f"{p}/handlers/{{namespace}}": {
             "get": {"operationId": "namespaceHandlers", "summary": "A namespace's templates in detail",
                     "parameters": [namespace],
-                    "responses": {"200": ok("The namespace", "Namespace"), **errors(401, 404)}}},
+                    "responses": {"200": ok("The namespace", "Namespace"), **errors(401, 404, 503)}}},
         f"{p}/handlers/{{namespace}}/{{name}}": {
             "get": {"operationId": "showHandler", "summary": "The template a version request resolves to",
                     "parameters": [namespace, param("name", "path", {"type": "string"}),
                                    param("version", "query", {"type": "string"}, "exact, range, or omitted")],
-                    "responses": {"200": ok("The template", "Handler"), **errors(401, 404, 422)}}},
+                    "responses": {"200": ok("The template", "Handler"), **errors(401, 404, 422, 503)}}},
     }
 
 
 def _open_paths(p: str) -> dict[str, Any]:
-    def get(op: str, summary: str, responses: dict[str, Any]) -> dict[str, Any]:
-        return {"get": {"operationId": op, "summary": summary, "security": [], "responses": responses}}
+    def get(op: str, summary: str, responses: dict[str, Any], *, token_optional: bool = False) -> dict[str, Any]:
+        security: list[dict[str, Any]] = [{}, {"bearer": []}] if token_optional else []
+        return {"get": {"operationId": op, "summary": summary, "security": security, "responses": responses}}
 
     text = {"description": "Prometheus text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}}
     return {
         f"{p}/health/live": get("live", "Liveness", {"200": ok("Serving", "Live")}),
         f"{p}/health/ready": get("ready", "Readiness", {"200": ok("Ready", "Ready"),
-                                                        "503": ok("Not ready, with reasons", "Ready")}),
-        f"{p}/health/status": get("status", "Versions, plugins, counts, worker", {"200": ok("Status", "Status")}),
+                                                        "503": ok("Not ready, with reasons", "Ready"),
+                                                        "401": errors(401)["401"]}, token_optional=True),
+        f"{p}/health/status": get("status", "Up, ready; with a token also versions, plugins, counts, worker",
+                                  {"200": ok("Status", "Status"), "401": errors(401)["401"]}, token_optional=True),
         f"{p}/openapi.json": get("openapi", "This document", {"200": {"description": "OpenAPI 3.1",
                                                                       "content": _content(ANY_OBJECT)}}),
         f"{p}/metrics": {"get": {"operationId": "metrics", "summary": "Prometheus metrics",

@@ -2,8 +2,9 @@
 
 Order of checks for a creation (nothing is written before the last one):
 auth (401) → media type / size / JSON (415 / 413 / 400) → shape (422, every problem) → the
-namespace is viewable (else 404, as if unknown) → may manage it (403) → the template resolves
-(404 with ``available``) → the context satisfies its schema (422, every violation) → create.
+namespace is viewable (else 404, as if unknown) → it is not quarantined (503) → may manage it
+(403) → the template resolves (404 with ``available``) → the context satisfies its schema (422,
+every violation) → create.
 
 An ``Idempotency-Key`` makes creation safe to retry: the first request answers **201**, a replay
 with the same key (in the same namespace) answers **200** with the same task and writes nothing; a
@@ -49,11 +50,18 @@ def unknown_namespace(api: Api, principal: Principal, namespace: str) -> ApiErro
     return ApiError(404, "unknown_namespace", f"unknown namespace {namespace!r}", available=available)
 
 
+def known_namespace(api: Api, namespace: str) -> bool:
+    """Served by this host, or quarantined (installed, but claimed by more than one plugin)."""
+    registry = api.host.registry
+    return namespace in registry.namespaces or bool(registry.namespace_claims(namespace))
+
+
 def resolve_template(api: Api, principal: Principal, req: CreateRequest) -> TaskTemplate:
     """Check access and resolve the template; validate the context against its schema."""
     registry = api.host.registry
-    if req.namespace not in registry.namespaces or not may(api, principal, Action.SHOW, req.namespace):
+    if not known_namespace(api, req.namespace) or not may(api, principal, Action.SHOW, req.namespace):
         raise unknown_namespace(api, principal, req.namespace)
+    registry.namespace(req.namespace)  # a quarantined one: 503 naming the plugins that claim it
     if not may(api, principal, Action.CREATE, req.namespace):
         raise forbidden(f"{principal.name} may not create tasks in namespace {req.namespace!r}")
     template = registry.resolve(req.namespace, req.name, req.version)

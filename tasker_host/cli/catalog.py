@@ -36,7 +36,8 @@ def plugins(state: CliState, as_json: bool) -> None:
     template and handler counts, load failures, conflicts (with every provider) and
     quarantined entries.
 
-    Exits 1 when there are conflicts the host would refuse to start with.
+    Exits 1 when a plugin failed to load (or has a broken template), or when there are
+    conflicts the host would refuse to start with ("ok": false in the --json document).
     """
     catalog = _catalog(state, as_json)
     doc = plugins_doc(catalog.discovery, catalog.registry, state.settings.on_conflict)

@@ -39,8 +39,9 @@ def fail(error: TaskerError | str, *, as_json: bool = False, code: int = 1) -> N
             items = getattr(error, attr, None)
             if items:
                 doc[attr] = [i.as_dict() for i in items]
-        if available := getattr(error, "available", None):
-            doc["available"] = list(available)
+        for attr in ("available", "providers"):
+            if values := getattr(error, attr, None):
+                doc[attr] = list(values)
         click.echo(json.dumps(doc, indent=2, default=str))
     else:
         click.echo(f"error: {message}", err=True)

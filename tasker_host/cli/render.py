@@ -28,9 +28,11 @@ def render_plugins(doc: dict[str, Any]) -> str:
         out.append("\nQuarantined (not served):")
         out += [f"  - {q['kind']} {q['subject']} from {q['provider']['distribution']} "
                 f"{q['provider']['distribution_version']}: {q['reason']}" for q in doc["quarantined"]]
-    if not doc["ok"]:
+    if doc["conflicts"] and doc["on_conflict"] == "refuse":
         out.append("\nThe host refuses to start with these conflicts "
                    "(--on-conflict quarantine serves everything else).")
+    if doc["failures"]:
+        out.append("\nThe host starts without what failed to load (--strict refuses to start).")
     return "\n".join(out)
 
 

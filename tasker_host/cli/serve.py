@@ -31,7 +31,8 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 @click.option("--grace-seconds", default=30.0, show_default=True, type=click.FloatRange(0),
               help="At shutdown, how long running steps may take to finish before they are released.")
 @click.option("--token-cache-seconds", default=5.0, show_default=True, type=click.FloatRange(0),
-              help="Remember accepted tokens this long (a revocation takes effect within it); 0: check every request.")
+              help="Remember accepted tokens this long; 0: check every request. A revocation takes effect "
+                   "at once on PostgreSQL (servers are notified), within this time on SQLite.")
 @engine_options
 @pass_state
 def serve(state: CliState, bind_host: str, port: int, prefix: str, worker: bool, log_level: str, log_format: str,

@@ -149,7 +149,11 @@ def _render_list(docs: list[dict[str, Any]]) -> str:
 @json_option
 @pass_state
 def revoke(state: CliState, id_or_name: str, as_json: bool) -> None:
-    """Revoke a token (by id or name): it stops authenticating at once. Revoking twice is harmless.
+    """Revoke a token (by id or name). Revoking twice is harmless.
+
+    New checks refuse it at once. Running servers remember accepted tokens for their
+    --token-cache-seconds (default 5): on PostgreSQL they are notified and forget it at once;
+    on SQLite a server may accept it until that time has passed.
 
     \b
     Examples:
@@ -161,13 +165,21 @@ def revoke(state: CliState, id_or_name: str, as_json: bool) -> None:
     now = _now()
     with _token_store(state, as_json) as store:
         record = _run(as_json, lambda: store.revoke_token(id_or_name, now))
+        pushed = store.revocations_pushed
     if record is None:
         fail(ConfigurationError(f"no token with id or name {id_or_name!r} (tasker-host tokens list shows them)"),
              as_json=as_json)
-    doc = token_doc(record)
+    doc = {**token_doc(record), "servers_notified": pushed}
     already = record.revoked_at != now
     emit(doc, as_json, lambda d: f"token {d['name']!r} (id {d['id']}) "
-         + (f"was already revoked at {d['revoked_at']}" if already else "revoked: it no longer authenticates"))
+         + (f"was already revoked at {d['revoked_at']}" if already else f"revoked: {_takes_effect(pushed)}"))
+
+
+def _takes_effect(pushed: bool) -> str:
+    if pushed:
+        return "running servers are notified and stop accepting it at once"
+    return ("new checks refuse it; running servers stop accepting it within their --token-cache-seconds "
+            "(default 5 s)")
 
 
 COMMANDS = (tokens,)

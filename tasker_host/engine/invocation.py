@@ -104,11 +104,14 @@ class LocalRoute:
 
 
 class LocalRoutePlugin:
-    """The host's built-in route: in process, for every namespace this host's registry has."""
+    """The host's built-in route: in process, for every namespace this host's registry has —
+    and the quarantined ones, so that a call into one fails saying it is quarantined and why."""
 
     def __init__(self, route: LocalRoute):
         self.route = route
 
     @hookimpl(trylast=True)
     def tasker_route_invocation(self, request: InvocationRequest) -> LocalRoute | None:
-        return self.route if request.namespace in self.route.service.registry.namespaces else None
+        registry = self.route.service.registry
+        local = request.namespace in registry.namespaces or registry.namespace_claims(request.namespace)
+        return self.route if local else None

@@ -6,6 +6,11 @@
   PostgreSQL deadlocks / serialization failures retried);
 * :func:`token_store_for` — the token store that lives next to a task store.
 
+Revocations reach running API processes (:meth:`listen`): in memory at once (the listeners are
+called by :meth:`revoke_token`); on PostgreSQL at once too, by ``NOTIFY tasker_tokens`` with the
+revocation's commit (:mod:`tasker_host.store.token_notify`); on SQLite not at all — a server's
+token cache keeps a revoked token until the entry expires. ``revocations_pushed`` says which.
+
 Only a token's SHA-256 digest is ever stored. Names are unique: :meth:`add_token` raises
 :class:`~tasker_host.errors.ConfigurationError` when the name (or id, or digest) is taken, and
 writes nothing. :meth:`list_tokens` returns every token (revoked ones too), oldest first (ties by
@@ -18,8 +23,7 @@ SQLAlchemy is imported only when a SQL token store is used (like :mod:`tasker_ho
 from __future__ import annotations
 
 import threading
-import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +35,11 @@ if TYPE_CHECKING:  # pragma: no cover
     import sqlalchemy as sa
 
     from tasker_host.store.sql import SqlStore
+    from tasker_host.store.token_notify import RevocationListener
 
 __all__ = ["MemoryTokenStore", "SqlTokenStore", "token_store_for"]
+
+OnRevoked = Callable[[str], None]  # called with the revoked token's digest
 
 
 def _taken(name: str) -> ConfigurationError:
@@ -47,9 +54,18 @@ def _order(record: TokenRecord) -> tuple[float, str]:
 class MemoryTokenStore:
     """Tokens in a dict (by id); one lock guards every method. Records are immutable."""
 
+    revocations_pushed = True  # listeners are called by revoke_token itself
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_id: dict[str, TokenRecord] = {}
+        self._listeners: list[OnRevoked] = []
+
+    def listen(self, on_revoked: OnRevoked, on_reset: Callable[[], None]) -> _Subscription:
+        """Call ``on_revoked(digest)`` for every later revocation (in the revoking thread)."""
+        with self._lock:
+            self._listeners.append(on_revoked)
+        return _Subscription(self._listeners, on_revoked, self._lock)
 
     def add_token(self, record: TokenRecord) -> None:
         with self._lock:
@@ -76,7 +92,20 @@ class MemoryTokenStore:
                 return None
             if record.revoked_at is None:
                 record = self._by_id[record.id] = replace(record, revoked_at=now)
-            return record
+            listeners = list(self._listeners)
+        for on_revoked in listeners:
+            on_revoked(record.digest)
+        return record
+
+
+class _Subscription:
+    def __init__(self, listeners: list[OnRevoked], listener: OnRevoked, lock: threading.Lock):
+        self._listeners, self._listener, self._lock = listeners, listener, lock
+
+    def close(self) -> None:
+        with self._lock:
+            if self._listener in self._listeners:
+                self._listeners.remove(self._listener)
 
 
 class SqlTokenStore:
@@ -84,6 +113,20 @@ class SqlTokenStore:
 
     def __init__(self, store: SqlStore):
         self._store = store
+
+    @property
+    def revocations_pushed(self) -> bool:
+        """PostgreSQL: revocations are notified to running servers; SQLite: they are not."""
+        return self._store.dialect != "sqlite"
+
+    def listen(self, on_revoked: OnRevoked, on_reset: Callable[[], None]) -> RevocationListener | None:
+        """PostgreSQL: a started :class:`RevocationListener` (close it when done); SQLite: None."""
+        if not self.revocations_pushed:
+            return None
+        from tasker_host.store.sql_notify import listener_conninfo
+        from tasker_host.store.token_notify import RevocationListener
+
+        return RevocationListener(listener_conninfo(self._store.engine.url), on_revoked, on_reset).start()
 
     def add_token(self, record: TokenRecord) -> None:
         from sqlalchemy.exc import IntegrityError
@@ -152,6 +195,10 @@ class SqlTokenStore:
             if record.revoked_at is None:
                 conn.execute(sa.update(api_tokens).where(c.id == record.id).values(revoked_at=now))
                 record = replace(record, revoked_at=now)
+                if self.revocations_pushed:
+                    from tasker_host.store.token_notify import notify_revoked
+
+                    notify_revoked(conn, record.digest)  # delivered with the commit
             return record
         return None
 
@@ -166,32 +213,24 @@ def _one(row: Any) -> TokenRecord | None:
     return None if row is None else _record(row)
 
 
-_MEMORY_TOKENS: weakref.WeakKeyDictionary[Any, MemoryTokenStore] = weakref.WeakKeyDictionary()
-_MEMORY_LOCK = threading.Lock()
+_MEMORY_TOKENS = "_tasker_memory_tokens"  # the attribute a non-SQL store keeps its tokens in
 
 
 def token_store_for(store: Any) -> TokenStore:
     """The token store that lives next to ``store``.
 
     :class:`SqlStore` → :class:`SqlTokenStore` on the same database; :class:`MemoryStore` → the
-    :class:`MemoryTokenStore` of that store (the same one on every call, gone with the store).
-    Any other object (a test's wrapper around a store, say) also gets a per-object
-    :class:`MemoryTokenStore`: its tokens are not persisted.
+    :class:`MemoryTokenStore` of that store (kept on the store object: the same one on every call,
+    gone with the store). Any other object (a test's wrapper around a store, say) also gets a
+    per-object :class:`MemoryTokenStore`: its tokens are not persisted.
     """
     if not isinstance(store, MemoryStore):
         from tasker_host.store.sql import SqlStore
 
         if isinstance(store, SqlStore):
             return SqlTokenStore(store)
-    with _MEMORY_LOCK:
-        try:
-            tokens = _MEMORY_TOKENS.get(store)
-        except TypeError:  # neither hashable nor weakly referenceable: nothing to remember it by
-            return MemoryTokenStore()
-        if tokens is None:
-            tokens = MemoryTokenStore()
-            try:
-                _MEMORY_TOKENS[store] = tokens
-            except TypeError:
-                pass
-        return tokens
+    try:
+        attributes = vars(store)
+    except TypeError:  # no __dict__ (slots, builtins): nothing to keep it on
+        return MemoryTokenStore()
+    return attributes.setdefault(_MEMORY_TOKENS, MemoryTokenStore())  # atomic: one winner per store

@@ -147,7 +147,8 @@ def check_plugin(
         catalog = open_catalog(HostSettings(strict_plugins=True), entry_points=[entry_point])
     except PluginLoadFailures as exc:
         raise AssertionError(_message(what, [*problems, *(
-            f"the host refuses it: {f.describe()}" for f in exc.failures)])) from None
+            f"the host refuses it: {f.describe()}" for f in exc.failures), *(
+            f"the host refuses it: {c.describe()}" for c in exc.conflicts)])) from None
     except ConflictError as exc:
         raise AssertionError(_message(what, [*problems, *(
             f"the host refuses it: {c.describe()}" for c in exc.conflicts)])) from None

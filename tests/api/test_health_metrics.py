@@ -27,8 +27,8 @@ class BrokenStore(MemoryStore):
         raise OSError("connection refused")
 
 
-def samples(live: Live) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    response = live.client.get("/metrics", headers=live.auth("payments"))
+def samples(live: Live, who: str = "payments") -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = live.client.get("/metrics", headers=live.auth(who))
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(response.text) for s in family.samples}
@@ -36,9 +36,11 @@ def samples(live: Live) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def test_live_ready_and_status(live: Live) -> None:
     assert live.client.get("/health/live").json() == {"status": "ok"}
-    ready = live.client.get("/health/ready")
-    assert ready.status_code == 200 and ready.json() == {"status": "ready", "reasons": [], "warnings": []}
-    status = live.client.get("/health/status").json()
+    ready = live.client.get("/health/ready", headers=live.auth("payments"))
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "failing": [], "reasons": [], "warnings": []}
+    status = live.client.get("/health/status", headers=live.auth("payments")).json()
+    assert (status["status"], status["ready"], status["failing"]) == ("up", True, [])
     assert status["versions"]["tasker_host"] and status["versions"]["python"]
     assert status["worker"]["enabled"] is True and status["worker"]["running"] is True
     assert status["database"]["dialect"] == "sqlite"
@@ -64,38 +66,74 @@ def test_metrics_count_tasks_and_time_steps(live: Live) -> None:
     assert found[("tasker_http_requests_total", (("method", "POST"), ("status", "201")))] >= 1
 
 
+INVENTORY_RETURN = {"name": "process_return", "namespace": "inventory", "version": "1.4.0",
+                    "context": {"return_id": "rma_1", "order_id": "ord_1", "sku": "sku_1", "quantity": 1,
+                                "refund_amount": 1999}}
+
+
+def namespaces_in(found: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> set[str]:
+    return {value for _, labels in found for key, value in labels if key == "namespace"}
+
+
+def test_metrics_show_a_token_only_the_namespaces_it_may_view(live: Live) -> None:
+    task = live.create(copy.deepcopy(INVENTORY_RETURN)).json()  # refunds through a payments child task
+    assert live.waiter.wait(task["id"]) is EventKind.TASK_COMPLETED
+    everything = samples(live, "admin")
+    assert {"inventory", "payments"} <= namespaces_in(everything)
+    assert everything[("tasker_tasks", (("namespace", "inventory"), ("state", "complete")))] >= 1
+    assert any(name == "tasker_step_duration_seconds_count" and ("step", "restock_item") in labels
+               for name, labels in everything)
+    payments = samples(live, "payments")
+    assert namespaces_in(payments) <= {"payments", "shared"} and "payments" in namespaces_in(payments)
+    assert not any("restock_item" in value for _, labels in payments for _, value in labels)
+    assert payments[("tasker_store_up", ())] == 1  # series without a namespace: for every token
+    assert any(name == "tasker_http_requests_total" for name, _ in payments)
+    inventory = samples(live, "inventory")
+    assert "inventory" in namespaces_in(inventory) and "payments" not in namespaces_in(inventory)
+    anonymous = live.client.get("/metrics")
+    assert anonymous.status_code == 401 and "tasker_tasks" not in anonymous.text
+
+
 def test_pending_steps_are_counted(serve: Any) -> None:
     quiet = serve(run_worker=False)
     quiet.create(copy.deepcopy(SEED_PAYMENTS))
     found = samples(quiet)
     assert found[("tasker_steps", (("namespace", "payments"), ("state", "pending")))] == 4
     assert found[("tasker_tasks", (("namespace", "payments"), ("state", "pending")))] == 1
-    assert quiet.client.get("/health/status").json()["worker"]["enabled"] is False
+    assert quiet.client.get("/health/status", headers=quiet.auth("admin")).json()["worker"]["enabled"] is False
 
 
 def test_not_ready_when_the_database_fails(serve: Any) -> None:
     host = build_host(HostSettings(), entry_points=[shared_entry_point()], store=BrokenStore())
     broken = serve(host=host, run_worker=False)
-    ready = broken.client.get("/health/ready")
+    ready = broken.client.get("/health/ready", headers=broken.auth("admin"))
     assert ready.status_code == 503
     assert ready.json()["reasons"] == ["database error: OSError: connection refused"]
+    assert ready.json()["failing"] == ["database"]
+    anonymous = broken.client.get("/health/ready")
+    assert anonymous.status_code == 503 and anonymous.json() == {"status": "not_ready", "failing": ["database"]}
+    assert broken.client.get("/health/status").json() == {"status": "up", "ready": False, "failing": ["database"]}
     assert broken.client.get("/health/live").status_code == 200
 
 
 def test_not_ready_without_plugins(serve: Any, tmp_path: Path) -> None:
     bare = serve(host=make_host(tmp_path / "t.db", entry_points=[]), run_worker=False)
-    ready = bare.client.get("/health/ready")
+    ready = bare.client.get("/health/ready", headers=bare.auth("admin"))
     assert ready.status_code == 503 and ready.json()["reasons"] == ["no plugin namespaces are loaded"]
+    assert bare.client.get("/health/ready").json() == {"status": "not_ready", "failing": ["plugins"]}
 
 
 def test_quarantined_conflicts_are_warnings(serve: Any, tmp_path: Path) -> None:
     rival = FakeEntryPoint.of("rival", make_plugin(namespaces=["shared"]), dist="tasker-rival")
     host = make_host(tmp_path / "t.db", entry_points=[*installed_entry_points(), shared_entry_point(), rival],
                      on_conflict=ConflictPolicy.QUARANTINE)
-    ready = serve(host=host, run_worker=False).client.get("/health/ready")
+    server = serve(host=host, run_worker=False)
+    ready = server.client.get("/health/ready", headers=server.auth("payments"))
     assert ready.status_code == 200 and ready.json()["warnings"]
     assert all(w.startswith("quarantined: ") for w in ready.json()["warnings"])
     assert "shared" not in host.registry.namespaces
+    anonymous = server.client.get("/health/ready")
+    assert anonymous.status_code == 200 and anonymous.json() == {"status": "ready", "failing": []}
 
 
 def test_not_ready_when_the_worker_crashed(serve: Any, tmp_path: Path) -> None:
@@ -106,8 +144,37 @@ def test_not_ready_when_the_worker_crashed(serve: Any, tmp_path: Path) -> None:
 
     host.engine.run = crash  # type: ignore[method-assign]
     crashed = serve(host=host)
-    ready = crashed.client.get("/health/ready")
+    ready = crashed.client.get("/health/ready", headers=crashed.auth("admin"))
     assert ready.status_code == 503 and ready.json()["reasons"] == ["worker is not running: RuntimeError: boom"]
+    assert crashed.client.get("/health/ready").json() == {"status": "not_ready", "failing": ["worker"]}
+
+
+def test_status_without_a_token_says_only_up_and_ready(live: Live) -> None:
+    anonymous = live.client.get("/health/status")
+    assert anonymous.status_code == 200
+    assert anonymous.json() == {"status": "up", "ready": True, "failing": []}
+    assert "tasker-payments" not in anonymous.text and "payments" not in anonymous.text
+    assert live.client.get("/health/ready").json() == {"status": "ready", "failing": []}
+    for path in ("/health/status", "/health/ready"):  # a token that is sent must be accepted
+        for headers in ({"Authorization": "Bearer tsk_not-a-token"}, live.auth("revoked")):
+            refused = live.client.get(path, headers=headers)
+            assert refused.status_code == 401 and refused.json()["error"] == "unauthorized", path
+    detailed = live.client.get("/health/status", headers=live.auth("payments_viewer")).json()
+    assert {d["distribution"] for d in detailed["plugins"]["distributions"]} >= {"tasker-payments", "tasker-shared"}
+
+
+def test_plugins_ok_is_false_when_a_plugin_failed_to_load(serve: Any, tmp_path: Path) -> None:
+    broken = FakeEntryPoint.failing("broken", ImportError("No module named 'tasker_broken'"), dist="tasker-broken")
+    host = make_host(tmp_path / "t.db", entry_points=[shared_entry_point(), broken])
+    server = serve(host=host, run_worker=False)
+    status = server.client.get("/health/status", headers=server.auth("admin")).json()
+    plugins = status["plugins"]
+    assert plugins["ok"] is False
+    [failure] = plugins["failures"]
+    assert failure["distribution"] == "tasker-broken" and "No module named 'tasker_broken'" in failure["error"]
+    assert status["ready"] is True  # the host serves the rest: a warning, not a readiness failure
+    assert any(w.startswith("plugin failure: tasker-broken") for w in status["warnings"])
+    assert plugins["conflicts"] == []  # ok is false for the failure alone
 
 
 class LineCatcher(logging.Handler):

@@ -58,7 +58,8 @@ def test_serve_command_serves_logs_json_and_stops_on_sigterm(tmp_path: Path) -> 
     try:
         base = f"http://127.0.0.1:{port}/api"
         wait_until_up(f"{base}/health/live", process)
-        assert httpx.get(f"{base}/health/status").json()["worker"]["enabled"] is False
+        status = httpx.get(f"{base}/health/status", headers={"Authorization": f"Bearer {token}"}).json()
+        assert status["worker"]["enabled"] is False
         listed = httpx.get(f"{base}/handlers", headers={"Authorization": f"Bearer {token}"})
         assert [ns["namespace"] for ns in listed.json()["namespaces"]] == ["payments"]
         assert httpx.get(f"{base}/tasks").status_code == 401

@@ -291,3 +291,26 @@ def test_create_batcher_with_several_writers_answers_everyone(seed):
 
     got, writing = anyio.run(main)
     assert got == {i: f"r-{i}" for i in range(200)} and writing == 0
+
+
+def test_token_cache_forgets_revoked_tokens_and_keeps_no_check_that_raced_a_revocation():
+    from tasker_host.api.auth import TokenCache
+    from tasker_host.auth import Principal, token_digest
+
+    cache: TokenCache
+    revoke_during_check = [False]
+
+    def check(bearer):
+        if revoke_during_check[0]:  # the revocation commits and is notified while this check runs
+            cache.forget(token_digest(bearer))
+        return Principal(bearer)
+
+    cache = TokenCache(check, 300.0)
+    assert cache("a") == Principal("a") and cache("b") == Principal("b")
+    cache.forget(token_digest("a"))
+    assert cache.cached("a") is None and cache.cached("b") == Principal("b")
+    cache.clear()
+    assert cache.cached("b") is None
+    revoke_during_check[0] = True
+    assert cache("c") == Principal("c")  # answered from the check that began before the revocation ...
+    assert cache.cached("c") is None  # ... but not remembered: the next request checks again

@@ -244,4 +244,5 @@ def check_quarantine(venv):
     served = venv.cli_json("handlers", env={"TASKER_ON_CONFLICT": "quarantine"})
     assert sorted(ns["namespace"] for ns in served["namespaces"]) == ["customer_success", "inventory"], served
     missing = venv.cli_json("--on-conflict", "quarantine", "resolve", "payments.process_refund", expect=1)
-    assert missing["error"] == "UnknownNamespaceError", missing
+    assert missing["error"] == "QuarantinedNamespaceError", missing
+    assert [p.split(" [")[0] for p in missing["providers"]] == ["tasker-payments 1.4.0", "tasker-rogue 0.0.1"], missing
