@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from tasker_host.errors import PermanentError, RetryableError
 from tasker_host.models import StepState
@@ -52,6 +53,27 @@ def judge(exc: BaseException, *, attempt: int, retryable: bool, retry_limit: int
     retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
     delay = policy.delay(attempt, retry_after, base_delay)
     return Verdict(StepState.WAITING_RETRY, delay, f"attempt {attempt}/{limit} failed; retry in {delay:.2f}s")
+
+
+def lost_attempts(attempt: int, *, retryable: bool, retry_limit: int) -> dict[str, Any] | None:
+    """The error of a claim past the step's last attempt, or None. ``judge`` never schedules such
+    an attempt: the earlier attempts ended with their workers (killed, or presumed dead), and
+    those count against the limit, so a step that brings its worker down is not retried forever."""
+    limit = max_attempts(retryable, retry_limit)
+    if attempt <= limit:
+        return None
+    allowed = f"the retry limit {limit}" if retryable else "the single attempt of a non-retryable step"
+    return {"type": "WorkerLost", "kind": "lost",
+            "message": f"attempt {attempt} exceeds {allowed}: earlier attempts were lost with their workers"}
+
+
+def retry_delay(handler_config: Mapping[str, Any]) -> float | None:
+    """A step's ``retry_delay`` (handler config), when it is a number: the backoff's base."""
+    value = handler_config.get("retry_delay")
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 def error_doc(exc: BaseException) -> dict:
