@@ -39,10 +39,11 @@ def exited_pid() -> int:
     return int(done.stdout)
 
 
-def host_with_ghost(ghost: NewWorker, *, poll_seconds: float = 30.0, **step_extra):
+def host_with_ghost(ghost: NewWorker, *, store=None, **step_extra):
     """A host (its runner not started) and a task whose step ``a`` the ghost claimed and holds."""
     script = Script()
-    host = make_host(script, [doc(steps=chain(["a"], **step_extra))], engine=EngineConfig(poll_seconds=poll_seconds))
+    host = make_host(script, [doc(steps=chain(["a"], **step_extra))], store=store,
+                     engine=EngineConfig(poll_seconds=30.0))
     task = host.service.create_task("team", "flow").task
     host.store.register(ghost, host.clock.now())
     [claim] = host.store.claim(ghost.id, 1, host.clock.now(), LEASE)
@@ -223,3 +224,59 @@ def test_ordinary_retries_never_reach_past_the_limit(retryable: bool, limit: int
         attempt += 1
         assert lost_attempts(attempt, retryable=retryable, retry_limit=limit) is None
     assert lost_attempts(attempt + 1, retryable=retryable, retry_limit=limit) is not None
+
+
+async def test_leases_shorter_than_three_beats_are_still_renewed_in_time():
+    script = Script()
+    host = make_host(script, [doc(steps=chain(["a"]))], engine=EngineConfig(lease_seconds=1.2, poll_seconds=30.0))
+    task = host.service.create_task("team", "flow", context={"script": {"a": ["hang"]}}).task
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(host.engine.run)
+        await script.started["a"].wait()
+        for _ in range(10):  # 4 s: the runner beats every 0.4 s (a third of the lease), not every 1.5 s
+            host.clock.advance(0.4)
+            await anyio.wait_all_tasks_blocked()
+            step = host.service.get_task(task.id).steps[0]
+            assert step.lease_expires_at > host.clock.now() and step.attempts == 1
+        tg.cancel_scope.cancel()
+
+
+class FlakyStore(MemoryStore):
+    """The database is unreachable for the runner's heartbeats while ``down`` is set."""
+
+    down = False
+
+    def heartbeat(self, *args, **kwargs):
+        if self.down:
+            raise ConnectionError("database unreachable")
+        return super().heartbeat(*args, **kwargs)
+
+    def reap_workers(self, *args, **kwargs):
+        if self.down:
+            raise ConnectionError("database unreachable")
+        return super().reap_workers(*args, **kwargs)
+
+
+async def test_after_an_outage_a_runner_gives_the_others_time_to_beat_again(caplog):
+    caplog.set_level(logging.ERROR, logger="tasker_host.engine")
+    store = FlakyStore()
+    script, host, task_id = host_with_ghost(NewWorker("peer", "elsewhere", 4242, DEAD_AFTER), store=store)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(host.engine.run)
+        await anyio.wait_all_tasks_blocked()
+        await beat(host, 2)
+        assert store.heartbeat("peer", host.clock.now())
+        store.down = True  # nobody reaches the database for 9 s
+        await beat(host, 6)
+        store.down = False
+        await beat(host)  # back first: the peer's last beat is 9 s old, but so was this runner's
+        assert "peer" in {w.id for w in store.workers()}
+        host.clock.advance(1.0)
+        for _ in range(10):  # the peer is back too, a second later, and beats on
+            assert store.heartbeat("peer", host.clock.now())
+            await beat(host)
+        assert "peer" in {w.id for w in store.workers()}
+        assert host.service.get_task(task_id).steps[0].lease_owner == "peer"
+        tg.cancel_scope.cancel()
+    failures = [r for r in caplog.records if "heartbeat of worker" in r.getMessage()]
+    assert len(failures) == 6 and script.calls == []  # each failed beat logged; the loop carried on

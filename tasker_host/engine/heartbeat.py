@@ -53,9 +53,11 @@ class Heartbeat:
         await self.beat()
 
     async def run(self) -> None:
-        clock = self._engine.clock
+        clock, config = self._engine.clock, self._engine.config
+        # (leases shorter than 3 beats are renewed in time: the runner then beats more often)
+        interval = min(config.heartbeat_seconds, config.lease_seconds / 3)
         while True:
-            await clock.sleep_until(clock.now() + self._engine.config.heartbeat_seconds)
+            await clock.sleep_until(clock.now() + interval)
             await self.beat()
 
     async def stop(self) -> None:
