@@ -113,7 +113,7 @@ class Heartbeat:
         """Reaped by another runner: cancel the handlers of the steps it took from this one (their
         lease owner is no longer this runner's: their outcomes would be rejected anyway)."""
         engine, owner = self._engine, self._engine.config.owner
-        running = engine.running()
+        running = engine.running_steps()
         tasks = await engine.db(engine.store.get_tasks, sorted({task_id for task_id, _ in running}))
         held = {(t.id, s.name) for t in tasks.values() for s in t.steps if s.lease_owner == owner}
         lost = [scope for key, scope in running.items() if key not in held]

@@ -420,6 +420,6 @@ class Engine:
                                         rt.info.version, self.clock.now(), step, claim.attempt,
                                         rt.info.correlation_id))
 
-    def running(self) -> dict[tuple[str, str], anyio.CancelScope]:
+    def running_steps(self) -> dict[tuple[str, str], anyio.CancelScope]:
         """The steps running now, each with the scope that cancels it (a copy)."""
         return dict(self._running)

@@ -83,7 +83,7 @@ def reap(conn: sa.Connection, keep: str, now: float, gone: Callable[[WorkerRecor
     updates = []
     for r in held:
         worker, cause = by_worker[r.lease_owner]
-        expires = min(r.lease_expires_at, worker.heartbeat_at, now)
+        expires = min(r.lease_expires_at or now, worker.heartbeat_at, now)
         updates.append({"k_task": r.task_id, "k_name": r.name, "k_owner": worker.id, "expires": expires,
                         "lost": LOST_OWNER.format(owner=worker.id), "error": lost_error(r.attempts, worker.id, cause)})
     _EXPIRE(conn, updates)
