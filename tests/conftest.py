@@ -17,7 +17,7 @@ from contextlib import contextmanager
 import pytest
 
 # the shared store contract's asserts get pytest's rewriting, like test modules'
-pytest.register_assert_rewrite("tests.store_contract")
+pytest.register_assert_rewrite("tests.store_contract", "tests.worker_contract")
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 

@@ -33,7 +33,8 @@ class FreezingStore:
 
     def __getattr__(self, name):
         attr = getattr(self._store, name)
-        if name not in {"record", "record_and_claim", "claim", "renew_leases"}:
+        if name not in {"record", "record_and_claim", "claim", "renew_leases", "register", "heartbeat",
+                        "deregister", "reap_workers"}:
             return attr
 
         def call(*args, **kwargs):

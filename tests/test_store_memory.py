@@ -6,13 +6,14 @@ from __future__ import annotations
 import pytest
 
 import tests.store_contract as contract
+from tests.worker_contract import WorkerContract
 from tasker_host.models import StepState
 from tasker_host.store.memory import MemoryStore
 
 
 
 
-class TestMemoryStore(contract.StoreContract):
+class TestMemoryStore(contract.StoreContract, WorkerContract):
     @pytest.fixture
     def store(self) -> MemoryStore:
         return MemoryStore()

@@ -14,6 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 import tests.store_contract as contract
+from tests.worker_contract import WorkerContract
 from tasker_host.errors import ConfigurationError
 from tasker_host.models import StepState, TaskState
 from tasker_host.store import open_store
@@ -31,7 +32,7 @@ NOW, LEASE = contract.NOW, contract.LEASE
 names = contract.names
 
 
-class TestSqliteStore(contract.StoreContract):
+class TestSqliteStore(contract.StoreContract, WorkerContract):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[SqlStore]:
         store = SqlStore(f"sqlite:///{tmp_path / 'tasker.db'}")
@@ -40,7 +41,7 @@ class TestSqliteStore(contract.StoreContract):
 
 
 @pytest.mark.postgres
-class TestPostgresStore(contract.StoreContract):
+class TestPostgresStore(contract.StoreContract, WorkerContract):
     @pytest.fixture
     def store(self, postgres_url: str) -> Iterator[SqlStore]:
         store = SqlStore(postgres_url, auto_upgrade=True)
@@ -145,7 +146,7 @@ def _assert_schema_matches_models(engine: sa.Engine) -> None:
 def test_sqlite_migrations_produce_the_models(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'tasker.db'}"
     assert current_revision(url) is None
-    assert upgrade(url) == head_revision() == "0003"
+    assert upgrade(url) == head_revision() == "0004"
     assert current_revision(url) == head_revision()
     store = SqlStore(url, auto_upgrade=False)  # up to date: opens
     _assert_schema_matches_models(store.engine)

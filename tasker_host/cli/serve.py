@@ -37,8 +37,8 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 @pass_state
 def serve(state: CliState, bind_host: str, port: int, prefix: str, worker: bool, log_level: str, log_format: str,
           max_body_bytes: int, shutdown_timeout: float, grace_seconds: float, token_cache_seconds: float,
-          concurrency: int | None, lease_seconds: float | None, poll_seconds: float | None,
-          namespace_limits: tuple[str, ...]) -> None:
+          concurrency: int | None, lease_seconds: float | None, heartbeat_seconds: float | None,
+          poll_seconds: float | None, namespace_limits: tuple[str, ...]) -> None:
     """Serve the REST API: tasks, the handler catalogue, health, metrics and OpenAPI.
 
     \b
@@ -59,7 +59,7 @@ def serve(state: CliState, bind_host: str, port: int, prefix: str, worker: bool,
     from tasker_host.host import build_host
 
     state.settings = with_engine_options(state.settings, concurrency, lease_seconds, poll_seconds,
-                                         namespace_limits)
+                                         namespace_limits, heartbeat_seconds)
     configure_logging(log_level, log_format)
     try:
         host = build_host(state.settings, entry_points=state.entry_points)

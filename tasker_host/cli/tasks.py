@@ -212,13 +212,14 @@ def resolve_step(state: CliState, task_id: str, step: str, results_arg: str | No
 @engine_options
 @pass_state
 def worker(state: CliState, until_idle: bool, grace_seconds: float, concurrency: int | None,
-           lease_seconds: float | None, poll_seconds: float | None, namespace_limits: tuple[str, ...]) -> None:
+           lease_seconds: float | None, heartbeat_seconds: float | None, poll_seconds: float | None,
+           namespace_limits: tuple[str, ...]) -> None:
     """Run the engine only: claim and run ready steps until stopped.
 
     Start any number of workers (on any machines) against one PostgreSQL database: each claims
     batches of ready steps with SKIP LOCKED, fairly across namespaces, and wakes within
     milliseconds when work appears (LISTEN/NOTIFY). Steps run at least once: a worker that dies
-    loses its leases and the steps run again elsewhere (see docs/deployment.md).
+    stops beating, and within seconds the others run its steps again (see docs/deployment.md).
 
     SIGTERM or Ctrl-C stops claiming, lets running steps finish for up to --grace-seconds,
     releases the rest (another worker runs them) and commits everything before exiting.
@@ -229,7 +230,7 @@ def worker(state: CliState, until_idle: bool, grace_seconds: float, concurrency:
       tasker-host worker --namespace-limit payments=8 --lease-seconds 30
     """
     state.settings = with_engine_options(state.settings, concurrency, lease_seconds, poll_seconds,
-                                         namespace_limits)
+                                         namespace_limits, heartbeat_seconds)
     host = open_host(state, False)
     tune_gc()
     click.echo(f"worker {host.engine.config.owner} running "

@@ -1,5 +1,5 @@
-"""How a runner runs: its concurrency, batch size, lease, poll interval, per-namespace limits and
-its name; from the environment (``TASKER_CONCURRENCY`` ...) or the command line."""
+"""How a runner runs: its concurrency, batch size, lease, heartbeat, poll interval, per-namespace
+limits and its name; from the environment (``TASKER_CONCURRENCY`` ...) or the command line."""
 
 from __future__ import annotations
 
@@ -14,8 +14,15 @@ from tasker_host.errors import ConfigurationError
 
 #: environment variable -> EngineConfig field
 ENGINE_ENV = {"TASKER_CONCURRENCY": "concurrency", "TASKER_CLAIM_BATCH": "claim_batch",
-              "TASKER_LEASE_SECONDS": "lease_seconds", "TASKER_POLL_SECONDS": "poll_seconds",
+              "TASKER_LEASE_SECONDS": "lease_seconds", "TASKER_HEARTBEAT_SECONDS": "heartbeat_seconds",
+              "TASKER_POLL_SECONDS": "poll_seconds",
               "TASKER_NAMESPACE_LIMITS": "namespace_limits", "TASKER_WORKER_NAME": "owner"}
+
+#: heartbeats a runner may miss (counting the one under way) before it is presumed dead: 4 beats of
+#: 1.5 s = 6 s by default, so a dead runner's steps run again within ~7.5 s (6 s + one beat of
+#: the runner that notices), while a live one must stall for 4.5 s to be mistaken for dead
+DEAD_AFTER_BEATS = 4
+MAX_OWNER = 190  # (leases of a reaped worker are marked "<owner> (lost)" in a 200-character column)
 
 
 def default_owner() -> str:
@@ -26,7 +33,10 @@ def default_owner() -> str:
 class EngineConfig:
     concurrency: int = 256  # steps running at once in this runner (async handlers mostly wait on I/O)
     claim_batch: int = 256
-    lease_seconds: float = 60.0  # a dead runner's steps run again elsewhere after this
+    lease_seconds: float = 60.0  # a dead runner's steps run again elsewhere after this at the latest
+    #: the runner beats this often; silent for DEAD_AFTER_BEATS beats, it is presumed dead and its
+    #: steps are taken over (see engine/heartbeat.py)
+    heartbeat_seconds: float = 1.5
     poll_seconds: float = 1.0  # fallback wake-up when no nudge or notification arrives
     owner: str = field(default_factory=default_owner)
     #: namespace -> most steps of it in progress at once, across every runner of the database
@@ -34,13 +44,21 @@ class EngineConfig:
 
     def __post_init__(self) -> None:
         problems = [f"{name} must be positive, not {getattr(self, name)}"
-                    for name in ("concurrency", "claim_batch", "lease_seconds", "poll_seconds")
+                    for name in ("concurrency", "claim_batch", "lease_seconds", "heartbeat_seconds",
+                                 "poll_seconds")
                     if not getattr(self, name) > 0]
         problems += [f"namespace limit {ns}={n} must be positive" for ns, n in self.namespace_limits.items()
                      if n <= 0]
+        if not 0 < len(self.owner) <= MAX_OWNER:
+            problems.append(f"the worker name must have 1 to {MAX_OWNER} characters, not {len(self.owner)}")
         if problems:
             raise ConfigurationError("; ".join(problems))
         object.__setattr__(self, "namespace_limits", MappingProxyType(dict(self.namespace_limits)))
+
+    @property
+    def dead_after_seconds(self) -> float:
+        """How long this runner may stay silent before other runners presume it dead."""
+        return DEAD_AFTER_BEATS * self.heartbeat_seconds
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> EngineConfig:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from tasker_host.errors import PermanentError, RetryableError
 from tasker_host.models import StepState
@@ -65,6 +66,24 @@ def finite(value: object) -> float | None:
     except (TypeError, ValueError, OverflowError):
         return None
     return number if math.isfinite(number) else None
+
+
+def lost_attempts(attempt: int, *, retryable: bool, retry_limit: int) -> dict[str, Any] | None:
+    """The error of a claim past the step's last attempt, or None. ``judge`` never schedules such
+    an attempt: the earlier attempts ended with their workers (killed, or presumed dead), and
+    those count against the limit, so a step that brings its worker down is not retried forever."""
+    limit = max_attempts(retryable, retry_limit)
+    if attempt <= limit:
+        return None
+    allowed = f"the retry limit {limit}" if retryable else "the single attempt of a non-retryable step"
+    return {"type": "WorkerLost", "kind": "lost",
+            "message": f"attempt {attempt} exceeds {allowed}: earlier attempts were lost with their workers"}
+
+
+def retry_delay(handler_config: Mapping[str, Any]) -> float | None:
+    """A step's ``retry_delay`` (handler config), when it is a number: the backoff's base."""
+    value = handler_config.get("retry_delay")
+    return finite(value) if value is not None else None
 
 
 def error_doc(exc: BaseException) -> dict:

@@ -17,7 +17,8 @@ import anyio
 from tasker_host.engine.clock import Clock
 from tasker_host.engine.config import EngineConfig
 from tasker_host.engine.events import EventBus, EventKind, LifecycleEvent
-from tasker_host.engine.retry import RetryPolicy, error_doc, judge
+from tasker_host.engine.heartbeat import Heartbeat
+from tasker_host.engine.retry import RetryPolicy, error_doc, judge, lost_attempts, retry_delay
 from tasker_host.engine.runtime import RUNTIME_CACHE_SIZE, Lru, StepTemplates, TaskRuntime
 from tasker_host.engine.step_context import RunningStep
 from tasker_host.engine.waiters import TaskWaiters
@@ -74,6 +75,7 @@ class Engine:
         self._last_full_claim_at = float("-inf")  # when a claim last took all it asked for
         self._look_after_commit = False  # the claim loop gave way to a commit: look once it ends
         self.outage = Outage()  # the database as this runner's calls find it (readiness reads it)
+        self._heartbeat = Heartbeat(self)  # registration, heartbeats, reaping dead workers, leases
 
     # -- public ------------------------------------------------------------------------------
     def nudge(self) -> None:
@@ -140,10 +142,11 @@ class Engine:
         self._until_idle, self._stopping = until_idle, False
         listener = None if until_idle else await self._listen()
         try:
+            await self._heartbeat.start()  # registered (and dead workers' steps freed) before claiming
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 tg.start_soon(self._commit_loop)
-                tg.start_soon(self._lease_loop)
+                tg.start_soon(self._heartbeat.run)
                 if stop is not None:
                     tg.start_soon(self._stop_on, stop)
                 await self._claim_loop(tg, until_idle)
@@ -154,6 +157,7 @@ class Engine:
             self._tg = None  # the final flush below claims nothing new
             with anyio.CancelScope(shield=True):
                 await self._final_flush()  # final states survive cancellation
+                await self._heartbeat.stop()  # deregistered: steps still held are released
                 if listener is not None:
                     await anyio.to_thread.run_sync(listener.close)
 
@@ -311,6 +315,10 @@ class Engine:
 
     # -- running -----------------------------------------------------------------------------
     async def _run_step(self, claim: Claim, rt: TaskRuntime) -> None:
+        step = rt.steps[claim.step]
+        if lost := lost_attempts(claim.attempt, retryable=step.retryable, retry_limit=step.retry_limit):
+            self._queue(self._outcome(claim, StepState.ERROR, lost["message"], error=lost))
+            return  # past its last attempt (earlier ones died with their workers): not run again
         key = (claim.task_id, claim.step)
         if claim.attempt == 1 and claim.step == rt.first_root:
             self._step_event(EventKind.TASK_STARTED, rt, claim)
@@ -324,8 +332,7 @@ class Engine:
             outcome = (self._outcome(claim, StepState.CANCELLED, "task cancelled") if scope.cancelled_caught
                        else self._outcome(claim, StepState.COMPLETE, "completed", results=results))
         except anyio.get_cancelled_exc_class():
-            self._queue(self._outcome(claim, StepState.WAITING_RETRY, "runner stopped; released",
-                                      ready_at=self.clock.now()))
+            self._inflight -= 1  # the runner stops: deregistering releases the step (attempt not counted)
             raise
         except Exception as exc:  # a handler failure, classified by the retry rules
             outcome = self._failure(claim, rt, exc)
@@ -364,7 +371,7 @@ class Engine:
     def _failure(self, claim: Claim, rt: TaskRuntime, exc: Exception) -> StepOutcome:
         step = rt.steps[claim.step]
         verdict = judge(exc, attempt=claim.attempt, retryable=step.retryable, retry_limit=step.retry_limit,
-                        policy=self.policy, base_delay=_float(step.handler_config.get("retry_delay")))
+                        policy=self.policy, base_delay=retry_delay(step.handler_config))
         now = self.clock.now()
         ready_at = now + verdict.delay if verdict.delay is not None else None
         error = error_doc(exc)  # storable and bounded, whatever the exception holds
@@ -469,17 +476,6 @@ class Engine:
                                         rt.info.version, self.clock.now(), step, claim.attempt,
                                         rt.info.correlation_id))
 
-    async def _lease_loop(self) -> None:
-        interval = self.config.lease_seconds / 3
-        while True:
-            await self.clock.sleep_until(self.clock.now() + interval)
-            if self._running:
-                await self.db(self.store.renew_leases, self.config.owner, self.clock.now(),
-                              self.config.lease_seconds)
-
-
-def _float(value: Any) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+    def running_steps(self) -> dict[tuple[str, str], anyio.CancelScope]:
+        """The steps running now, each with the scope that cancels it (a copy)."""
+        return dict(self._running)

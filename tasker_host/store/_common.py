@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from tasker_host.models import StepState, TaskState
-from tasker_host.store.base import StepOutcome, TaskChange
+from tasker_host.store.base import StepOutcome, TaskChange, WorkerRecord
 
 #: tasks whose steps may be claimed
 LIVE_TASK = frozenset({TaskState.PENDING, TaskState.IN_PROGRESS})
@@ -23,6 +24,28 @@ OUTCOME_STATE = frozenset({StepState.COMPLETE, StepState.WAITING_RETRY, StepStat
 
 CLAIM_REASON = "claimed by {owner}"
 RECLAIM_REASON = "lease of {previous} expired; claimed by {owner}"
+RELEASE_REASON = "worker {owner} stopped; released"
+#: the lease owner of a step whose worker was reaped: that worker can neither renew nor record it
+LOST_OWNER = "{owner} (lost)"
+
+
+def worker_dead(worker: WorkerRecord, now: float, watching_since: float | None) -> bool:
+    """Silent for longer than its ``dead_after`` (counted from ``watching_since`` at the earliest)."""
+    return max(worker.heartbeat_at, watching_since or worker.heartbeat_at) + worker.dead_after < now
+
+
+def silence_cause(worker: WorkerRecord) -> str:
+    at = datetime.fromtimestamp(worker.heartbeat_at, timezone.utc).isoformat(timespec="milliseconds")
+    return f"no heartbeat since {at.replace('+00:00', 'Z')}"
+
+
+def gone_cause(worker: WorkerRecord) -> str:
+    return f"process {worker.pid} on {worker.hostname} is gone"
+
+
+def lost_error(attempt: int, worker: str, cause: str) -> dict[str, Any]:
+    """``last_error`` of a step whose worker was presumed dead while it ran the step."""
+    return {"type": "WorkerLost", "kind": "lost", "message": f"attempt {attempt} lost with worker {worker} ({cause})"}
 
 
 def check_outcomes(outcomes: Sequence[StepOutcome]) -> None:

@@ -67,6 +67,31 @@ Semantics every implementation must follow
   until then when nothing is runnable. Expired leases are not included.
 * ``list_tasks``: ordered by (``created_at``, ``id``); ``created_after`` is inclusive,
   ``created_before`` exclusive; an unknown ``after_id`` cursor gives an empty page.
+
+Workers (the runners' registrations: how a dead runner's steps are taken over long before its
+leases run out)
+-----------------------------------------------------------------------------------------------
+* ``register``: inserts the worker (``started_at`` = ``heartbeat_at`` = now), replacing a row with
+  the same id.
+* ``heartbeat``: ``heartbeat_at`` = now, and with ``lease_seconds`` the worker's leases renewed
+  (as ``renew_leases``) in the same transaction. Returns False, writing nothing, when the row is
+  gone: the worker was presumed dead and reaped, and must stop recording under that id (and must
+  not extend the leases its reaper expired).
+* ``deregister`` (a clean stop): removes the row; the worker's steps still ``in_progress`` go back
+  to ``waiting_retry``, ready now, lease cleared and ``attempts - 1`` (an attempt its own runner
+  interrupted does not count against the retry limit), one transition each. Returns how many.
+* ``reap_workers``: in ONE transaction, removes every worker but ``keep`` that is dead: silent for
+  longer than its ``dead_after`` (``max(heartbeat_at, watching_since) + dead_after < now``: a
+  reaper that was itself cut off from the database until ``watching_since`` gives every worker
+  ``dead_after`` to beat again) or ``gone(worker)`` (its process is known to have ended). Their
+  ``in_progress`` steps' leases expire at once (``lease_expires_at`` = the earliest of the current
+  one, the worker's last heartbeat and now: any claim after that takes them, and the lost attempt
+  counts), ``lease_owner`` becomes ``"ID (lost)"`` (should the worker still live, it can neither
+  renew nor record them) and ``last_error`` = ``{"type": "WorkerLost", "kind": "lost",
+  "message": "attempt N lost with worker ID (cause)"}``. Returns the removed workers by id, each
+  with its cause and how many steps it held. Two reapers never remove the same worker; a heartbeat
+  racing with a reap either keeps the worker or returns False.
+* ``workers``: every registered worker, by id.
 """
 
 from __future__ import annotations
@@ -210,6 +235,40 @@ class StepOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class NewWorker:
+    """A runner registering itself; ``pid_scope`` / ``pid_started`` tell which process ``pid`` is,
+    where the platform says (see :mod:`tasker_host.engine.liveness`)."""
+
+    id: str  # the runner's lease owner
+    hostname: str
+    pid: int
+    dead_after: float  # seconds without a heartbeat after which it is presumed dead
+    pid_scope: str | None = None  # pids compare only within one scope (Linux: boot and pid namespace)
+    pid_started: int | None = None  # when the process started (Linux: clock ticks since boot)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    id: str
+    hostname: str
+    pid: int
+    dead_after: float
+    started_at: float
+    heartbeat_at: float
+    pid_scope: str | None = None
+    pid_started: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LostWorker:
+    """A worker ``reap_workers`` removed: why, and how many in-progress steps it left."""
+
+    worker: WorkerRecord
+    cause: str
+    steps: int
+
+
+@dataclass(frozen=True, slots=True)
 class TaskChange:
     task_id: str
     before: TaskState
@@ -310,6 +369,18 @@ class Store(Protocol):
     def next_ready_at(self) -> float | None: ...
 
     def count_by_state(self) -> StateCounts: ...  # for /metrics and /health/status
+
+    def register(self, worker: NewWorker, now: float) -> None: ...
+
+    def heartbeat(self, worker_id: str, now: float,
+                  lease_seconds: float | None = None) -> bool: ...  # False: reaped meanwhile
+
+    def deregister(self, worker_id: str, now: float) -> int: ...  # steps released
+
+    def reap_workers(self, keep: str, now: float, gone: Callable[[WorkerRecord], bool] | None = None,
+                     watching_since: float | None = None) -> list[LostWorker]: ...  # one transaction
+
+    def workers(self) -> list[WorkerRecord]: ...
 
     def listen(self, on_work: Callable[[], None]) -> Listener | None:
         """Call ``on_work`` (from any thread) when another process leaves steps ready; None when

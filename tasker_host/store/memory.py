@@ -50,14 +50,17 @@ from tasker_host.store.base import (
     TaskFilter,
     TaskRecord,
     Transition,
+    WorkerRecord,
 )
+from tasker_host.store.memory_workers import MemoryWorkers
 
 Key = tuple[str, str]  # (task_id, step name)
 Entry = tuple[float, int, Key]  # (ready_at or lease expiry, sequence, key)
 
 
-class MemoryStore:
-    """Dictionaries and heaps behind one lock (see the module docstring)."""
+class MemoryStore(MemoryWorkers):
+    """Dictionaries and heaps behind one lock (see the module docstring); the worker registrations
+    are in :mod:`~tasker_host.store.memory_workers`."""
 
     inline = True  # calls are cheap: the runner makes them on its event loop
 
@@ -75,6 +78,7 @@ class MemoryStore:
         self._leases: list[Entry] = []  # heap of running steps by lease expiry
         self._running: dict[str, int] = {}  # namespace -> in-progress steps
         self._owned: dict[str, set[Key]] = {}  # lease owner -> in-progress steps
+        self._workers: dict[str, WorkerRecord] = {}  # worker id -> registration
 
     # -- creation --------------------------------------------------------------------------
     def create_task(self, task: NewTask, now: float, claim: ClaimRequest | None = None) -> CreateResult:
@@ -199,12 +203,14 @@ class MemoryStore:
 
     def renew_leases(self, owner: str, now: float, lease_seconds: float) -> int:
         with self._lock:
-            keys = self._owned.get(owner, ())
-            expires = now + lease_seconds
-            for key in keys:
-                self._steps[key].lease_expires_at = expires
-                heapq.heappush(self._leases, (expires, next(self._seq), key))
-            return len(keys)
+            return self._renew(owner, now + lease_seconds)
+
+    def _renew(self, owner: str, expires: float) -> int:
+        keys = self._owned.get(owner, ())
+        for key in keys:
+            self._steps[key].lease_expires_at = expires
+            heapq.heappush(self._leases, (expires, next(self._seq), key))
+        return len(keys)
 
     # -- outcomes --------------------------------------------------------------------------
     def count_by_state(self) -> StateCounts:

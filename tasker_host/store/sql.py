@@ -23,10 +23,14 @@ from tasker_host.models import TaskState
 from tasker_host.store import sql_actions as actions
 from tasker_host.store import sql_runs
 from tasker_host.store import sql_work as work
+from tasker_host.store import sql_workers as workers
 from tasker_host.store._common import check_outcomes
 from tasker_host.store.faults import unavailable_on_connection_failure
 from tasker_host.store.base import (
     UNFINISHED,
+    LostWorker,
+    NewWorker,
+    WorkerRecord,
     StateCounts,
     ClaimRequest,
     Claim,
@@ -331,6 +335,24 @@ class SqlStore:
                 self._wake_others(conn)
             return changed
         return run
+
+    # -- workers (sql_workers) ----------------------------------------------------------------
+    def register(self, worker: NewWorker, now: float) -> None:
+        self._write(workers.register, worker, now, step=True)
+
+    def heartbeat(self, worker_id: str, now: float, lease_seconds: float | None = None) -> bool:
+        return self._write(workers.heartbeat, worker_id, now, lease_seconds, step=True,
+                           one_statement=not self._sqlite and lease_seconds is None)
+
+    def deregister(self, worker_id: str, now: float) -> int:
+        return self._write(self._waking(workers.deregister), worker_id, now, step=True)
+
+    def reap_workers(self, keep: str, now: float, gone: Callable[[WorkerRecord], bool] | None = None,
+                     watching_since: float | None = None) -> list[LostWorker]:
+        return self._write(self._waking(workers.reap), keep, now, gone, watching_since, step=True)
+
+    def workers(self) -> list[WorkerRecord]:
+        return self._read(workers.list_workers)
 
     # -- reading ---------------------------------------------------------------------------
     def get_task(self, task_id: str, *, with_steps: bool = True) -> TaskRecord | None:

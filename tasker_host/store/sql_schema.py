@@ -134,8 +134,26 @@ class ApiTokenRow(Base):
     revoked_at: Mapped[float | None] = mapped_column(sa.Double)
 
 
+class WorkerRow(Base):
+    """A registered runner (``id`` = its lease owner), beating every few seconds; see
+    :mod:`tasker_host.store.sql_workers`. ``pid_scope`` / ``pid_started`` say which process
+    ``pid`` is where the platform tells (Linux), so only a worker's own host judges its pid."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    hostname: Mapped[str] = mapped_column(sa.String(255))
+    pid: Mapped[int] = mapped_column(sa.Integer)
+    pid_scope: Mapped[str | None] = mapped_column(sa.String(200))
+    pid_started: Mapped[int | None] = mapped_column(sa.BigInteger)
+    dead_after: Mapped[float] = mapped_column(sa.Double)  # presumed dead after this long silent
+    started_at: Mapped[float] = mapped_column(sa.Double)
+    heartbeat_at: Mapped[float] = mapped_column(sa.Double)
+
+
 metadata = Base.metadata
 tasks: sa.Table = TaskRow.__table__  # type: ignore[assignment]
 steps: sa.Table = StepRow.__table__  # type: ignore[assignment]
 transitions: sa.Table = TransitionRow.__table__  # type: ignore[assignment]
 api_tokens: sa.Table = ApiTokenRow.__table__  # type: ignore[assignment]
+workers: sa.Table = WorkerRow.__table__  # type: ignore[assignment]
