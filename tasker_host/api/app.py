@@ -29,6 +29,7 @@ from tasker_host.api.errors import exception_handlers
 from tasker_host.api.metrics import Metrics
 from tasker_host.api.openapi import openapi_document
 from tasker_host.api.state import Api, Authenticate, WorkerState, api_of
+from tasker_host.engine.supervise import run_supervised
 from tasker_host.errors import ConfigurationError
 from tasker_host.host import Host
 
@@ -60,12 +61,16 @@ def normalize_prefix(prefix: str) -> str:
 
 
 async def _run_worker(api: Api, stop: anyio.Event) -> None:
+    """The engine, restarted after a crash (a bug: database outages never stop it); while it
+    is down, /health/ready answers 503 with the error."""
+
+    def on_crash(error: BaseException | None) -> None:
+        api.worker.running = error is None
+        api.worker.error = None if error is None else f"{type(error).__name__}: {error}"
+
     api.worker.running = True
     try:
-        await api.host.engine.run(stop=stop, grace_seconds=api.worker.grace_seconds)
-    except Exception as exc:  # noqa: BLE001 - a crashed engine makes the server not ready, not dead
-        log.exception("the engine stopped with an error; /health/ready now answers 503")
-        api.worker.error = f"{type(exc).__name__}: {exc}"
+        await run_supervised(api.host.engine, stop, grace_seconds=api.worker.grace_seconds, on_crash=on_crash)
     finally:
         api.worker.running = False
 

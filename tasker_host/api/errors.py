@@ -30,6 +30,10 @@ Status codes (see ``ERROR_TABLE``; :class:`ApiError` carries its own):
 503   ``namespace_quarantined``   (``--on-conflict quarantine``) plugins conflict over the namespace, so it
                                   is not served; ``problems`` names every claimant (only to principals
                                   that may view the namespace; others get ``unknown_namespace``)
+503   ``database_unavailable``    the database cannot be reached now (connection lost, server restarting,
+                                  locked beyond its timeout); ``Retry-After`` says when to try again. A
+                                  create may or may not have been written: repeat it with the same
+                                  ``Idempotency-Key`` (200 with the task if it was)
 ====  ==========================  =====================================================================
 """
 
@@ -54,6 +58,7 @@ from tasker_host.errors import (
     QuarantinedNamespaceError,
     RequestError,
     ResolutionError,
+    StoreUnavailableError,
     TaskerError,
     TaskNotFoundError,
     UnknownNamespaceError,
@@ -99,13 +104,15 @@ ERROR_TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
     (InvalidStateError, 409, "invalid_state"),
     (InvocationDeniedError, 403, "forbidden"),
     (UnknownNamespaceError, 404, "unknown_namespace"),
-    (QuarantinedNamespaceError, 503, "namespace_quarantined"),  # the deployment's fault, not the client's
+    (QuarantinedNamespaceError, 503, "namespace_quarantined"),
+    (StoreUnavailableError, 503, "database_unavailable"),  # the deployment's fault, not the client's
     (UnknownTemplateError, 404, "unknown_template"),
     (NoMatchingVersionError, 404, "no_matching_version"),
     (ConfigurationError, 422, "invalid_request"),
     (RequestError, 400, "bad_request"),
 )
 
+RETRY_AFTER_SECONDS = 1  # what a 503 database_unavailable asks clients to wait
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
                415: "unsupported_media_type"}
 
@@ -117,6 +124,9 @@ def as_api_error(exc: BaseException) -> ApiError:
     if isinstance(exc, HTTPException):
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return ApiError(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}) or None)
+    if isinstance(exc, StoreUnavailableError):
+        return ApiError(503, "database_unavailable", f"the database is unavailable, try again: {exc}",
+                        headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     for cls, status, code in ERROR_TABLE:
         if isinstance(exc, cls):
             return ApiError(status, code, str(exc), problems=_problems_of(exc), available=_available_of(exc))
@@ -153,7 +163,9 @@ def error_response(error: ApiError) -> JSONResponse:
 async def handle_error(request: Request, exc: Exception) -> JSONResponse:
     """The one exception handler (registered for every class in the table, and for 500s)."""
     error = as_api_error(exc)
-    if error.status >= 500:
+    if error.code == "database_unavailable":
+        log.warning("%s %s answered 503: %s", request.method, request.url.path, exc)
+    elif error.status >= 500:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(error)
 

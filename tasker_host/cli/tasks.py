@@ -6,6 +6,7 @@ import gc
 import json
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ from tasker_host.cli.engine_options import engine_options, with_engine_options
 from tasker_host.cli.main import CliState
 from tasker_host.cli.output import emit, fail, json_option
 from tasker_host.cli.progress import ProgressView
-from tasker_host.errors import ConfigurationError, TaskerError
+from tasker_host.engine.outage import Backoff
+from tasker_host.engine.supervise import run_supervised
+from tasker_host.errors import ConfigurationError, StoreUnavailableError, TaskerError
 from tasker_host.host import Host, build_host
 from tasker_host.models import TaskState
 from tasker_host.store.base import TaskFilter
@@ -58,6 +61,23 @@ def open_host(state: CliState, as_json: bool) -> Host:
     except TaskerError as exc:
         fail(exc, as_json=as_json)
         raise
+
+
+def open_host_patiently(state: CliState) -> Host:
+    """``worker``: a database that cannot be reached yet is waited for (one line when the wait
+    starts), so a fleet of workers can start before, or ride out, its database."""
+    backoff, failures = Backoff(first=0.5, cap=10.0), 0
+    while True:
+        try:
+            return build_host(state.settings, entry_points=state.entry_points)
+        except StoreUnavailableError as exc:
+            failures += 1
+            if failures == 1:
+                click.echo(f"database unavailable ({exc}); waiting for it", err=True)
+            time.sleep(backoff.delay(failures))
+        except TaskerError as exc:
+            fail(exc, as_json=False)
+            raise
 
 
 async def drive(host: Host, task_id: str) -> Any:
@@ -231,7 +251,7 @@ def worker(state: CliState, until_idle: bool, grace_seconds: float, concurrency:
     """
     state.settings = with_engine_options(state.settings, concurrency, lease_seconds, poll_seconds,
                                          namespace_limits, heartbeat_seconds)
-    host = open_host(state, False)
+    host = open_host_patiently(state)
     tune_gc()
     click.echo(f"worker {host.engine.config.owner} running "
                f"({len(host.registry.namespaces)} namespaces, {host.registry.template_count} templates)", err=True)
@@ -252,7 +272,7 @@ async def _work(host: Host, until_idle: bool, grace_seconds: float) -> None:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(on_signal)
-        await host.engine.run(until_idle=until_idle, stop=stop, grace_seconds=grace_seconds)
+        await run_supervised(host.engine, stop, grace_seconds=grace_seconds, until_idle=until_idle)
         tg.cancel_scope.cancel()
     host.close()
 

@@ -42,6 +42,7 @@ class Outage:
     failures: int = 0  # consecutive failed calls in the current outage
     cause: str = ""
     incidents: int = 0  # outages since start (for status pages and tests)
+    failed_calls: int = 0  # failed calls since start
 
     @property
     def active(self) -> bool:
@@ -50,6 +51,7 @@ class Outage:
     def failed(self, error: BaseException, now: float) -> float:
         """Note a failed call; returns how long to wait before the next try."""
         self.failures += 1
+        self.failed_calls += 1
         self.cause = f"{type(error).__name__}: {error}"
         if self.since is None:
             self.since, self.incidents = now, self.incidents + 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from types import MappingProxyType
@@ -75,6 +76,8 @@ class Engine:
         self._last_full_claim_at = float("-inf")  # when a claim last took all it asked for
         self._look_after_commit = False  # the claim loop gave way to a commit: look once it ends
         self.outage = Outage()  # the database as this runner's calls find it (readiness reads it)
+        self._held: set[tuple[str, str]] = set()  # steps claimed here whose outcomes are not committed
+        self._claim_lock = anyio.Lock()  # one claiming call at a time (see _claiming)
         self._heartbeat = Heartbeat(self)  # registration, heartbeats, reaping dead workers, leases
 
     # -- public ------------------------------------------------------------------------------
@@ -108,6 +111,7 @@ class Engine:
         if self._tg is None:
             return  # stopped meanwhile: the leases expire and another run takes the steps
         self._inflight += len(claims)
+        self._held.update((c.task_id, c.step) for c in claims)
         self._tg.start_soon(self._start_claimed, self._tg, claims)
 
     async def _start_claimed(self, tg: anyio.abc.TaskGroup, claims: list[Claim]) -> None:
@@ -212,18 +216,19 @@ class Engine:
         """Call the (synchronous) store: inline for the memory store, else in a worker thread.
         A connection-level failure (:class:`StoreUnavailableError`) is retried with backoff until
         the call succeeds, or for ``patience`` seconds (then it is raised): an outage pauses the
-        runner instead of stopping it (see :mod:`tasker_host.engine.outage`)."""
-        give_up = None if patience is None else self.clock.now() + patience
+        runner instead of stopping it (see :mod:`tasker_host.engine.outage`). The backoff runs on
+        real time, not the engine's clock: the database comes back in the real world."""
+        give_up = None if patience is None else time.monotonic() + patience
         while True:
             try:
                 result = await self._db_once(fn, *args, **kwargs)
             except StoreUnavailableError as exc:
-                retry_at = self.clock.now() + self.outage.failed(exc, self.clock.now())
-                if give_up is not None and retry_at > give_up:
+                delay = self.outage.failed(exc, time.time())
+                if give_up is not None and time.monotonic() + delay > give_up:
                     raise
-                await self.clock.sleep_until(retry_at)
+                await anyio.sleep(delay)
                 continue
-            self.outage.recovered(self.clock.now())
+            self.outage.recovered(time.time())
             return result
 
     async def _db_once(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -274,13 +279,30 @@ class Engine:
         free = self.config.concurrency - self._inflight
         if free <= 0:
             return False
-        claims: list[Claim] = await self.db(self.store.claim, self.config.owner,
-                                            min(free, self.config.claim_batch), self.clock.now(),
-                                            self.config.lease_seconds, self._limits)
+        claims: list[Claim] = await self._claiming(
+            lambda found: found, self.store.claim, self.config.owner, min(free, self.config.claim_batch),
+            self.clock.now(), self.config.lease_seconds, self._limits)
         if not claims:
             return False
         await self._start(tg, claims)
         return self._full(claims, min(free, self.config.claim_batch))
+
+    async def _claiming(self, claims_of: Callable[[Any], list[Claim]], fn: Callable[..., Any], *args: Any,
+                        **kwargs: Any) -> Any:
+        """A store call that claims steps (``claim``, ``record_and_claim``), one at a time. If the
+        call met a dropped connection, an earlier try may have committed claims whose answer was
+        lost: the steps this runner holds but does not know of are given back at once (their
+        attempt uncounted), instead of staying leased to a live runner that never runs them."""
+        async with self._claim_lock:
+            failed = self.outage.failed_calls
+            found = await self.db(fn, *args, **kwargs)
+            if self.outage.failed_calls != failed:
+                keep = self._held | {(c.task_id, c.step) for c in claims_of(found)}
+                released = await self.db(self.store.release, self.config.owner, self.clock.now(), keep,
+                                         patience=kwargs.get("patience"))
+                if released:
+                    log.warning("gave back %d steps claimed by a call whose answer was lost", released)
+            return found
 
     def _full(self, claims: list[Claim], limit: int) -> bool:
         """Whether a claim took all it asked for: more work may be waiting (for this runner or
@@ -294,6 +316,7 @@ class Engine:
         # counted before the first wait: while their tasks load, the runner must look busy (the
         # claim loop of a run --until-idle would otherwise end it with these steps claimed)
         self._inflight += len(claims)
+        self._held.update((c.task_id, c.step) for c in claims)
         runtimes = await self._runtimes_for(claims)
         for claim in claims:
             tg.start_soon(self._run_step, claim, runtimes[claim.task_id])
@@ -415,6 +438,7 @@ class Engine:
         finally:
             self._committing = False
         self._inflight -= len(batch)
+        self._held.difference_update((o.task_id, o.step) for o in batch)
         rejected = {(o.task_id, o.step, o.attempt) for o in result.rejected}
         for o in applied:
             if (o.task_id, o.step, o.attempt) not in rejected:
@@ -430,9 +454,9 @@ class Engine:
     async def _record(self, batch: list[StepOutcome], limit: int, patience: float | None,
                       ) -> tuple[list[StepOutcome], StepResultBatch, list[Claim]]:
         try:
-            result, claims = await self.db(self.store.record_and_claim, batch, self.config.owner, limit,
-                                           self.clock.now(), self.config.lease_seconds, self._limits,
-                                           patience=patience)
+            result, claims = await self._claiming(
+                lambda found: found[1], self.store.record_and_claim, batch, self.config.owner, limit,
+                self.clock.now(), self.config.lease_seconds, self._limits, patience=patience)
             return batch, result, claims
         except StoreUnavailableError:
             raise

@@ -80,6 +80,9 @@ leases run out)
 * ``deregister`` (a clean stop): removes the row; the worker's steps still ``in_progress`` go back
   to ``waiting_retry``, ready now, lease cleared and ``attempts - 1`` (an attempt its own runner
   interrupted does not count against the retry limit), one transition each. Returns how many.
+* ``release(owner, now, keep)``: the same release for the owner's ``in_progress`` steps other than
+  ``keep`` (``(task_id, step)`` keys), without deregistering: a runner that may have missed the
+  answer to a claim (its connection died around the commit) gives back what it is not running.
 * ``reap_workers``: in ONE transaction, removes every worker but ``keep`` that is dead: silent for
   longer than its ``dead_after`` (``max(heartbeat_at, watching_since) + dead_after < now``: a
   reaper that was itself cut off from the database until ``watching_since`` gives every worker
@@ -376,6 +379,8 @@ class Store(Protocol):
                   lease_seconds: float | None = None) -> bool: ...  # False: reaped meanwhile
 
     def deregister(self, worker_id: str, now: float) -> int: ...  # steps released
+
+    def release(self, owner: str, now: float, keep: Collection[tuple[str, str]] = ()) -> int: ...
 
     def reap_workers(self, keep: str, now: float, gone: Callable[[WorkerRecord], bool] | None = None,
                      watching_since: float | None = None) -> list[LostWorker]: ...  # one transaction

@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 
 from tasker_host.models import StepState
@@ -55,17 +55,24 @@ class MemoryWorkers:
     def deregister(self, worker_id: str, now: float) -> int:
         with self._lock:
             self._workers.pop(worker_id, None)
-            released = 0
-            for key in sorted(self._owned.get(worker_id, ())):
-                step, task = self._steps[key], self._tasks[key[0]]
-                self._stop_running(task, step)
-                self._transitions[task.id].append(Transition(
-                    task.id, step.name, StepState.IN_PROGRESS.value, StepState.WAITING_RETRY.value, now,
-                    RELEASE_REASON.format(owner=worker_id)))
-                step.state, step.ready_at, step.attempts = StepState.WAITING_RETRY, now, max(0, step.attempts - 1)
-                self._push_ready(step, task.namespace)
-                released += 1
-            return released
+            return self._release(worker_id, now, set())
+
+    def release(self, owner: str, now: float, keep: Collection[tuple[str, str]] = ()) -> int:
+        with self._lock:
+            return self._release(owner, now, set(keep))
+
+    def _release(self, owner: str, now: float, keep: set[tuple[str, str]]) -> int:
+        released = 0
+        for key in sorted(self._owned.get(owner, set()) - keep):
+            step, task = self._steps[key], self._tasks[key[0]]
+            self._stop_running(task, step)
+            self._transitions[task.id].append(Transition(
+                task.id, step.name, StepState.IN_PROGRESS.value, StepState.WAITING_RETRY.value, now,
+                RELEASE_REASON.format(owner=owner)))
+            step.state, step.ready_at, step.attempts = StepState.WAITING_RETRY, now, max(0, step.attempts - 1)
+            self._push_ready(step, task.namespace)
+            released += 1
+        return released
 
     def reap_workers(self, keep: str, now: float, gone: Callable[[WorkerRecord], bool] | None = None,
                      watching_since: float | None = None) -> list[LostWorker]:

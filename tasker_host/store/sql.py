@@ -10,9 +10,10 @@ deadlock or serialization failure are retried.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -51,6 +52,7 @@ from tasker_host.store.sql_schema import steps, tasks, transitions
 from tasker_host.store.urls import is_sqlite_memory, parse_url
 
 R = TypeVar("R")
+log = logging.getLogger("tasker_host.store")
 S, T, X = steps.c, tasks.c, transitions.c
 _TASK_COLUMNS = [c for c in tasks.c if c.key != "steps_remaining"]
 _STEP_COLUMNS = [c for c in steps.c if c.key not in ("position", "namespace")]
@@ -92,10 +94,11 @@ class SqlStore:
         self._notifier = None if self._sqlite else Notifier(listener_conninfo(self._engine.url))
         self._count_lock, self._creations = threading.Lock(), 0  # creations under way
         try:
-            if auto_upgrade if auto_upgrade is not None else self._sqlite:
-                self.upgrade()
-            else:
-                check_schema(self._engine)
+            with unavailable_on_connection_failure():
+                if auto_upgrade if auto_upgrade is not None else self._sqlite:
+                    self.upgrade()
+                else:
+                    check_schema(self._engine)
         except BaseException:
             self.close()
             raise
@@ -304,8 +307,13 @@ class SqlStore:
         return batch, claims
 
     def _write_busy_wake(self) -> None:
+        """A wake-up after the call's own commit: if it cannot be sent, runners poll instead, and
+        the call (committed) must not look failed — its caller would repeat it."""
         if self._busy_wake.due():
-            self._write(notify, one_statement=True)
+            try:
+                self._write(notify, one_statement=True)
+            except StoreUnavailableError as exc:
+                log.info("wake-up not sent (%s); runners poll instead", exc)
 
     def renew_leases(self, owner: str, now: float, lease_seconds: float) -> int:
         return self._write(work.renew_leases, owner, now, lease_seconds, step=True)
@@ -346,6 +354,9 @@ class SqlStore:
 
     def deregister(self, worker_id: str, now: float) -> int:
         return self._write(self._waking(workers.deregister), worker_id, now, step=True)
+
+    def release(self, owner: str, now: float, keep: Collection[tuple[str, str]] = ()) -> int:
+        return self._write(self._waking(workers.release), owner, now, keep, step=True)
 
     def reap_workers(self, keep: str, now: float, gone: Callable[[WorkerRecord], bool] | None = None,
                      watching_since: float | None = None) -> list[LostWorker]:

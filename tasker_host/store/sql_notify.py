@@ -107,6 +107,7 @@ class WorkListener:
         self._conninfo, self._on_work, self._retry_seconds = conninfo, on_work, retry_seconds
         self._closed = threading.Event()
         self._listening = threading.Event()
+        self._lost_at: float | None = None  # when the connection was lost (None: listening)
         self._thread = threading.Thread(target=self._run, name="tasker-listen", daemon=True)
 
     def start(self, timeout: float = 5.0) -> WorkListener:
@@ -124,8 +125,11 @@ class WorkListener:
             try:
                 self._listen()
             except Exception as exc:  # noqa: BLE001 - a lost connection: polling covers until it is back
-                log.warning("wake-up listener lost its connection (%s: %s); reconnecting in %gs",
-                            type(exc).__name__, exc, self._retry_seconds)
+                if self._lost_at is None:  # one line per outage, one when it is over
+                    self._lost_at = time.monotonic()
+                    log.warning("wake-up listener lost its connection (%s: %s); reconnecting every %gs "
+                                "(runners poll meanwhile)", type(exc).__name__, str(exc).strip()[:200],
+                                self._retry_seconds)
                 self._closed.wait(self._retry_seconds)
 
     def _listen(self) -> None:
@@ -134,6 +138,9 @@ class WorkListener:
         with psycopg.connect(self._conninfo, autocommit=True) as conn:
             conn.execute(f"LISTEN {CHANNEL}")
             self._listening.set()
+            if self._lost_at is not None:
+                log.warning("wake-up listener listening again after %.1f s", time.monotonic() - self._lost_at)
+                self._lost_at = None
             self._on_work()
             while not self._closed.is_set():
                 woke = False

@@ -10,7 +10,7 @@ finds the row gone afterwards and returns False.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import sqlalchemy as sa
@@ -55,10 +55,16 @@ def list_workers(conn: sa.Connection) -> list[WorkerRecord]:
 
 def deregister(conn: sa.Connection, worker_id: str, now: float) -> int:
     conn.execute(sa.delete(workers).where(W.id == worker_id))
-    held = _held_steps(conn, [worker_id])
-    _RELEASE(conn, [{"k_task": r.task_id, "k_name": r.name, "k_owner": worker_id, "now": now,
+    return release(conn, worker_id, now)
+
+
+def release(conn: sa.Connection, owner: str, now: float, keep: Collection[tuple[str, str]] = ()) -> int:
+    """The owner's running steps other than ``keep`` go back to waiting, their attempt uncounted."""
+    kept = set(keep)
+    held = [r for r in _held_steps(conn, [owner]) if (r.task_id, r.name) not in kept]
+    _RELEASE(conn, [{"k_task": r.task_id, "k_name": r.name, "k_owner": owner, "now": now,
                      "attempts": max(0, r.attempts - 1)} for r in held])
-    reason = RELEASE_REASON.format(owner=worker_id)
+    reason = RELEASE_REASON.format(owner=owner)
     work.INSERT_TRANSITIONS(conn, [work.transition(r.task_id, r.name, StepState.IN_PROGRESS.value,
                                                    StepState.WAITING_RETRY.value, now, reason) for r in held])
     return len(held)
