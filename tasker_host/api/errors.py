@@ -40,6 +40,7 @@ Status codes (see ``ERROR_TABLE``; :class:`ApiError` carries its own):
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,6 +49,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from tasker_host.api.responses import JSONResponse
+from tasker_host.api.state import api_of
 from tasker_host.errors import (
     ConfigurationError,
     InvalidContextError,
@@ -164,7 +166,7 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
     """The one exception handler (registered for every class in the table, and for 500s)."""
     error = as_api_error(exc)
     if error.code == "database_unavailable":
-        log.warning("%s %s answered 503: %s", request.method, request.url.path, exc)
+        api_of(request).outage.failed(exc, time.time())  # logs once per outage
     elif error.status >= 500:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(error)

@@ -15,10 +15,11 @@ from starlette.requests import Request
 from tasker_host.auth import Principal
 
 from tasker_host.api.batching import CreateBatcher, batcher_for
+from tasker_host.engine.outage import Outage
 
 if TYPE_CHECKING:  # pragma: no cover
     from tasker_host.api.metrics import Metrics
-    from tasker_host.host import Host
+from tasker_host.host import Host
 
 R = TypeVar("R")
 Authenticate = Callable[[str], "Principal | None"]
@@ -43,6 +44,8 @@ class Api:
     metrics: Metrics
     worker: WorkerState
     started_at: float = field(default_factory=time.time)
+    #: the database as this process's requests find it: one log line per outage, not per 503
+    outage: Outage = field(default_factory=lambda: Outage(meanwhile="answering 503 until it is back"))
     creates: CreateBatcher = field(init=False)  # group commit of POST /tasks
 
     def __post_init__(self) -> None:
@@ -57,8 +60,11 @@ class Api:
     async def call(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         """Call a synchronous store / service function: inline, or in a worker thread."""
         if self.inline:
-            return fn(*args, **kwargs)
-        return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
+            result = fn(*args, **kwargs)
+        else:
+            result = await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
+        self.outage.recovered(time.time())
+        return result
 
 
 def api_of(request: Request) -> Api:

@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -105,10 +106,33 @@ def render_task(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+CREATE_TRIES = 5
+
+
+def create_surely(host: Host, namespace: str, name: str, spec: str | None, context: Any,
+                  idempotency_key: str | None) -> Any:
+    """Create the task, repeating the creation while the database is unavailable. Always with an
+    idempotency key (``cli-<uuid>`` when none is given): a creation whose connection died may have
+    been committed, and only the key makes repeating it safe."""
+    key = idempotency_key or f"cli-{uuid.uuid4().hex}"
+    backoff = Backoff(first=0.5, cap=4.0)
+    for attempt in range(1, CREATE_TRIES + 1):
+        try:
+            return host.service.create_task(namespace, name, spec, context, idempotency_key=key)
+        except StoreUnavailableError as exc:
+            if attempt == CREATE_TRIES:
+                raise
+            click.echo(f"database unavailable ({exc}); trying again (key {key})", err=True)
+            time.sleep(backoff.delay(attempt))
+    raise AssertionError("unreachable")
+
+
 @click.command()
 @click.argument("reference", metavar="NAMESPACE.NAME[@SPEC]")
 @click.option("--context", "context_arg", metavar="JSON|@FILE|-", help="Task context: JSON, @file.json, or - (stdin).")
-@click.option("--idempotency-key", help="Create the task at most once for this key (in its namespace).")
+@click.option("--idempotency-key", help="Create the task at most once for this key (in its namespace); "
+                                        "default: a fresh cli-<uuid> key, so a creation repeated after a "
+                                        "database hiccup is still made once.")
 @click.option("--quiet", "-q", is_flag=True, help="No live progress lines.")
 @click.option("--detach", is_flag=True, help="Only create the task (a worker or server runs it); print it.")
 @json_option
@@ -128,8 +152,7 @@ def run(state: CliState, reference: str, context_arg: str | None, idempotency_ke
     host = open_host(state, as_json)
     try:
         namespace, name, spec = split_reference(reference)
-        created = host.service.create_task(namespace, name, spec, parse_context(context_arg),
-                                           idempotency_key=idempotency_key)
+        created = create_surely(host, namespace, name, spec, parse_context(context_arg), idempotency_key)
     except TaskerError as exc:
         fail(exc, as_json=as_json)
     task = created.task

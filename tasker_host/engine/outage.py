@@ -23,7 +23,7 @@ class Backoff:
     that the workers of a fleet do not reconnect in lock step."""
 
     first: float = 0.1
-    cap: float = 5.0
+    cap: float = 2.0  # a database back from an outage is used again within ~2 s
     jitter: float = 0.2
     rng: random.Random = field(default_factory=random.Random)
 
@@ -38,6 +38,7 @@ class Outage:
     """Whether the database is reachable, as this process's last calls found it."""
 
     backoff: Backoff = field(default_factory=Backoff)
+    meanwhile: str = "retrying with backoff"  # what the process does meanwhile (for the log line)
     since: float | None = None  # when the current outage began (None: reachable)
     failures: int = 0  # consecutive failed calls in the current outage
     cause: str = ""
@@ -55,7 +56,7 @@ class Outage:
         self.cause = f"{type(error).__name__}: {error}"
         if self.since is None:
             self.since, self.incidents = now, self.incidents + 1
-            log.warning("database unavailable (%s); retrying with backoff", self.cause)
+            log.warning("database unavailable (%s); %s", self.cause, self.meanwhile)
         return self.backoff.delay(self.failures)
 
     def recovered(self, now: float) -> None:

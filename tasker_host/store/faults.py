@@ -35,8 +35,8 @@ def is_connection_failure(exc: BaseException) -> bool:
     if isinstance(exc, (sa.exc.DisconnectionError, sa.exc.TimeoutError)):
         return True  # pool: no connection could be had in time / it broke at checkout
     if isinstance(exc, sa.exc.DBAPIError):
-        if exc.connection_invalidated:
-            return True
+        if exc.connection_invalidated or (exc.statement is None and isinstance(exc, sa.exc.OperationalError)):
+            return True  # (no statement: the connection could not even be made)
         return _driver_failure(exc.orig)
     return _driver_failure(exc)
 

@@ -21,11 +21,12 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
+from tasker_host.store.pg_listener import WAIT, ChannelListener
+
 log = logging.getLogger("tasker_host.store")
 
 CHANNEL = "tasker_work"
 BUSY_WAKE_INTERVAL = 0.5  # seconds between notifications sent by one store's busy paths
-_WAIT = 0.25  # seconds a listener waits for a notification before checking whether it is closed
 
 
 #: the same as a SELECT, to end a statement that does more (``InsertAll(then=...)``)
@@ -61,7 +62,7 @@ class Notifier:
         self._closed = True
         self._wanted.set()
         if self._thread is not None:
-            self._thread.join(_WAIT * 4)
+            self._thread.join(WAIT * 4)
 
     def _run(self) -> None:
         import psycopg
@@ -98,57 +99,14 @@ class WakeLimiter:
         return True
 
 
-class WorkListener:
+class WorkListener(ChannelListener):
     """One connection that ``LISTEN``s for wake-ups and calls ``on_work`` (from its own thread)
-    for each burst of notifications; it reconnects after errors and calls ``on_work`` after each
-    (re)connection, since notifications sent meanwhile are lost."""
+    for each burst of notifications, and after each (re)connection (notifications sent meanwhile
+    are lost)."""
 
     def __init__(self, conninfo: str, on_work: Callable[[], None], *, retry_seconds: float = 1.0) -> None:
-        self._conninfo, self._on_work, self._retry_seconds = conninfo, on_work, retry_seconds
-        self._closed = threading.Event()
-        self._listening = threading.Event()
-        self._lost_at: float | None = None  # when the connection was lost (None: listening)
-        self._thread = threading.Thread(target=self._run, name="tasker-listen", daemon=True)
-
-    def start(self, timeout: float = 5.0) -> WorkListener:
-        """Start listening; returns once LISTEN is in effect (or after ``timeout``)."""
-        self._thread.start()
-        self._listening.wait(timeout)
-        return self
-
-    def close(self) -> None:
-        self._closed.set()
-        self._thread.join(_WAIT * 4)
-
-    def _run(self) -> None:
-        while not self._closed.is_set():
-            try:
-                self._listen()
-            except Exception as exc:  # noqa: BLE001 - a lost connection: polling covers until it is back
-                if self._lost_at is None:  # one line per outage, one when it is over
-                    self._lost_at = time.monotonic()
-                    log.warning("wake-up listener lost its connection (%s: %s); reconnecting every %gs "
-                                "(runners poll meanwhile)", type(exc).__name__, str(exc).strip()[:200],
-                                self._retry_seconds)
-                self._closed.wait(self._retry_seconds)
-
-    def _listen(self) -> None:
-        import psycopg
-
-        with psycopg.connect(self._conninfo, autocommit=True) as conn:
-            conn.execute(f"LISTEN {CHANNEL}")
-            self._listening.set()
-            if self._lost_at is not None:
-                log.warning("wake-up listener listening again after %.1f s", time.monotonic() - self._lost_at)
-                self._lost_at = None
-            self._on_work()
-            while not self._closed.is_set():
-                woke = False
-                for _ in conn.notifies(timeout=_WAIT):
-                    woke = True
-                    break  # one wake-up per burst: the claim loop takes whatever is ready
-                if woke and not self._closed.is_set():
-                    self._on_work()
+        super().__init__(conninfo, CHANNEL, on_notice=lambda _payload: on_work(), on_connect=on_work,
+                         what="wake-up listener", burst=True, retry_seconds=retry_seconds)
 
 
 def listener_conninfo(url: sa.URL) -> str:
