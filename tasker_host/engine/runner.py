@@ -7,9 +7,7 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
 from types import MappingProxyType
 from typing import Any
 
@@ -17,7 +15,8 @@ import anyio
 
 from tasker_host.engine.clock import Clock
 from tasker_host.engine.config import EngineConfig
-from tasker_host.engine.events import EventBus, EventKind, LifecycleEvent
+from tasker_host.engine import lifecycle
+from tasker_host.engine.events import EventBus, EventKind
 from tasker_host.engine.heartbeat import Heartbeat
 from tasker_host.engine.retry import RetryPolicy, error_doc, judge, lost_attempts, retry_delay
 from tasker_host.engine.runtime import RUNTIME_CACHE_SIZE, Lru, StepTemplates, TaskRuntime
@@ -25,6 +24,7 @@ from tasker_host.engine.step_context import RunningStep
 from tasker_host.engine.waiters import TaskWaiters
 from tasker_host.engine.outage import Outage
 from tasker_host.engine.poison import record_one_by_one
+from tasker_host.engine.store_calls import StoreCalls
 from tasker_host.errors import InvalidValueError, PermanentError, StoreUnavailableError, TaskNotFoundError
 from tasker_host.models import StepState, TaskState
 from tasker_host.registry import Registry
@@ -36,8 +36,6 @@ log = logging.getLogger("tasker_host.engine")
 
 FINAL_TASK_STATES = frozenset({TaskState.COMPLETE, TaskState.ERROR, TaskState.CANCELLED,
                                TaskState.RESOLVED_MANUALLY})
-_TASK_EVENTS = {TaskState.IN_PROGRESS: EventKind.TASK_STARTED, TaskState.COMPLETE: EventKind.TASK_COMPLETED,
-                TaskState.ERROR: EventKind.TASK_FAILED, TaskState.CANCELLED: EventKind.TASK_CANCELLED}
 #: A runner sharing its database with other processes, whose claims lately took all they asked
 #: for (so more work was waiting), looks again this often while idle (a cheap claim): work other
 #: runners left (a full batch, a tail of a fan-out) is picked up at once, without notifications on
@@ -45,8 +43,6 @@ _TASK_EVENTS = {TaskState.IN_PROGRESS: EventKind.TASK_STARTED, TaskState.COMPLET
 WARM_POLL_SECONDS = 0.05
 WARM_FOR_SECONDS = 2.0
 FINAL_FLUSH_PATIENCE = 10.0  # seconds a stopping runner waits for the database to record outcomes
-_STEP_EVENTS = {StepState.COMPLETE: EventKind.STEP_COMPLETED, StepState.ERROR: EventKind.STEP_FAILED,
-                StepState.WAITING_RETRY: EventKind.STEP_RETRYING}
 
 
 class Engine:
@@ -65,19 +61,17 @@ class Engine:
         self._waiters = TaskWaiters()
         self._wake: anyio.Event | None = None  # events are made on the loop, in run()
         self._outcome_ready: anyio.Event | None = None
-        self._db_limiter = anyio.CapacityLimiter(getattr(store, "parallel_calls", 1))
+        self._calls = StoreCalls(store)  # inline or in threads; outages ridden out
         self._tg: anyio.abc.TaskGroup | None = None
         self._loop_token: Any = None
         self._loop_thread: int | None = None
         self._until_idle = False
         self._stopping = False
-        self._inline_db = bool(getattr(store, "inline", False))
+        self._inline_db = self._calls.inline
         self._next_retry_at: float | None = None  # earliest known backoff end
         self._last_full_claim_at = float("-inf")  # when a claim last took all it asked for
         self._look_after_commit = False  # the claim loop gave way to a commit: look once it ends
-        self.outage = Outage()  # the database as this runner's calls find it (readiness reads it)
         self._held: set[tuple[str, str]] = set()  # steps claimed here whose outcomes are not committed
-        self._claim_lock = anyio.Lock()  # one claiming call at a time (see _claiming)
         self._heartbeat = Heartbeat(self)  # registration, heartbeats, reaping dead workers, leases
 
     # -- public ------------------------------------------------------------------------------
@@ -213,28 +207,12 @@ class Engine:
                     return waiter.state
 
     async def db(self, fn: Callable[..., Any], *args: Any, patience: float | None = None, **kwargs: Any) -> Any:
-        """Call the (synchronous) store: inline for the memory store, else in a worker thread.
-        A connection-level failure (:class:`StoreUnavailableError`) is retried with backoff until
-        the call succeeds, or for ``patience`` seconds (then it is raised): an outage pauses the
-        runner instead of stopping it (see :mod:`tasker_host.engine.outage`). The backoff runs on
-        real time, not the engine's clock: the database comes back in the real world."""
-        give_up = None if patience is None else time.monotonic() + patience
-        while True:
-            try:
-                result = await self._db_once(fn, *args, **kwargs)
-            except StoreUnavailableError as exc:
-                delay = self.outage.failed(exc, time.time())
-                if give_up is not None and time.monotonic() + delay > give_up:
-                    raise
-                await anyio.sleep(delay)
-                continue
-            self.outage.recovered(time.time())
-            return result
+        """Call the (synchronous) store, riding out outages (see :class:`StoreCalls`)."""
+        return await self._calls(fn, *args, patience=patience, **kwargs)
 
-    async def _db_once(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        if self._inline_db:
-            return fn(*args, **kwargs)
-        return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=self._db_limiter)
+    @property
+    def outage(self) -> Outage:
+        return self._calls.outage
 
     # -- claiming ----------------------------------------------------------------------------
     async def _claim_loop(self, tg: anyio.abc.TaskGroup, until_idle: bool) -> None:
@@ -289,20 +267,8 @@ class Engine:
 
     async def _claiming(self, claims_of: Callable[[Any], list[Claim]], fn: Callable[..., Any], *args: Any,
                         **kwargs: Any) -> Any:
-        """A store call that claims steps (``claim``, ``record_and_claim``), one at a time. If the
-        call met a dropped connection, an earlier try may have committed claims whose answer was
-        lost: the steps this runner holds but does not know of are given back at once (their
-        attempt uncounted), instead of staying leased to a live runner that never runs them."""
-        async with self._claim_lock:
-            failed = self.outage.failed_calls
-            found = await self.db(fn, *args, **kwargs)
-            if self.outage.failed_calls != failed:
-                keep = self._held | {(c.task_id, c.step) for c in claims_of(found)}
-                released = await self.db(self.store.release, self.config.owner, self.clock.now(), keep,
-                                         patience=kwargs.get("patience"))
-                if released:
-                    log.warning("gave back %d steps claimed by a call whose answer was lost", released)
-            return found
+        return await self._calls.claiming(self.config.owner, lambda: self._held, self.clock.now, claims_of,
+                                          fn, *args, **kwargs)
 
     def _full(self, claims: list[Claim], limit: int) -> bool:
         """Whether a claim took all it asked for: more work may be waiting (for this runner or
@@ -344,8 +310,8 @@ class Engine:
             return  # past its last attempt (earlier ones died with their workers): not run again
         key = (claim.task_id, claim.step)
         if claim.attempt == 1 and claim.step == rt.first_root:
-            self._step_event(EventKind.TASK_STARTED, rt, claim)
-        self._step_event(EventKind.STEP_STARTED, rt, claim)
+            self.events.emit(lifecycle.started(EventKind.TASK_STARTED, rt, claim, self.clock.now()))
+        self.events.emit(lifecycle.started(EventKind.STEP_STARTED, rt, claim, self.clock.now()))
         scope = anyio.CancelScope()
         self._running[key] = scope
         outcome: StepOutcome
@@ -478,27 +444,16 @@ class Engine:
             return
         if o.state is StepState.COMPLETE:
             rt.results[o.step] = o.results
-        if kind := _STEP_EVENTS.get(o.state):
-            detail = {"error": o.error, "retry_at": o.ready_at, "reason": o.reason}
-            self.events.emit(LifecycleEvent(kind, o.task_id, rt.info.namespace, rt.info.name,
-                                            rt.info.version, o.at, o.step, o.attempt,
-                                            rt.info.correlation_id, detail))
+        if event := lifecycle.step_ended(o, rt):
+            self.events.emit(event)
 
     def _after_task(self, change: TaskChange) -> None:
         rt = self._cache.get(change.task_id)
-        if rt is not None and (kind := _TASK_EVENTS.get(change.after)):
-            self.events.emit(LifecycleEvent(kind, change.task_id, rt.info.namespace, rt.info.name,
-                                            rt.info.version, self.clock.now(),
-                                            correlation_id=rt.info.correlation_id))
+        if rt is not None and (event := lifecycle.task_changed(change, rt, self.clock.now())):
+            self.events.emit(event)
         if change.after in FINAL_TASK_STATES:
             self._cache.drop(change.task_id)
             self._waiters.ended(change.task_id, change.after)
-
-    def _step_event(self, kind: EventKind, rt: TaskRuntime, claim: Claim) -> None:
-        step = None if kind is EventKind.TASK_STARTED else claim.step
-        self.events.emit(LifecycleEvent(kind, claim.task_id, rt.info.namespace, rt.info.name,
-                                        rt.info.version, self.clock.now(), step, claim.attempt,
-                                        rt.info.correlation_id))
 
     def running_steps(self) -> dict[tuple[str, str], anyio.CancelScope]:
         """The steps running now, each with the scope that cancels it (a copy)."""
