@@ -4,11 +4,14 @@ distribution's metadata, as ``pip install tasker-host`` does)."""
 
 from __future__ import annotations
 
+import re
 import textwrap
 import tomllib
 from pathlib import Path
 
 import pytest
+
+from tasker_host.testing import PluginUnderTest, start_plugin_host
 
 pytest_plugins = ["pytester"]
 
@@ -136,6 +139,21 @@ async def test_run_task_from_an_async_test(run_task):
 '''
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _host_modules_imported_here(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """pytester runs each project in this process, then forgets the modules the run imported;
+    compiled extensions (PyYAML's parser, SQLAlchemy's) would go on using the forgotten modules'
+    classes. A task run here on SQLite imports what the projects' runs use, so it stays."""
+    from tasker_payments import plugin
+
+    host = start_plugin_host(PluginUnderTest(plugin, namespace="payments"), database="sqlite",
+                             directory=tmp_path_factory.mktemp("warm"))
+    try:
+        host.run_task("process_refund", {"payment_id": "pay_1", "refund_amount": 1}).assert_complete()
+    finally:
+        host.close()
+
+
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
     """A plugin project: the shop plugin, its conftest, and tasker-host's pytest plugin
@@ -225,3 +243,14 @@ def test_the_docs_name_every_fixture():
     assert len(names) == 9
     assert [n for n in names if f"`{n}`" not in docs] == []
     assert textwrap.dedent("pytest -p no:tasker_host") in docs
+
+
+def test_the_examples_of_the_testing_docs_run(project):
+    docs = (ROOT / "docs" / "testing.md").read_text(encoding="utf-8")
+    files = dict(re.findall(r"```python\n# (\w+\.py)\n(.*?)```", docs, re.S))
+    assert sorted(files) == ["conftest.py", "test_delegation.py", "test_handlers.py", "test_refunds.py"]
+    for name, text in files.items():
+        (project.path / name).write_text(text, encoding="utf-8")
+    result = project.runpytest("-p", "no:cacheprovider", "-W", "error::RuntimeWarning")
+    tests = sum(text.count("\ndef test_") + text.count("\nasync def test_") for text in files.values())
+    result.assert_outcomes(passed=tests)

@@ -6,7 +6,6 @@ hooks, namespace, strict template loading, handler coverage; the rest is Custome
 
 from __future__ import annotations
 
-import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
