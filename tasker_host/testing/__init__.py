@@ -17,6 +17,7 @@ step context and a harness that runs a plugin's handlers without an engine.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
@@ -25,6 +26,7 @@ from importlib.resources import files
 from types import SimpleNamespace
 from typing import Any
 
+import anyio
 import yaml
 from packaging.version import Version
 
@@ -244,9 +246,15 @@ class HandlerHarness:
         return cls()
 
     async def run_step(self, ctx: FakeStepContext) -> Any:
-        """``process`` then ``process_results``, as one attempt of the step."""
+        """``process`` then ``process_results``, as one attempt of the step; as the engine does,
+        an ``async def process`` runs on the loop and a plain ``def`` one in a worker thread."""
         handler = self.handler(ctx)
-        return handler.process_results(ctx, await handler.process(ctx))
+        if inspect.iscoroutinefunction(handler.process):
+            output = await handler.process(ctx)
+        else:
+            output = await anyio.to_thread.run_sync(handler.process, ctx)
+        shaped = handler.process_results(ctx, output)
+        return await shaped if inspect.isawaitable(shaped) else shaped
 
     async def run(self, name: str, context: Mapping[str, Any], trace: list[str] | None = None, *,
                   version: str | None = None, **fields: Any) -> dict[str, Any]:
