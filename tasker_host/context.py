@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,23 +41,37 @@ class InvocationResult:
         return f"{self.namespace}.{self.name}@{self.version}"
 
 
+@runtime_checkable
 class StepContext(Protocol):
-    """Passed to ``StepHandler.process(ctx)`` and ``process_results(ctx, output)``.
+    """What ``StepHandler.process(ctx)`` and ``process_results(ctx, output)`` receive: annotate
+    handlers with it (``def process(self, ctx: StepContext)``). The engine passes its own running
+    step; tests pass a :class:`tasker_host.testing.FakeStepContext`. Every member is read-only:
 
     * ``task``: the :class:`TaskInfo` (namespace, name, resolved version, context, ids);
     * ``step_name`` and ``config`` (the step's ``handler_config`` mapping);
-    * ``results``: earlier steps' results by step name (read-only);
+    * ``results``: earlier steps' results by step name;
     * ``attempt``: 1 for the first attempt, 2 for the first retry, ...;
     * ``log``: a logger bound to the task and step ids;
     * ``invoke(...)``: call another namespace's workflow (see below).
     """
 
-    task: TaskInfo
-    step_name: str
-    config: Mapping[str, Any]
-    results: Mapping[str, Any]
-    attempt: int
-    log: logging.LoggerAdapter
+    @property
+    def task(self) -> TaskInfo: ...
+
+    @property
+    def step_name(self) -> str: ...
+
+    @property
+    def config(self) -> Mapping[str, Any]: ...
+
+    @property
+    def results(self) -> Mapping[str, Any]: ...
+
+    @property
+    def attempt(self) -> int: ...
+
+    @property
+    def log(self) -> logging.LoggerAdapter: ...
 
     async def invoke(
         self,

@@ -24,7 +24,10 @@
     │   └── InvocationDeniedError     a namespace may not invoke that template
     └── StepError                     raised by step handlers to classify a failure
         ├── PermanentError            never retried
-        └── RetryableError            retried with backoff (``retry_after`` seconds honoured)
+        │   └── ServiceRejected       (also a ServiceError) the service refused the request for good
+        ├── RetryableError            retried with backoff (``retry_after`` seconds honoured)
+        │   └── ServiceUnavailable    (also a ServiceError) unreachable, timed out, overloaded: retried
+        └── ServiceError              a call to an outside service failed (unclassified: retried)
 
 Every error carries a human-readable message; the ones that aggregate several problems keep
 them in a list so callers (CLI ``--json``, REST API) can report all of them at once.
@@ -187,3 +190,19 @@ class RetryableError(StepError):
             raise ValueError("retry_after must be a finite number >= 0")
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class ServiceError(StepError):
+    """A call to an outside service failed. Service clients raise one of the two subclasses, so
+    that the engine retries or stops by type (never by message); a bare ``ServiceError`` is
+    retried, like any unexpected exception."""
+
+
+class ServiceUnavailable(ServiceError, RetryableError):
+    """The service could not answer now (connection failed, timeout, overloaded, maintenance):
+    the step is retried with backoff (or after ``retry_after`` seconds)."""
+
+
+class ServiceRejected(ServiceError, PermanentError):
+    """The service refused the request and asking again will not change that (authentication,
+    authorization, unknown record, a declined card): the step fails for good."""

@@ -6,12 +6,11 @@ accepts; :meth:`FourPhaseHandler.process` and :meth:`FourPhaseHandler.process_re
 1. ``extract_inputs(ctx)``: read and validate the task context and earlier results; anything
    missing is a :class:`~tasker_host.PermanentError` naming the fields (:func:`require`,
    :func:`step_results`, :func:`amount`).
-2. ``call_service(ctx, inputs, fault)``: call the service. ``fault`` is the
-   :class:`~tasker_host.simulation.Fault` the host's fault plan gives this attempt (pass it to a
-   :class:`~tasker_host.simulation.SimulatedService`). A
-   :class:`~tasker_host.simulation.ServiceError` is classified by its message
-   (:meth:`~FourPhaseHandler.classify_service_error`): connection failed / timeout / unavailable
-   retry, authentication / authorization / not found do not, anything else retries.
+2. ``call_service(ctx, inputs)``: call the service. The handler gets its client from somewhere a
+   test can replace (a method or attribute of the team's base class, e.g. ``self.services(ctx)``;
+   see ``docs/plugins.md``). Clients raise typed errors: :class:`~tasker_host.ServiceUnavailable`
+   is retried, :class:`~tasker_host.ServiceRejected` is permanent, a bare
+   :class:`~tasker_host.ServiceError` is retried; they pass through unchanged.
 3. ``check_response(ctx, inputs, response)``: the answer's ``status`` is one we accept
    (``ok_statuses``), one that retrying cannot fix (``permanent_statuses`` and
    ``refused_statuses``: permanent) or one we do not know (retryable). Override it to add checks,
@@ -19,8 +18,8 @@ accepts; :meth:`FourPhaseHandler.process` and :meth:`FourPhaseHandler.process_re
 4. ``shape(ctx, output)`` (run by ``process_results``): a small JSON-serialisable dict; a shaping
    failure is permanent (the service call must not be repeated because of it).
 
-A team usually puts what is common to its handlers (more permanent markers, statuses refused
-everywhere, its :class:`~tasker_host.simulation.FaultPlan`) on one base class of its own.
+A team usually puts what is common to its handlers (statuses refused everywhere, where its
+service clients come from) on one base class of its own.
 """
 
 from __future__ import annotations
@@ -28,9 +27,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from tasker_host.context import StepContext
 from tasker_host.errors import PermanentError, RetryableError, TaskerError
 from tasker_host.handler import StepHandler
-from tasker_host.simulation import DEFAULT_PLAN, Fault, FaultPlan, ServiceError
 
 __all__ = ["FourPhaseHandler", "amount", "require", "step_results"]
 
@@ -43,34 +42,20 @@ class FourPhaseHandler(StepHandler):
     * ``ok_statuses``: answer statuses that succeed (default ``{"ok"}``);
     * ``permanent_statuses``: statuses this handler fails on for good;
     * ``refused_statuses``: statuses every handler of the class fails on for good (default
-      ``{"declined"}``, the simulated ``declined`` outcome);
-    * ``retryable_markers`` / ``permanent_markers``: substrings of a
-      :class:`~tasker_host.simulation.ServiceError` message, checked in that order;
-    * ``fault_plan``: the :class:`~tasker_host.simulation.FaultPlan` that gives each attempt its
-      :class:`~tasker_host.simulation.Fault`.
+      ``{"declined"}``).
     """
 
     ok_statuses: frozenset[str] = frozenset({"ok"})
     permanent_statuses: frozenset[str] = frozenset()
     refused_statuses: frozenset[str] = frozenset({"declined"})
-    retryable_markers: tuple[str, ...] = ("connection failed", "timeout", "unavailable")
-    permanent_markers: tuple[str, ...] = ("authentication", "authorization", "not found")
-    fault_plan: FaultPlan = DEFAULT_PLAN
 
-    async def process(self, ctx: Any) -> dict[str, Any]:
+    async def process(self, ctx: StepContext) -> dict[str, Any]:
         inputs = self.extract_inputs(ctx)
-        fault = self.fault_plan.fault_for(ctx)
-        if fault.outcome != "ok":
-            ctx.log.info("simulating %r on attempt %d of %s",
-                         fault.outcome, ctx.attempt, ctx.step_name)
-        try:
-            response = await self.call_service(ctx, inputs, fault)
-        except ServiceError as exc:
-            raise self.classify_service_error(exc) from exc
+        response = await self.call_service(ctx, inputs)
         self.check_response(ctx, inputs, response)
         return response
 
-    def process_results(self, ctx: Any, output: Any) -> dict[str, Any]:
+    def process_results(self, ctx: StepContext, output: Any) -> dict[str, Any]:
         try:
             return self.shape(ctx, output)
         except TaskerError:
@@ -78,17 +63,18 @@ class FourPhaseHandler(StepHandler):
         except Exception as exc:
             raise PermanentError(f"failed to process {ctx.step_name} results: {exc!r}") from exc
 
-    def extract_inputs(self, ctx: Any) -> dict[str, Any]:
+    def extract_inputs(self, ctx: StepContext) -> dict[str, Any]:
         raise NotImplementedError(f"{type(self).__qualname__} must implement extract_inputs(ctx)")
 
-    async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
+    async def call_service(self, ctx: StepContext, inputs: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError(
-            f"{type(self).__qualname__} must implement call_service(ctx, inputs, fault)")
+            f"{type(self).__qualname__} must implement call_service(ctx, inputs)")
 
-    def shape(self, ctx: Any, output: dict[str, Any]) -> dict[str, Any]:
+    def shape(self, ctx: StepContext, output: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError(f"{type(self).__qualname__} must implement shape(ctx, output)")
 
-    def check_response(self, ctx: Any, inputs: dict[str, Any], response: Mapping[str, Any]) -> None:
+    def check_response(self, ctx: StepContext, inputs: dict[str, Any],
+                       response: Mapping[str, Any]) -> None:
         status = response.get("status")
         if status in self.ok_statuses:
             return
@@ -96,32 +82,17 @@ class FourPhaseHandler(StepHandler):
             raise PermanentError(f"{ctx.step_name}: service answered {status!r}, not retrying")
         raise RetryableError(f"{ctx.step_name}: unknown service status {status!r}, will retry")
 
-    def classify_service_error(self, exc: Exception) -> PermanentError | RetryableError:
-        """Connection failures, timeouts and unavailability retry; authentication, authorization
-        and not-found do not; anything else is treated as a temporary problem."""
-        text = str(exc).lower()
-        if any(marker in text for marker in self.retryable_markers):
-            return RetryableError(f"{exc}; will retry")
-        if any(marker in text for marker in self.permanent_markers):
-            return PermanentError(str(exc))
-        return RetryableError(f"service error: {exc}")
-
-    async def invoke_workflow(self, ctx: Any, fault: Fault, namespace: str, workflow: str, *,
+    async def invoke_workflow(self, ctx: StepContext, namespace: str, workflow: str, *,
                               version: str | None, context: Mapping[str, Any],
                               what: str = "the work") -> dict[str, Any]:
         """Delegate to another namespace's workflow: ``ctx.invoke(..., wait=True)`` as a service call.
 
-        ``fault`` is played first (the service is ``"Tasker <namespace> API"``); a simulated
-        answer comes back as ``{"status": outcome}``. A :class:`~tasker_host.PermanentError` or
-        :class:`~tasker_host.RetryableError` from the call propagates; any other
-        :class:`~tasker_host.TaskerError` (e.g. no version matches) is permanent: ``cannot
-        delegate <what>: ...``. Otherwise the child's ``status``, ``task_id``, ``full_name``,
-        ``version``, ``correlation_id`` and ``results`` (a dict; check the status with
-        :meth:`check_response` before trusting them).
+        A :class:`~tasker_host.PermanentError` or :class:`~tasker_host.RetryableError` from the
+        call propagates; any other :class:`~tasker_host.TaskerError` (e.g. no version matches) is
+        permanent: ``cannot delegate <what>: ...``. Otherwise the child's ``status``, ``task_id``,
+        ``full_name``, ``version``, ``correlation_id`` and ``results`` (a dict; check the status
+        with :meth:`check_response` before trusting them).
         """
-        status = await fault.act_out(f"Tasker {namespace} API")
-        if status:
-            return {"status": status}
         try:
             child = await ctx.invoke(namespace, workflow, version=version, context=context, wait=True)
         except (PermanentError, RetryableError):
@@ -142,7 +113,7 @@ def require(source: Mapping[str, Any], fields: Iterable[str], what: str) -> dict
     return {f: source[f] for f in fields}
 
 
-def step_results(ctx: Any, step: str) -> Mapping[str, Any]:
+def step_results(ctx: StepContext, step: str) -> Mapping[str, Any]:
     """The results of an earlier step, which this step depends on."""
     results = ctx.results.get(step)
     if not isinstance(results, Mapping):

@@ -20,8 +20,19 @@ from typing import TYPE_CHECKING, Any
 from tasker_host.markers import hookspec
 
 if TYPE_CHECKING:  # pragma: no cover
+    from importlib.resources.abc import Traversable
+    from os import PathLike
+
+    from tasker_host.auth import Principal
+    from tasker_host.engine.events import LifecycleEvent
+    from tasker_host.engine.invocation import InvocationRequest, InvocationRoute
     from tasker_host.handler import StepHandler
     from tasker_host.models import Namespace
+
+    #: what ``tasker_templates()`` may return items of: a file or directory, or a parsed document
+    TemplateSource = str | PathLike[str] | Traversable | Mapping[str, Any]
+    #: a ``tasker_step_handlers()`` key: a handler name, or ``(namespace, handler name)``
+    HandlerKey = str | tuple[str, str]
 
 
 @hookspec
@@ -36,7 +47,7 @@ def tasker_namespaces() -> Iterable[Namespace]:
 
 
 @hookspec
-def tasker_templates() -> Iterable[Any]:
+def tasker_templates() -> Iterable[TemplateSource]:
     """Return this plugin's task templates.
 
     Called once at start-up. Each item is one of:
@@ -51,7 +62,7 @@ def tasker_templates() -> Iterable[Any]:
 
 
 @hookspec
-def tasker_step_handlers() -> Mapping[Any, type[StepHandler]]:
+def tasker_step_handlers() -> Mapping[HandlerKey, type[StepHandler]]:
     """Return the step handler classes this plugin provides, by handler name.
 
     Called once at start-up. Keys are the strings templates use in ``handler_class`` (any string,
@@ -67,14 +78,15 @@ def tasker_step_handlers() -> Mapping[Any, type[StepHandler]]:
 
 
 @hookspec(firstresult=True)
-def tasker_route_invocation(request: Any) -> Any:
+def tasker_route_invocation(request: InvocationRequest) -> InvocationRoute | None:
     """Decide how a cross-namespace call (``ctx.invoke``) is delivered.
 
     Called for every ``ctx.invoke``. ``request`` is a
     :class:`tasker_host.engine.invocation.InvocationRequest` (caller task and step, target
     namespace, name and version spec, context, wait flag, invocation key, correlation id). Return a
-    route object with ``async def deliver(request) -> InvocationResult``, or ``None`` for no
-    opinion. The first non-``None`` result wins; the host's built-in in-process route runs last.
+    route (:class:`tasker_host.engine.invocation.InvocationRoute`: an object with ``async def
+    deliver(request) -> InvocationResult``), or ``None`` for no opinion. The first non-``None``
+    result wins; the host's built-in in-process route runs last.
     """
 
 
@@ -90,7 +102,7 @@ def tasker_authorize_invocation(caller_namespace: str, target_namespace: str, ta
 
 
 @hookspec
-def tasker_on_event(event: Any) -> None:
+def tasker_on_event(event: LifecycleEvent) -> None:
     """Observe a lifecycle event (a :class:`tasker_host.engine.events.LifecycleEvent`).
 
     Called after the change is committed, for task created/started/completed/failed/cancelled
@@ -101,7 +113,7 @@ def tasker_on_event(event: Any) -> None:
 
 
 @hookspec(firstresult=True)
-def tasker_authorize(principal: Any, action: str, namespace: str) -> bool | None:
+def tasker_authorize(principal: Principal, action: str, namespace: str) -> bool | None:
     """May ``principal`` perform ``action`` on tasks of ``namespace`` (REST API)?
 
     Called for every API request that touches a namespace. ``principal`` is a

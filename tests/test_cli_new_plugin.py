@@ -21,7 +21,7 @@ EXPECTED_FILES = [
     ".github/workflows/plugin.yml", ".gitignore", "README.md", "ci.sh", "pyproject.toml",
     "src/tasker_shipping/__init__.py", "src/tasker_shipping/handlers.py",
     "src/tasker_shipping/plugin.py", "src/tasker_shipping/templates/shipping-1.0.0.yaml",
-    "tests/conftest.py", "tests/test_handlers.py", "tests/test_plugin.py",
+    "tests/conftest.py", "tests/test_handlers.py", "tests/test_plugin.py", "tests/test_workflow.py",
 ]
 
 
@@ -81,7 +81,7 @@ def test_the_generated_tests_pass_with_no_edits(tmp_path):
     project = scaffold_project(tmp_path)
     proc = run_pytest(project, fake_install(project, tmp_path / "site", "shipping", "shipping"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "5 passed" in proc.stdout, proc.stdout
+    assert "7 passed" in proc.stdout, proc.stdout
 
 
 def test_the_generated_project_passes_check(tmp_path):

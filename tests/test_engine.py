@@ -18,11 +18,6 @@ from tests.engine_support import Script, chain, doc, fan, make_host
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def steps_by_name(task):
     return {s.name: s for s in task.steps}
 

@@ -14,11 +14,6 @@ from tests.test_invocation import Delegate, caller_doc
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 class FreezingStore:
     """Forwards to a real store until ``freeze()``; then every write hangs (a process frozen
     before it could commit), so nothing the dying runner did afterwards reaches the database."""

@@ -27,11 +27,6 @@ pytestmark = pytest.mark.anyio
 BEAT, DEAD_AFTER, LEASE = 1.5, 6.0, 60.0
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def exited_pid() -> int:
     """The pid of a process of this host that has ended (and been reaped)."""
     done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,

@@ -29,11 +29,6 @@ SOLO_STEPS = ["s1", "s2", "s3", "s4"]
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Starts:
     """Every step start in order, (namespace, task id, step); ``busy`` is set once 50 have started."""
 

@@ -29,11 +29,6 @@ TEMPLATES = [doc(steps=chain(["a", "b", "c"])), doc("wide", steps=fan(4))]
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
 def pg(postgres_url: str, postgres_server_url: str) -> Iterator[tuple[str, Terminator]]:
     """A schema URL whose connections carry their own application name, and its terminator."""
     url, name = with_application_name(postgres_url)

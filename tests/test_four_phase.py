@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pytest
 
 import tasker_host
 from tasker_host import (
-    Fault,
-    FaultPlan,
     FourPhaseHandler,
     PermanentError,
     RetryableError,
     ServiceError,
-    SimulatedService,
+    ServiceRejected,
+    ServiceUnavailable,
+    StepContext,
     StepHandler,
     TaskerError,
     amount,
@@ -22,12 +23,12 @@ from tasker_host import (
     step_results,
 )
 from tasker_host.context import InvocationResult, TaskInfo
-from tasker_host.testing import FakeStepContext, simulation_fixtures
+from tasker_host.engine.retry import RetryPolicy, error_doc, judge
+from tasker_host.models import StepState
+from tasker_host.testing import FakeStepContext
+from tasker_host.testing.simulation import DEFAULT_PLAN, Fault, FaultPlan, SimulatedService
 
 pytestmark = pytest.mark.anyio
-
-
-anyio_backend, sleeps = simulation_fixtures()  # pytest fixtures: asyncio; simulated sleeps, recorded
 
 
 def ctx(context=None, step="lookup", results=None, attempt=1, **fields):
@@ -48,15 +49,21 @@ class Catalogue(SimulatedService):
 class Lookup(FourPhaseHandler):
     ok_statuses = frozenset({"found"})
     permanent_statuses = frozenset({"discontinued"})
+    plan: FaultPlan = DEFAULT_PLAN
 
-    def extract_inputs(self, ctx: Any) -> dict[str, Any]:
+    def catalogue(self, ctx: StepContext) -> Catalogue:
+        """Where the handler gets its client: a test replaces it."""
+        return Catalogue.for_step(ctx, self.plan)
+
+    def extract_inputs(self, ctx: StepContext) -> dict[str, Any]:
         return require(ctx.task.context, ("sku",), "lookup")
 
-    async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
-        ctx.seen_fault = fault
-        return await Catalogue(fault).lookup(inputs["sku"])
+    async def call_service(self, ctx: StepContext, inputs: dict[str, Any]) -> dict[str, Any]:
+        service = self.catalogue(ctx)
+        ctx.seen_fault = service.fault
+        return await service.lookup(inputs["sku"])
 
-    def shape(self, ctx: Any, output: dict[str, Any]) -> dict[str, Any]:
+    def shape(self, ctx: StepContext, output: dict[str, Any]) -> dict[str, Any]:
         return {"found": True, "sku": output["sku"]}
 
 
@@ -68,15 +75,16 @@ def test_sdk_exports():
     for name in ("FourPhaseHandler", "require", "step_results", "amount"):
         assert name in tasker_host.__all__
     assert issubclass(FourPhaseHandler, StepHandler)
+    assert list(inspect.signature(FourPhaseHandler.call_service).parameters) == ["self", "ctx", "inputs"]
 
 
-async def test_the_four_phases_run_in_order(sleeps):
+async def test_the_four_phases_run_in_order(simulated_sleeps):
     c = ctx({"sku": "A1"})
     assert await run(Lookup(), c) == {"found": True, "sku": "A1"}
     assert c.seen_fault == Fault("ok", 5.0)
 
 
-async def test_missing_inputs_are_permanent_and_no_service_is_called(sleeps):
+async def test_missing_inputs_are_permanent_and_no_service_is_called(simulated_sleeps):
     c = ctx({"sku": ""})
     with pytest.raises(PermanentError, match="Missing required fields for lookup: sku"):
         await Lookup().process(c)
@@ -84,57 +92,82 @@ async def test_missing_inputs_are_permanent_and_no_service_is_called(sleeps):
 
 
 @pytest.mark.parametrize("outcome,error,match", [
-    ("unavailable", RetryableError, "Catalogue unavailable .*; will retry"),
-    ("timeout", RetryableError, "Catalogue timeout"),
-    ("auth", PermanentError, "authentication failed"),
-    ("not_found", PermanentError, "record not found"),
+    ("unavailable", ServiceUnavailable, "^Catalogue unavailable"),
+    ("timeout", ServiceUnavailable, "^Catalogue timeout"),
+    ("auth", ServiceRejected, "authentication failed"),
+    ("not_found", ServiceRejected, "record not found"),
     ("declined", PermanentError, "service answered 'declined', not retrying"),
     ("unknown", RetryableError, "unknown service status 'unknown', will retry"),
 ])
-async def test_simulated_outcomes_are_classified(outcome, error, match, sleeps):
-    with pytest.raises(error, match=match):
+async def test_simulated_outcomes_are_classified(outcome, error, match, simulated_sleeps):
+    with pytest.raises(error, match=match) as caught:
         await Lookup().process(ctx({"sku": "A1", "simulate": {"lookup": [outcome]}}))
+    assert type(caught.value) is error
 
 
-async def test_statuses(sleeps):
+async def test_statuses(simulated_sleeps):
     with pytest.raises(PermanentError, match="'discontinued', not retrying"):
         await Lookup().process(ctx({"sku": "gone"}))
 
 
-@pytest.mark.parametrize("message,error,text", [
-    ("Gateway connection failed", RetryableError, "Gateway connection failed; will retry"),
-    ("read TIMEOUT after 3s", RetryableError, "read TIMEOUT after 3s; will retry"),
-    ("Ledger unavailable", RetryableError, "Ledger unavailable; will retry"),
-    ("Authentication failed", PermanentError, "Authentication failed"),
-    ("authorization denied", PermanentError, "authorization denied"),
-    ("payment 7 not found", PermanentError, "payment 7 not found"),
-    ("card declined", RetryableError, "service error: card declined"),  # a team adds "declined"
-    ("the sky fell", RetryableError, "service error: the sky fell"),
+@pytest.mark.parametrize("error,state,kind", [
+    (ServiceUnavailable("Ledger: record not found"), StepState.WAITING_RETRY, "retryable"),
+    (ServiceRejected("Ledger unavailable, timeout"), StepState.ERROR, "permanent"),
+    (ServiceError("Ledger: authentication failed"), StepState.WAITING_RETRY, "retryable"),
 ])
-def test_service_errors_are_classified_by_message(message, error, text):
-    result = Lookup().classify_service_error(ServiceError(message))
-    assert type(result) is error and str(result) == text
+def test_service_errors_are_classified_by_type_never_by_message(error, state, kind):
+    verdict = judge(error, attempt=1, retryable=True, retry_limit=3, policy=RetryPolicy(jitter=0.0))
+    assert (verdict.state, error_doc(error)["kind"]) == (state, kind)
 
 
-async def test_a_service_error_from_the_call_is_classified(sleeps):
-    with pytest.raises(RetryableError, match="service error: Catalogue: raise exploded") as caught:
+class FakeCatalogue:
+    """A client a test gives the handler instead of the simulated one."""
+
+    def __init__(self, answer: Any):
+        self.answer, self.asked = answer, []
+        self.fault = None
+
+    async def lookup(self, sku: str) -> dict[str, Any]:
+        self.asked.append(sku)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+@pytest.mark.parametrize("answer,outcome", [
+    ({"status": "found", "sku": "A1"}, {"found": True, "sku": "A1"}),
+    (ServiceUnavailable("catalogue restarting", retry_after=7), ServiceUnavailable),
+    (ServiceRejected("catalogue: sku A1 unknown"), ServiceRejected),
+])
+async def test_a_test_replaces_the_service_and_its_typed_errors_pass_through(answer, outcome, monkeypatch):
+    fake = FakeCatalogue(answer)
+    monkeypatch.setattr(Lookup, "catalogue", lambda self, ctx: fake)
+    if isinstance(outcome, dict):
+        assert await run(Lookup(), ctx({"sku": "A1"})) == outcome
+    else:
+        with pytest.raises(outcome) as caught:
+            await Lookup().process(ctx({"sku": "A1"}))
+        assert caught.value is answer  # unchanged: retry_after and message kept
+    assert fake.asked == ["A1"]
+
+
+async def test_a_bare_service_error_passes_through_and_is_retried(simulated_sleeps):
+    with pytest.raises(ServiceError, match="^Catalogue: raise exploded$") as caught:
         await Lookup().process(ctx({"sku": "raise"}))
-    assert isinstance(caught.value.__cause__, ServiceError)
+    assert error_doc(caught.value)["kind"] == "retryable"
 
 
 class TeamLookup(Lookup):
     """What a team's own base class sets."""
 
     refused_statuses = frozenset({"declined", "closed"})
-    permanent_markers = (*FourPhaseHandler.permanent_markers, "declined", "closed")
-    fault_plan = FaultPlan().answering_also("closed")
+    plan = FaultPlan().answering_also("closed")
 
 
-async def test_a_team_extends_markers_refused_statuses_and_the_fault_plan(sleeps):
-    assert isinstance(TeamLookup().classify_service_error(ServiceError("card declined")), PermanentError)
+async def test_a_team_extends_refused_statuses_and_the_fault_plan(simulated_sleeps):
     with pytest.raises(PermanentError, match="'closed', not retrying"):
         await TeamLookup().process(ctx({"sku": "A1", "simulate": {"lookup": ["closed"]}}))
-    with pytest.raises(PermanentError, match="unknown outcome"):  # the host's plan does not know it
+    with pytest.raises(PermanentError, match="unknown outcome"):  # the default plan does not know it
         await Lookup().process(ctx({"sku": "A1", "simulate": {"lookup": ["closed"]}}))
 
 
@@ -162,15 +195,15 @@ class Delegate(FourPhaseHandler):
     def extract_inputs(self, ctx: Any) -> dict[str, Any]:
         return {"order_id": "o-1"}
 
-    async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
-        return await self.invoke_workflow(ctx, fault, "payments", "process_payment", version="~=3.0",
+    async def call_service(self, ctx: StepContext, inputs: dict[str, Any]) -> dict[str, Any]:
+        return await self.invoke_workflow(ctx, "payments", "process_payment", version="~=3.0",
                                           context=inputs, what="the payment")
 
     def shape(self, ctx: Any, output: dict[str, Any]) -> dict[str, Any]:
         return output
 
 
-async def test_invoke_workflow_waits_for_the_child_and_summarises_it(sleeps):
+async def test_invoke_workflow_waits_for_the_child_and_summarises_it(simulated_sleeps):
     child = InvocationResult("child-9", "payments", "process_payment", "3.0.0", "complete", "corr-9",
                              {"charge_payment": {"charge_id": "ch_1"}})
     c = ctx(child=child)
@@ -187,19 +220,9 @@ async def test_invoke_workflow_waits_for_the_child_and_summarises_it(sleeps):
     (RetryableError("busy"), RetryableError, "^busy$"),
     (InvocationResult("c", "payments", "process_payment", "3.0.0", "pending", "x"), RetryableError, "'pending'"),
 ])
-async def test_invoke_workflow_failures(child, error, match, sleeps):
+async def test_invoke_workflow_failures(child, error, match, simulated_sleeps):
     with pytest.raises(error, match=match):
         await Delegate().process(ctx(child=child))
-
-
-async def test_invoke_workflow_plays_the_fault_before_calling(sleeps):
-    c = ctx({"simulate": {"lookup": ["unavailable"]}})
-    with pytest.raises(RetryableError, match="Tasker payments API unavailable"):
-        await Delegate().process(c)
-    c = ctx({"simulate": {"lookup": ["declined"]}})
-    with pytest.raises(PermanentError, match="'declined'"):
-        await Delegate().process(c)
-    assert c.calls == []
 
 
 # --- input helpers --------------------------------------------------------------------------------

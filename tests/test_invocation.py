@@ -19,11 +19,6 @@ from tests.engine_support import Script, chain, doc, make_host, scripted_handler
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 class Delegate(StepHandler):
     """Invokes team.flow; on attempt 1 it crashes *after* the child exists (a lost worker)."""
 

@@ -1,6 +1,5 @@
 """``tasker_host.testing.check_plugin``: passes a plugin the strict host loads, and fails, naming
-the problem, for every way a plugin can break the contract; and the ``HandlerHarness`` checks that
-plugins' handler tests share (``run_happy_path``, ``fail_step``, ``answer_with``)."""
+the problem, for every way a plugin can break the contract."""
 
 from __future__ import annotations
 
@@ -10,19 +9,14 @@ import textwrap
 
 import pytest
 
-from tasker_host import Namespace, PermanentError, hookimpl
-from tasker_host.context import InvocationResult, TaskInfo
+from tasker_host import Namespace, hookimpl
 from tasker_host.testing import (
     FakeEntryPoint,
-    FakeStepContext,
-    HandlerHarness,
     NoopHandler,
     PluginReport,
     check_plugin,
     make_plugin,
-    answer_with,
     plugin_checks,
-    simulation_fixtures,
     template_doc,
 )
 
@@ -238,13 +232,16 @@ def test_sample_contexts_must_meet_every_templates_schema(tmp_path, contexts, ex
     assert expected in _problems(_shop([_templates_dir(tmp_path)]), contexts=contexts)
 
 
-def test_a_sample_context_must_also_pass_with_a_simulation_plan(tmp_path):
+def test_a_simulated_plugins_sample_context_must_also_pass_with_a_simulation_plan(tmp_path):
     closed = CHECKOUT.replace("  required:", "  additionalProperties: false\n  required:")
     directory = _templates_dir(tmp_path, **{"checkout-1.2.0.yaml": closed})
-    message = _problems(_shop([directory]), contexts={"checkout": {"order_id": "o-1"}})
+    message = _problems(_shop([directory]), contexts={"checkout": {"order_id": "o-1"}}, simulated=True)
     assert "sample context with a simulate plan rejected" in message
     assert "'simulate' was unexpected" in message
     assert "(1 problem(s))" in message  # the bare sample passes
+    # a plugin with real services need not accept the simulation's context key
+    report = check_plugin(_shop([directory]), namespace="shop", contexts={"checkout": {"order_id": "o-1"}})
+    assert report.catalogue == {("checkout", "1.2.0")}
 
 
 def test_a_template_without_a_schema_has_no_sample_to_check(tmp_path):
@@ -341,59 +338,3 @@ def test_another_distribution_declaring_the_same_entry_point_name_fails(monkeypa
                         lambda group: [*installed(group=group), impostor])
     message = _problems(plugin, namespace="payments", distribution="tasker-payments")
     assert "entry point name 'payments' is also declared by tasker-payments-legacy" in message
-
-
-# --- HandlerHarness.run_happy_path / fail_step ---------------------------------------------------
-anyio_backend, sleeps = simulation_fixtures()  # pytest fixtures: asyncio; simulated sleeps, recorded
-REFUND = {"payment_id": "pay_123", "refund_amount": 4999}
-
-
-def _payments_harness():
-    from tasker_payments import plugin
-
-    return HandlerHarness(plugin, "tasker_payments", "payments")
-
-
-class ListResultHandler(NoopHandler):
-    async def process(self, ctx):
-        return ["not", "a", "dict"]
-
-
-@pytest.mark.anyio
-async def test_run_happy_path_returns_the_results_of_every_step(sleeps):
-    results = await _payments_harness().run_happy_path("process_refund", REFUND, version="2.1.3")
-    assert list(results)[-1] == "notify_customer"
-
-
-@pytest.mark.anyio
-async def test_run_happy_path_fails_on_a_result_that_is_not_a_dict(sleeps):
-    harness = _payments_harness()
-    harness.handlers = {key: ListResultHandler for key in harness.handlers}
-    with pytest.raises(AssertionError, match=r"process_refund: step results that are not dicts: "
-                                             r"\{'validate_payment_eligibility': 'list'"):
-        await harness.run_happy_path("process_refund", REFUND)
-
-
-@pytest.mark.anyio
-async def test_fail_step_returns_the_failure_of_the_planned_step(sleeps):
-    failure = await _payments_harness().fail_step("process_refund", "process_gateway_refund",
-                                                  "declined", REFUND)
-    assert isinstance(failure, PermanentError)
-
-
-@pytest.mark.anyio
-async def test_fail_step_fails_when_the_run_completes_or_another_step_fails(sleeps):
-    harness = _payments_harness()
-    with pytest.raises(AssertionError, match="ran to completion although 'notify_customer' was planned"):
-        await harness.fail_step("process_refund", "notify_customer", "ok", REFUND)
-    with pytest.raises(AssertionError, match="'validate_payment_eligibility' failed"):
-        await harness.fail_step("process_refund", "notify_customer", "declined", {})
-
-
-@pytest.mark.anyio
-async def test_answer_with_carries_the_callers_correlation_id(sleeps):
-    child = InvocationResult("child-1", "payments", "process_refund", "2.1.3", "complete", "corr-x")
-    ctx = FakeStepContext(TaskInfo("t-1", "shop", "checkout", "1.2.0", {}), "charge",
-                          child=answer_with(child))
-    answered = await ctx.invoke("payments", "process_refund", context={"correlation_id": "shop-7"})
-    assert (answered.task_id, answered.correlation_id) == ("child-1", "shop-7")

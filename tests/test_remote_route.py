@@ -28,11 +28,6 @@ NOW = 1_700_000_000.0
 PAYMENTS = RemoteHost("payments", BASE, "tsk_secret")
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def task_json(status: str = "complete", task_id: str = "remote-1", **extra: Any) -> dict[str, Any]:
     steps = [{"name": "process_gateway_refund", "state": "complete", "results": {"refund_id": "rf_1"}}]
     return {"id": task_id, "namespace": "payments", "name": "process_refund", "version": "2.1.3",

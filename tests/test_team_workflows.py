@@ -23,11 +23,6 @@ CS_CONTEXT = {"ticket_id": "cs_456", "customer_id": "cust_789", "refund_amount":
               "requires_approval": True}
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.fixture(params=["memory", "sqlite"])
 def host(request, tmp_path):
     url = "memory" if request.param == "memory" else f"sqlite:///{tmp_path / 'tasker.db'}"

@@ -31,11 +31,6 @@ pytestmark = pytest.mark.anyio
 MEGABYTE_MESSAGE = "\ud800 lone surrogate, \x00 NUL, " + "x" * 1_000_000 + " the end"
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
     if request.param == "memory":

@@ -18,11 +18,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 HOUR = 3600.0
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _host(url: str, poll_seconds: float = 1.0):  # type: ignore[no-untyped-def]
     steps = [{"name": "a", "handler_class": "Noop"}, {"name": "b", "handler_class": "Noop", "depends_on_step": "a"}]
     plugin = make_plugin(["team"], [template_doc("team", "flow", "1.0.0", steps)], {"Noop": NoopHandler})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
@@ -40,6 +40,14 @@ class InvocationRequest:
     wait: bool
     invocation_key: str
     correlation_id: str
+
+
+class InvocationRoute(Protocol):
+    """What ``tasker_route_invocation`` returns: delivers a call and answers with its outcome
+    (raising :class:`tasker_host.PermanentError` / :class:`tasker_host.RetryableError` to fail
+    the calling step)."""
+
+    async def deliver(self, request: InvocationRequest) -> InvocationResult: ...
 
 
 class Invoker:

@@ -29,12 +29,12 @@ from tasker_host.handler import StepHandler
 from tasker_host.markers import ENTRY_POINT_GROUP
 from tasker_host.models import Namespace, TaskTemplate
 from tasker_host.templates import _yaml_files as yaml_files_below  # what the host's loader reads
+from tasker_host.testing.fakes import UNDER_TEST_DISTRIBUTION, FakeEntryPoint
 
 if TYPE_CHECKING:  # tasker_host.host is imported when checking: it loads the engine and the store
     from tasker_host.host import Catalog
     from tasker_host.registry import Registry
 
-UNDER_TEST_DISTRIBUTION = "tasker-plugin-under-test"
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,7 @@ def check_plugin(
     distribution: str | None = None,
     contexts: Mapping[str, Mapping[str, Any]] | None = None,
     package: str | None = None,
+    simulated: bool = False,
 ) -> PluginReport:
     """Load ``plugin_module`` as the host does and check the plugin contract; ``AssertionError``
     naming every problem, else a :class:`PluginReport`.
@@ -126,14 +127,15 @@ def check_plugin(
     * when the plugin's package (``package``, by default the plugin module's) ships a
       ``templates`` directory, ``tasker_templates()`` returns that directory;
     * ``contexts`` given (``{template name: sample context}``): every version of every template
-      has a context ``schema`` that its sample meets, also with a ``simulate`` plan (see
-      :mod:`tasker_host.simulation`) for its first step;
+      has a context ``schema`` that its sample meets; with ``simulated=True`` (a plugin whose
+      services are :mod:`tasker_host.testing.simulation` ones) also with a ``simulate`` plan for
+      its first step;
     * ``distribution`` given: it is installed and declares exactly one entry point of the group
       ``tasker_host.plugins`` that loads ``plugin_module`` (that entry point is the one loaded),
       under a name no other installed distribution declares in the group.
     """
     report, problems = plugin_problems(plugin_module, namespace=namespace, distribution=distribution,
-                                       contexts=contexts, package=package)
+                                       contexts=contexts, package=package, simulated=simulated)
     if problems:
         expected = [namespace] if isinstance(namespace, str) else list(namespace)
         raise AssertionError(_message(f"plugin {_name_of(plugin_module)} (namespace "
@@ -149,6 +151,7 @@ def plugin_problems(
     distribution: str | None = None,
     contexts: Mapping[str, Mapping[str, Any]] | None = None,
     package: str | None = None,
+    simulated: bool = False,
     entry_point: Any = None,
 ) -> tuple[PluginReport | None, list[str]]:
     """:func:`check_plugin`'s checks, returning ``(report, problems)`` instead of raising
@@ -182,15 +185,13 @@ def plugin_problems(
     problems += _registry_problems(report)
     problems += _packaged_directory_problems(plugin_module, package, report.template_items)
     if contexts is not None:
-        problems += _sample_problems(report.templates, contexts)
+        problems += _sample_problems(report.templates, contexts, simulated)
     return report, problems
 
 
 # --- the checks ----------------------------------------------------------------------------------
 def _entry_point(plugin: Any, name: str, distribution: str | None) -> tuple[Any, list[str]]:
     """The entry point to discover the plugin through, or ``None``, and the problems found."""
-    from tasker_host.testing import FakeEntryPoint  # the package imports this module
-
     if distribution is None:
         return FakeEntryPoint.of(name, plugin, dist=UNDER_TEST_DISTRIBUTION, version="0+test"), []
     try:
@@ -256,16 +257,18 @@ def _registry_problems(report: PluginReport) -> list[str]:
     return problems
 
 
-def _sample_problems(templates: Iterable[TaskTemplate], contexts: Mapping[str, Any]) -> list[str]:
+def _sample_problems(templates: Iterable[TaskTemplate], contexts: Mapping[str, Any],
+                     simulated: bool) -> list[str]:
     problems = []
     for t in templates:
         if t.name not in contexts:
             problems.append(f"no sample context for {t.full_name} (contexts has {sorted(contexts)})")
             continue
         sample = contexts[t.name]
-        planned = {**sample, "simulate": {t.steps[0].name: ["unavailable", "ok"]}}
         problems += _context_problems(t, sample, "sample context")
-        problems += _context_problems(t, planned, "sample context with a simulate plan")
+        if simulated:
+            planned = {**sample, "simulate": {t.steps[0].name: ["unavailable", "ok"]}}
+            problems += _context_problems(t, planned, "sample context with a simulate plan")
     return problems
 
 
@@ -289,14 +292,11 @@ def _packaged_directory_problems(plugin: Any, package: str | None, items: Iterab
         return [f"package {package!r} cannot be imported"]
     if not directory.is_dir():
         return []
-    from tasker_host.testing import template_files  # the package imports this module
-
-    packaged = [e.name for e in template_files(package)]
+    packaged = [e.name for e in yaml_files_below(directory)]
     for item in items:
         if isinstance(item, Mapping) or not (hasattr(item, "iterdir") and item.is_dir()):
             continue
-        names = sorted(e.name for e in item.iterdir() if e.name.endswith((".yaml", ".yml")))
-        if item.name == "templates" and names == packaged:
+        if item.name == "templates" and [e.name for e in yaml_files_below(item)] == packaged:
             return []
     return [f"tasker_templates() does not return the package's templates directory "
             f"(importlib.resources.files({package!r}) / \"templates\", files {packaged})"]

@@ -110,6 +110,23 @@ def test_the_seed_refund_runs_to_completion_on_sqlite(installed, tmp_path):
     assert [(t["id"], t["status"]) for t in listed] == [(doc["id"], "complete")], listed
 
 
+@pytest.mark.e2e
+def test_the_host_wheel_declares_its_pytest_plugin_and_the_demo_faults_run_from_it(installed, tmp_path):
+    """pytest finds the fixtures of any venv with tasker-host (pytest is not installed here: the
+    entry point is only read by pytest); the demo plugins' simulated services come from the
+    wheel's test kit, which needs no pytest."""
+    found = installed.py(
+        "import json, importlib.metadata as m\n"
+        "eps = [e for e in m.entry_points(group='pytest11') if e.name == 'tasker_host']\n"
+        "print(json.dumps([(e.value, e.dist.name) for e in eps]))")
+    assert found == [["tasker_host.testing.pytest_plugin", "tasker-host"]]
+    context = {**REFUND_CONTEXT, "simulate": {"process_gateway_refund": ["declined"]}}
+    doc = installed.cli_json("--database-url", f"sqlite:///{tmp_path / 't.db'}", "run",
+                             "payments.process_refund@2.1.3", "--context", json.dumps(context), expect=None)
+    refund = next(s for s in doc["steps"] if s["name"] == "process_gateway_refund")
+    assert (doc["status"], refund["attempts"], refund["last_error"]["kind"]) == ("error", 1, "permanent"), doc
+
+
 ROGUE_PYPROJECT = """\
 [build-system]
 requires = ["setuptools>=68"]

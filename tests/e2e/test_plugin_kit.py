@@ -47,7 +47,7 @@ def test_a_new_team_goes_from_new_plugin_to_a_completed_task(make_venv, wheelhou
     elapsed = time.perf_counter() - started
 
     assert created["workflow"] == "shipping.shipping@1.0.0", created
-    assert tests.returncode == 0 and "5 passed" in tests.stdout, venv.describe(tests)
+    assert tests.returncode == 0 and "7 passed" in tests.stdout, venv.describe(tests)
     assert check["ok"] is True and check["problems"] == [], check
     assert check["templates"] == ["shipping.shipping@1.0.0"], check
     assert "checked against 3 other installed plugin distribution(s)" in check["notes"], check

@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from tasker_host import PermanentError, RetryableError, TaskerError, simulation
-from tasker_host.context import InvocationResult
-from tasker_host.testing import HandlerHarness, answer_with, simulation_fixtures
+from tasker_host import InvocationResult, PermanentError, RetryableError, TaskerError
+from tasker_host.testing import HandlerHarness, answer_with, simulation
 from tasker_customer_success import plugin
 
 NAMESPACE = "customer_success"
@@ -23,8 +22,7 @@ FAILURES = [("unavailable", RetryableError), ("timeout", RetryableError),
             ("unknown", RetryableError), ("declined", PermanentError), ("closed", PermanentError),
             ("not_found", PermanentError), ("auth", PermanentError)]
 
-
-anyio_backend, sleeps = simulation_fixtures()  # pytest fixtures: asyncio; simulated sleeps, recorded
+# the fixtures anyio_backend (asyncio) and simulated_sleeps come with tasker-host's pytest plugin
 
 
 def _child(status="complete", version="2.1.3", correlation_id="corr-1"):
@@ -33,19 +31,19 @@ def _child(status="complete", version="2.1.3", correlation_id="corr-1"):
 
 
 # the default child: complete, with the caller's correlation id
-HARNESS = HandlerHarness(plugin, "tasker_customer_success", NAMESPACE, child=answer_with(_child()))
+HARNESS = HandlerHarness(plugin, NAMESPACE, child=answer_with(_child()))
 _ctx, _run_step, _run = HARNESS.ctx, HARNESS.run_step, HARNESS.run  # _run: steps in template order
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("name", sorted(HARNESS.newest()))
-async def test_happy_path_runs_every_step_with_json_results(name, sleeps):
+async def test_happy_path_runs_every_step_with_json_results(name, simulated_sleeps):
     await HARNESS.run_happy_path(name, CONTEXTS[name])
-    assert sleeps == []
+    assert simulated_sleeps == []
 
 
 @pytest.mark.anyio
-async def test_refund_is_delegated_to_payments_within_the_version_range(sleeps):
+async def test_refund_is_delegated_to_payments_within_the_version_range(simulated_sleeps):
     calls: list[dict[str, Any]] = []
     results = await _run("process_refund", REFUND, calls=calls)
     (call,) = calls
@@ -70,14 +68,14 @@ async def test_refund_is_delegated_to_payments_within_the_version_range(sleeps):
 @pytest.mark.parametrize("reason,expected", [("Product defective", "customer_request"),
                                              ("fraud", "fraud"), ("System Error", "system_error"),
                                              (None, "customer_request")])
-async def test_refund_reason_is_mapped_to_the_payments_enum(reason, expected, sleeps):
+async def test_refund_reason_is_mapped_to_the_payments_enum(reason, expected, simulated_sleeps):
     calls: list[dict[str, Any]] = []
     await _run("process_refund", {**REFUND, "refund_reason": reason}, calls=calls)
     assert calls[0]["context"]["refund_reason"] == expected
 
 
 @pytest.mark.anyio
-async def test_small_refunds_without_approval_are_auto_approved(sleeps):
+async def test_small_refunds_without_approval_are_auto_approved(simulated_sleeps):
     results = await _run("process_refund", {**REFUND, "requires_approval": False, "refund_amount": 100})
     assert results["get_manager_approval"]["auto_approved"] is True
     assert results["get_manager_approval"]["approval_id"].startswith("auto_")
@@ -90,7 +88,7 @@ async def test_small_refunds_without_approval_are_auto_approved(sleeps):
     (PermanentError("child payments task failed"), PermanentError),
     (TaskerError("no version of payments.process_refund matches ~=2.1"), PermanentError),
 ])
-async def test_delegation_outcomes_are_classified(child, error, sleeps):
+async def test_delegation_outcomes_are_classified(child, error, simulated_sleeps):
     trace: list[str] = []
     with pytest.raises(error):
         await _run("process_refund", REFUND, trace, child=child)
@@ -98,7 +96,7 @@ async def test_delegation_outcomes_are_classified(child, error, sleeps):
 
 
 @pytest.mark.anyio
-async def test_low_severity_does_not_page(sleeps):
+async def test_low_severity_does_not_page(simulated_sleeps):
     results = await _run("escalate_ticket", {**ESCALATION, "severity": "low",
                                              "simulate": {"page_on_call": "unavailable"}})
     assert results["page_on_call"] == {"paged": False, "incident_id": None, "paged_at": None}
@@ -108,20 +106,20 @@ async def test_low_severity_does_not_page(sleeps):
 @pytest.mark.anyio
 @pytest.mark.parametrize("outcome,error", FAILURES)
 @pytest.mark.parametrize("name,step", HARNESS.steps())
-async def test_injected_failures_are_classified(name, step, outcome, error, sleeps):
+async def test_injected_failures_are_classified(name, step, outcome, error, simulated_sleeps):
     assert isinstance(await HARNESS.fail_step(name, step, outcome, CONTEXTS[name]), error)
 
 
 @pytest.mark.anyio
-async def test_timeout_sleeps_twice_the_step_timeout(sleeps):
+async def test_timeout_sleeps_twice_the_step_timeout(simulated_sleeps):
     context = {**REFUND, "simulate": {"get_manager_approval": ["timeout"]}}
     with pytest.raises(RetryableError, match="timeout"):
         await _run("process_refund", context)
-    assert sleeps == [600.0]  # handler_config.timeout_seconds is 300
+    assert simulated_sleeps == [600.0]  # handler_config.timeout_seconds is 300
 
 
 @pytest.mark.anyio
-async def test_retry_then_success_and_environment_plan(sleeps, monkeypatch):
+async def test_retry_then_success_and_environment_plan(simulated_sleeps, monkeypatch):
     monkeypatch.setenv(simulation.ENV_VAR, json.dumps({"customer_success.assess_ticket": ["unavailable"]}))
     with pytest.raises(RetryableError, match="unavailable"):
         await _run_step(_ctx("escalate_ticket", "assess_ticket", ESCALATION, {}))
@@ -129,13 +127,13 @@ async def test_retry_then_success_and_environment_plan(sleeps, monkeypatch):
         "assessed"] is True
     context = {**ESCALATION, "simulate": {"assess_ticket": ["slow:1.5"]}}  # context plan wins
     assert "record_escalation" in await _run("escalate_ticket", context)
-    assert sleeps == [1.5]
+    assert simulated_sleeps == [1.5]
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("plan,match", [(["unavailable"], "mapping"),
                                         ({"assess_ticket": ["boom"]}, "boom")])
-async def test_malformed_plans_are_permanent(plan, match, sleeps):
+async def test_malformed_plans_are_permanent(plan, match, simulated_sleeps):
     with pytest.raises(PermanentError, match=match):
         await _run("escalate_ticket", {**ESCALATION, "simulate": plan})
 
@@ -146,13 +144,13 @@ async def test_malformed_plans_are_permanent(plan, match, sleeps):
     ("process_refund", {**REFUND, "refund_amount": 10**9}, "violation"),
     ("escalate_ticket", {**ESCALATION, "severity": "apocalyptic"}, "severity"),
 ])
-async def test_bad_inputs_are_permanent(name, context, match, sleeps):
+async def test_bad_inputs_are_permanent(name, context, match, simulated_sleeps):
     with pytest.raises(PermanentError, match=match):
         await _run(name, context)
 
 
 @pytest.mark.anyio
-async def test_delegation_requires_approval(sleeps):
+async def test_delegation_requires_approval(simulated_sleeps):
     results = {"validate_refund_request": {"payment_id": "pay_1"},
                "get_manager_approval": {"approval_obtained": False}}
     with pytest.raises(PermanentError, match="approval"):

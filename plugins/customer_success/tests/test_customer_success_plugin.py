@@ -6,21 +6,11 @@ hooks, namespace, strict template loading, handler coverage; the rest is Custome
 
 from __future__ import annotations
 
-import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from tasker_host.testing import check_plugin, depends_on
-from tasker_customer_success import plugin
-
 NAMESPACE = "customer_success"
 CATALOGUE = {("process_refund", "1.3.3"), ("escalate_ticket", "2.2.0")}
-SAMPLE_CONTEXTS = {
-    "process_refund": {"ticket_id": "cs_456", "customer_id": "cust_789", "refund_amount": 4999,
-                       "refund_reason": "Product defective", "requires_approval": True,
-                       "agent_notes": "Customer very upset, expedite refund"},
-    "escalate_ticket": {"ticket_id": "cs_456", "customer_id": "cust_789", "severity": "high"},
-}
 SEED_1_3_3 = [  # (step, depends on, retry limit, timeout) of the story's customer_success YAML
     ("validate_refund_request", [], 3, 15),
     ("check_refund_policy", ["validate_refund_request"], 2, 10),
@@ -37,26 +27,19 @@ SEED_SCHEMA_PROPERTIES = ["ticket_id", "customer_id", "refund_amount", "refund_r
                           "agent_notes", "requires_approval"]
 
 
-@pytest.fixture(scope="module")
-def report():
-    """The plugin as a strict host loads it: ``AssertionError`` naming any broken contract."""
-    return check_plugin(plugin, namespace=NAMESPACE, distribution="tasker-customer-success",
-                        contexts=SAMPLE_CONTEXTS)
-
-
-def test_customer_success_ships_its_catalogue_from_tasker_customer_success_0_7_2(report):
-    assert report.summary() == {
+def test_customer_success_ships_its_catalogue_from_tasker_customer_success_0_7_2(plugin_report):
+    assert plugin_report.summary() == {
         "namespace": NAMESPACE, "owner": "Customer Success team",
         "entry_point": "customer_success = tasker_customer_success.plugin",
         "distribution": "tasker-customer-success 0.7.2", "template_items": ["templates"],
         "handlers": 9, "catalogue": sorted(CATALOGUE)}
-    assert report.registry.resolve(NAMESPACE, "process_refund").version == Version("1.3.3")
+    assert plugin_report.registry.resolve(NAMESPACE, "process_refund").version == Version("1.3.3")
 
 
-def test_1_3_3_is_the_story_workflow_with_a_version_range(report):
-    doc = report.document("process_refund", "1.3.3")
-    steps = [(s["name"], depends_on(s), s["default_retry_limit"],
-              s["handler_config"].get("timeout_seconds")) for s in doc["step_templates"]]
+def test_1_3_3_is_the_story_workflow_with_a_version_range(plugin_report):
+    doc = plugin_report.document("process_refund", "1.3.3")
+    steps = [(s.name, list(s.depends_on), s.retry_limit, s.handler_config.get("timeout_seconds"))
+             for s in plugin_report.template("process_refund", "1.3.3").steps]
     assert steps == SEED_1_3_3
     assert list(doc["schema"]["properties"]) == SEED_SCHEMA_PROPERTIES
     assert doc["schema"]["required"] == ["ticket_id", "customer_id", "refund_amount"]
@@ -67,9 +50,8 @@ def test_1_3_3_is_the_story_workflow_with_a_version_range(report):
     assert list(SpecifierSet(config["target_version"]).filter(payments_versions)) == ["2.1.3"]
 
 
-def test_escalation_fans_out_and_joins(report):
-    doc = report.document("escalate_ticket", "2.2.0")
-    deps = {s["name"]: depends_on(s) for s in doc["step_templates"]}
+def test_escalation_fans_out_and_joins(plugin_report):
+    deps = {s.name: list(s.depends_on) for s in plugin_report.template("escalate_ticket", "2.2.0").steps}
     assert deps == {"assess_ticket": [], "notify_manager": ["assess_ticket"],
                     "page_on_call": ["assess_ticket"],
                     "record_escalation": ["notify_manager", "page_on_call"]}

@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from tasker_host import PermanentError, RetryableError, TaskerError, simulation
-from tasker_host.context import InvocationResult
-from tasker_host.testing import HandlerHarness, answer_with, simulation_fixtures
+from tasker_host import InvocationResult, PermanentError, RetryableError, TaskerError
+from tasker_host.testing import HandlerHarness, answer_with, simulation
 from tasker_inventory import plugin
 
 NAMESPACE = "inventory"
@@ -22,8 +21,7 @@ FAILURES = [("unavailable", RetryableError), ("timeout", RetryableError),
             ("unknown", RetryableError), ("declined", PermanentError),
             ("not_found", PermanentError), ("auth", PermanentError)]
 
-
-anyio_backend, sleeps = simulation_fixtures()  # pytest fixtures: asyncio; simulated sleeps, recorded
+# the fixtures anyio_backend (asyncio) and simulated_sleeps come with tasker-host's pytest plugin
 
 
 def _child(status="complete", correlation_id="corr-1"):
@@ -32,19 +30,19 @@ def _child(status="complete", correlation_id="corr-1"):
 
 
 # the default child: complete, with the caller's correlation id
-HARNESS = HandlerHarness(plugin, "tasker_inventory", NAMESPACE, child=answer_with(_child()))
+HARNESS = HandlerHarness(plugin, NAMESPACE, child=answer_with(_child()))
 _ctx, _run_step, _run = HARNESS.ctx, HARNESS.run_step, HARNESS.run  # _run: steps in template order
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("name", sorted(HARNESS.newest()))
-async def test_happy_path_runs_every_step_with_json_results(name, sleeps):
+async def test_happy_path_runs_every_step_with_json_results(name, simulated_sleeps):
     await HARNESS.run_happy_path(name, CONTEXTS[name])
-    assert sleeps == []
+    assert simulated_sleeps == []
 
 
 @pytest.mark.anyio
-async def test_return_refunds_through_payments_2x(sleeps):
+async def test_return_refunds_through_payments_2x(simulated_sleeps):
     calls: list[dict[str, Any]] = []
     results = await _run("process_return", RETURN, calls=calls)
     (call,) = calls
@@ -62,7 +60,7 @@ async def test_return_refunds_through_payments_2x(sleeps):
 
 
 @pytest.mark.anyio
-async def test_damaged_items_are_quarantined_but_still_refunded(sleeps):
+async def test_damaged_items_are_quarantined_but_still_refunded(simulated_sleeps):
     results = await _run("process_return", {**RETURN, "item_condition": "damaged"})
     assert results["inspect_item"]["restockable"] is False
     assert results["restock_item"]["restocked"] is False
@@ -71,7 +69,7 @@ async def test_damaged_items_are_quarantined_but_still_refunded(sleeps):
 
 
 @pytest.mark.anyio
-async def test_stock_levels_are_applied_and_low_stock_is_flagged(sleeps):
+async def test_stock_levels_are_applied_and_low_stock_is_flagged(simulated_sleeps):
     results = await _run("update_stock_levels", STOCK)
     current = results["validate_adjustments"]["current_levels"]
     assert results["apply_adjustments"]["new_levels"] == {
@@ -89,7 +87,7 @@ async def test_stock_levels_are_applied_and_low_stock_is_flagged(sleeps):
     (PermanentError("child payments task failed"), PermanentError),
     (TaskerError("no version of payments.process_refund matches >=2,<3"), PermanentError),
 ])
-async def test_refund_delegation_outcomes_are_classified(child, error, sleeps):
+async def test_refund_delegation_outcomes_are_classified(child, error, simulated_sleeps):
     trace: list[str] = []
     with pytest.raises(error):
         await _run("process_return", RETURN, trace, child=child)
@@ -99,20 +97,20 @@ async def test_refund_delegation_outcomes_are_classified(child, error, sleeps):
 @pytest.mark.anyio
 @pytest.mark.parametrize("outcome,error", FAILURES)
 @pytest.mark.parametrize("name,step", HARNESS.steps())
-async def test_injected_failures_are_classified(name, step, outcome, error, sleeps):
+async def test_injected_failures_are_classified(name, step, outcome, error, simulated_sleeps):
     assert isinstance(await HARNESS.fail_step(name, step, outcome, CONTEXTS[name]), error)
 
 
 @pytest.mark.anyio
-async def test_timeout_sleeps_twice_the_step_timeout(sleeps):
+async def test_timeout_sleeps_twice_the_step_timeout(simulated_sleeps):
     context = {**RETURN, "simulate": {"inspect_item": ["timeout"]}}
     with pytest.raises(RetryableError, match="timeout"):
         await _run("process_return", context)
-    assert sleeps == [120.0]  # handler_config.timeout_seconds is 60
+    assert simulated_sleeps == [120.0]  # handler_config.timeout_seconds is 60
 
 
 @pytest.mark.anyio
-async def test_retry_then_success_and_environment_plan(sleeps, monkeypatch):
+async def test_retry_then_success_and_environment_plan(simulated_sleeps, monkeypatch):
     monkeypatch.setenv(simulation.ENV_VAR, json.dumps({"inventory.validate_return": ["unavailable"]}))
     with pytest.raises(RetryableError, match="unavailable"):
         await _run_step(_ctx("process_return", "validate_return", RETURN, {}))
@@ -120,7 +118,7 @@ async def test_retry_then_success_and_environment_plan(sleeps, monkeypatch):
     assert retried["return_validated"] is True
     context = {**RETURN, "simulate": {"validate_return": ["slow:0.25"]}}  # context plan wins
     assert "close_return" in await _run("process_return", context)
-    assert sleeps == [0.25]
+    assert simulated_sleeps == [0.25]
 
 
 @pytest.mark.anyio
@@ -132,7 +130,7 @@ async def test_retry_then_success_and_environment_plan(sleeps, monkeypatch):
     ("update_stock_levels", {**STOCK, "adjustments": [{"sku": "A", "delta": 1}] * 2}, "once"),
     ("update_stock_levels", {**STOCK, "adjustments": [{"sku": "A", "delta": -10**6}]}, "below zero"),
 ])
-async def test_bad_inputs_are_permanent(name, context, match, sleeps):
+async def test_bad_inputs_are_permanent(name, context, match, simulated_sleeps):
     with pytest.raises(PermanentError, match=match):
         await _run(name, context)
 

@@ -6,42 +6,25 @@ hooks, namespace, strict template loading, handler coverage; the rest is Invento
 
 from __future__ import annotations
 
-import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from tasker_host.testing import check_plugin, depends_on
-from tasker_inventory import plugin
-
 NAMESPACE = "inventory"
 CATALOGUE = {("process_return", "1.4.0"), ("update_stock_levels", "2.3.0")}
-SAMPLE_CONTEXTS = {
-    "process_return": {"return_id": "rma_1", "order_id": "ord_1001", "sku": "SKU-RED-M",
-                       "quantity": 1, "refund_amount": 2599, "item_condition": "opened"},
-    "update_stock_levels": {"warehouse_id": "wh_east", "reason": "receiving",
-                            "adjustments": [{"sku": "SKU-RED-M", "delta": 12}]},
-}
 
 
-@pytest.fixture(scope="module")
-def report():
-    """The plugin as a strict host loads it: ``AssertionError`` naming any broken contract."""
-    return check_plugin(plugin, namespace=NAMESPACE, distribution="tasker-inventory",
-                        contexts=SAMPLE_CONTEXTS)
-
-
-def test_inventory_ships_its_catalogue_from_tasker_inventory_0_3_1(report):
-    assert report.summary() == {
+def test_inventory_ships_its_catalogue_from_tasker_inventory_0_3_1(plugin_report):
+    assert plugin_report.summary() == {
         "namespace": NAMESPACE, "owner": "Inventory team",
         "entry_point": "inventory = tasker_inventory.plugin",
         "distribution": "tasker-inventory 0.3.1", "template_items": ["templates"],
         "handlers": 9, "catalogue": sorted(CATALOGUE)}
-    assert report.registry.resolve(NAMESPACE, "process_return", "~=1.4").version == Version("1.4.0")
+    assert plugin_report.registry.resolve(NAMESPACE, "process_return", "~=1.4").version == Version("1.4.0")
 
 
-def test_return_fans_out_after_inspection_and_refunds_through_payments_2x(report):
-    doc = report.document("process_return", "1.4.0")
-    deps = {s["name"]: depends_on(s) for s in doc["step_templates"]}
+def test_return_fans_out_after_inspection_and_refunds_through_payments_2x(plugin_report):
+    doc = plugin_report.document("process_return", "1.4.0")
+    deps = {s.name: list(s.depends_on) for s in plugin_report.template("process_return", "1.4.0").steps}
     assert deps == {"validate_return": [], "inspect_item": ["validate_return"],
                     "restock_item": ["inspect_item"], "refund_customer": ["inspect_item"],
                     "close_return": ["restock_item", "refund_customer"]}

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasker_host import Fault, PermanentError, require, step_results
+from tasker_host import PermanentError, StepContext, require, step_results
 
 from tasker_customer_success.base import CustomerSuccessHandler
-from tasker_customer_success.services import CustomerServicePlatform, Notifier, Pager
 
 ASSESS_STEP = "assess_ticket"
 NOTIFY_STEP = "notify_manager"
@@ -27,7 +26,7 @@ class AssessTicketHandler(CustomerSuccessHandler):
     ok_statuses = frozenset({"open", "in_progress"})
     permanent_statuses = frozenset({"cancelled", "duplicate"})
 
-    def extract_inputs(self, ctx: Any) -> dict[str, Any]:
+    def extract_inputs(self, ctx: StepContext) -> dict[str, Any]:
         inputs = require(ctx.task.context, ("ticket_id", "customer_id", "severity"), "assessment")
         page_from = ctx.config.get("page_from_severity", DEFAULT_PAGE_FROM)
         for value in (inputs["severity"], page_from):
@@ -37,14 +36,14 @@ class AssessTicketHandler(CustomerSuccessHandler):
         inputs["page_required"] = inputs["escalation_level"] >= SEVERITY_LEVELS[page_from]
         return inputs
 
-    async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
-        ticket = await CustomerServicePlatform(fault).get_ticket(inputs["ticket_id"],
+    async def call_service(self, ctx: StepContext, inputs: dict[str, Any]) -> dict[str, Any]:
+        ticket = await self.services(ctx).platform.get_ticket(inputs["ticket_id"],
                                                                  inputs["customer_id"])
         return {**ticket, "severity": inputs["severity"],
                 "escalation_level": inputs["escalation_level"],
                 "page_required": inputs["page_required"]}
 
-    def shape(self, ctx: Any, output: dict[str, Any]) -> dict[str, Any]:
+    def shape(self, ctx: StepContext, output: dict[str, Any]) -> dict[str, Any]:
         return {
             "assessed": True,
             "ticket_id": output["ticket_id"],
@@ -62,14 +61,14 @@ class NotifyManagerHandler(CustomerSuccessHandler):
 
     ok_statuses = frozenset({"sent", "queued"})
 
-    def extract_inputs(self, ctx: Any) -> dict[str, Any]:
+    def extract_inputs(self, ctx: StepContext) -> dict[str, Any]:
         return require(step_results(ctx, ASSESS_STEP), ("ticket_id", "manager_id"), "notification")
 
-    async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
-        return await Notifier(fault).send("ticket_escalated", inputs["manager_id"],
+    async def call_service(self, ctx: StepContext, inputs: dict[str, Any]) -> dict[str, Any]:
+        return await self.services(ctx).notifier.send("ticket_escalated", inputs["manager_id"],
                                           inputs["ticket_id"])
 
-    def shape(self, ctx: Any, output: dict[str, Any]) -> dict[str, Any]:
+    def shape(self, ctx: StepContext, output: dict[str, Any]) -> dict[str, Any]:
         return {"manager_notified": True, "manager_id": output["recipient"],
                 "message_id": output["message_id"], "sent_at": output["sent_at"]}
 
@@ -79,19 +78,19 @@ class PageOnCallHandler(CustomerSuccessHandler):
 
     ok_statuses = frozenset({"triggered", "not_required"})
 
-    def extract_inputs(self, ctx: Any) -> dict[str, Any]:
+    def extract_inputs(self, ctx: StepContext) -> dict[str, Any]:
         fields = ("ticket_id", "severity", "page_required")
         inputs = require(step_results(ctx, ASSESS_STEP), fields, "paging")
         summary = ctx.task.context.get("summary") or f"Escalated ticket {inputs['ticket_id']}"
         service = ctx.config.get("service", DEFAULT_ON_CALL_SERVICE)
         return {**inputs, "summary": summary, "service": service}
 
-    async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
+    async def call_service(self, ctx: StepContext, inputs: dict[str, Any]) -> dict[str, Any]:
         if inputs["page_required"] is not True:
             return {"status": "not_required", "incident_id": None, "paged_at": None}
-        return await Pager(fault).page(inputs["service"], inputs["summary"], inputs["severity"])
+        return await self.services(ctx).pager.page(inputs["service"], inputs["summary"], inputs["severity"])
 
-    def shape(self, ctx: Any, output: dict[str, Any]) -> dict[str, Any]:
+    def shape(self, ctx: StepContext, output: dict[str, Any]) -> dict[str, Any]:
         return {"paged": output["status"] == "triggered", "incident_id": output["incident_id"],
                 "paged_at": output["paged_at"]}
 
@@ -101,7 +100,7 @@ class RecordEscalationHandler(CustomerSuccessHandler):
 
     ok_statuses = frozenset({"recorded"})
 
-    def extract_inputs(self, ctx: Any) -> dict[str, Any]:
+    def extract_inputs(self, ctx: StepContext) -> dict[str, Any]:
         assessment = require(step_results(ctx, ASSESS_STEP), ("ticket_id", "escalation_level"),
                              "escalation record")
         notice = require(step_results(ctx, NOTIFY_STEP), ("message_id",), "escalation record")
@@ -109,13 +108,13 @@ class RecordEscalationHandler(CustomerSuccessHandler):
         return {**assessment, **notice, "paged": page.get("paged") is True,
                 "incident_id": page.get("incident_id")}
 
-    async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
-        record = await CustomerServicePlatform(fault).record_escalation(
+    async def call_service(self, ctx: StepContext, inputs: dict[str, Any]) -> dict[str, Any]:
+        record = await self.services(ctx).platform.record_escalation(
             inputs["ticket_id"], inputs["escalation_level"], inputs["message_id"],
             inputs["incident_id"])
         return {**record, "paged": inputs["paged"]}
 
-    def shape(self, ctx: Any, output: dict[str, Any]) -> dict[str, Any]:
+    def shape(self, ctx: StepContext, output: dict[str, Any]) -> dict[str, Any]:
         return {
             "escalation_recorded": True,
             "escalation_id": output["escalation_id"],

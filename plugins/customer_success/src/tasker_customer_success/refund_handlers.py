@@ -8,15 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasker_host import Fault, PermanentError, amount, require, step_results
-from tasker_host.simulation import digest, now_iso
+from tasker_host import PermanentError, StepContext, amount, require, step_results
+from tasker_host.testing.simulation import digest, now_iso
 
 from tasker_customer_success.base import CustomerSuccessHandler
-from tasker_customer_success.services import (
-    ApprovalService,
-    CustomerServicePlatform,
-    RefundPolicyService,
-)
 
 VALIDATE_STEP = "validate_refund_request"
 POLICY_STEP = "check_refund_policy"
@@ -32,7 +27,7 @@ def payments_refund_reason(text: Any) -> str:
     return key if key in PAYMENTS_REFUND_REASONS else "customer_request"
 
 
-def correlation_id(ctx: Any) -> str:
+def correlation_id(ctx: StepContext) -> str:
     """The caller's correlation id, else the task's, else one derived from the task id."""
     return (ctx.task.context.get("correlation_id") or ctx.task.correlation_id
             or "cs-" + digest("correlation", ctx.task.id)[:16])
@@ -44,17 +39,17 @@ class ValidateRefundRequestHandler(CustomerSuccessHandler):
     ok_statuses = frozenset({"open", "in_progress"})
     permanent_statuses = frozenset({"cancelled", "duplicate"})
 
-    def extract_inputs(self, ctx: Any) -> dict[str, Any]:
+    def extract_inputs(self, ctx: StepContext) -> dict[str, Any]:
         fields = ("ticket_id", "customer_id", "refund_amount")
         inputs = require(ctx.task.context, fields, "refund validation")
         inputs["refund_amount"] = amount(inputs["refund_amount"], "refund_amount")
         return inputs
 
-    async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
-        platform = CustomerServicePlatform(fault)
+    async def call_service(self, ctx: StepContext, inputs: dict[str, Any]) -> dict[str, Any]:
+        platform = self.services(ctx).platform
         return await platform.get_ticket(inputs["ticket_id"], inputs["customer_id"])
 
-    def shape(self, ctx: Any, output: dict[str, Any]) -> dict[str, Any]:
+    def shape(self, ctx: StepContext, output: dict[str, Any]) -> dict[str, Any]:
         return {
             "request_validated": True,
             "ticket_id": output["ticket_id"],
@@ -74,20 +69,20 @@ class CheckRefundPolicyHandler(CustomerSuccessHandler):
     ok_statuses = frozenset({"compliant"})
     permanent_statuses = frozenset({"violation"})
 
-    def extract_inputs(self, ctx: Any) -> dict[str, Any]:
+    def extract_inputs(self, ctx: StepContext) -> dict[str, Any]:
         fields = ("customer_tier", "original_purchase_date")
         inputs = require(step_results(ctx, VALIDATE_STEP), fields, "refund policy check")
         inputs["refund_amount"] = amount(ctx.task.context.get("refund_amount"), "refund_amount")
         inputs["requires_approval"] = ctx.task.context.get("requires_approval", True) is not False
         return inputs
 
-    async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
-        policy = await RefundPolicyService(fault).check(
+    async def call_service(self, ctx: StepContext, inputs: dict[str, Any]) -> dict[str, Any]:
+        policy = await self.services(ctx).policy.check(
             inputs["customer_tier"], inputs["refund_amount"], inputs["original_purchase_date"])
         return {**policy, "refund_amount": inputs["refund_amount"],
                 "approval_requested": inputs["requires_approval"]}
 
-    def shape(self, ctx: Any, output: dict[str, Any]) -> dict[str, Any]:
+    def shape(self, ctx: StepContext, output: dict[str, Any]) -> dict[str, Any]:
         over_limit = output["refund_amount"] > output["auto_approve_limit"]
         return {
             "policy_checked": True,
@@ -106,7 +101,7 @@ class GetManagerApprovalHandler(CustomerSuccessHandler):
     ok_statuses = frozenset({"approved"})
     permanent_statuses = frozenset({"rejected"})
 
-    def extract_inputs(self, ctx: Any) -> dict[str, Any]:
+    def extract_inputs(self, ctx: StepContext) -> dict[str, Any]:
         policy = require(step_results(ctx, POLICY_STEP), ("requires_approval",), "approval")
         ticket = require(step_results(ctx, VALIDATE_STEP), ("ticket_id", "account_manager_id"),
                          "approval")
@@ -114,14 +109,14 @@ class GetManagerApprovalHandler(CustomerSuccessHandler):
                 "refund_amount": amount(ctx.task.context.get("refund_amount"), "refund_amount"),
                 "notes": ctx.task.context.get("agent_notes") or ""}
 
-    async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
-        approvals = ApprovalService(fault)
+    async def call_service(self, ctx: StepContext, inputs: dict[str, Any]) -> dict[str, Any]:
+        approvals = self.services(ctx).approvals
         if not inputs["requires_approval"]:
             return await approvals.auto_approve(inputs["ticket_id"], inputs["refund_amount"])
         return await approvals.request(inputs["ticket_id"], inputs["refund_amount"],
                                        inputs["account_manager_id"], inputs["notes"])
 
-    def shape(self, ctx: Any, output: dict[str, Any]) -> dict[str, Any]:
+    def shape(self, ctx: StepContext, output: dict[str, Any]) -> dict[str, Any]:
         return {
             "approval_obtained": output["status"] == "approved",
             "approval_id": output["approval_id"],
@@ -137,7 +132,7 @@ class ExecuteRefundWorkflowHandler(CustomerSuccessHandler):
     ok_statuses = frozenset({"complete", "resolved_manually"})
     permanent_statuses = frozenset({"error", "cancelled"})
 
-    def extract_inputs(self, ctx: Any) -> dict[str, Any]:
+    def extract_inputs(self, ctx: StepContext) -> dict[str, Any]:
         config = require(ctx.config, DELEGATION_CONFIG, "refund delegation (handler_config)")
         approval = step_results(ctx, APPROVAL_STEP)
         if approval.get("approval_obtained") is not True:
@@ -155,14 +150,12 @@ class ExecuteRefundWorkflowHandler(CustomerSuccessHandler):
         }
         return {**config, "context": child_context}
 
-    async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
-        child = await self.invoke_workflow(ctx, fault, inputs["target_namespace"],
-                                           inputs["target_workflow"], version=inputs["target_version"],
-                                           context=inputs["context"], what="the refund")
+    async def call_service(self, ctx: StepContext, inputs: dict[str, Any]) -> dict[str, Any]:
+        child = await self.delegate(ctx, inputs, "the refund")
         refund = child.pop("results", {}).get("process_gateway_refund") or {}
         return {**child, "refund_id": refund.get("refund_id")}
 
-    def shape(self, ctx: Any, output: dict[str, Any]) -> dict[str, Any]:
+    def shape(self, ctx: StepContext, output: dict[str, Any]) -> dict[str, Any]:
         return {
             "task_delegated": True,
             "target_namespace": ctx.config["target_namespace"],
@@ -183,21 +176,21 @@ class UpdateTicketStatusHandler(CustomerSuccessHandler):
 
     ok_statuses = frozenset({"updated"})
 
-    def extract_inputs(self, ctx: Any) -> dict[str, Any]:
+    def extract_inputs(self, ctx: StepContext) -> dict[str, Any]:
         fields = ("delegated_task_id", "delegated_full_name")
         delegation = step_results(ctx, DELEGATE_STEP)
         inputs = require(delegation, fields, "ticket update")
         inputs["gateway_refund_id"] = delegation.get("gateway_refund_id")
         return {**inputs, **require(ctx.task.context, ("ticket_id",), "ticket update")}
 
-    async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
+    async def call_service(self, ctx: StepContext, inputs: dict[str, Any]) -> dict[str, Any]:
         note = f"Refund delegated to {inputs['delegated_full_name']} ({inputs['delegated_task_id']})"
-        platform = CustomerServicePlatform(fault)
+        platform = self.services(ctx).platform
         update = await platform.update_ticket(inputs["ticket_id"], "resolved", note)
         return {**update, "refund_reference": inputs["delegated_task_id"],
                 "gateway_refund_id": inputs["gateway_refund_id"]}
 
-    def shape(self, ctx: Any, output: dict[str, Any]) -> dict[str, Any]:
+    def shape(self, ctx: StepContext, output: dict[str, Any]) -> dict[str, Any]:
         return {
             "ticket_updated": True,
             "ticket_id": output["ticket_id"],

@@ -2,20 +2,29 @@
 notifications and paging.
 
 Answers are deterministic and derived from the inputs, so a retried call returns the same ids.
-Every call first plays the step's :class:`~tasker_host.simulation.Fault`.
+Every call first plays the step's :class:`~tasker_host.testing.simulation.Fault` (the fault plan
+of the task context's ``simulate`` key or ``TASKER_SIMULATE``, which also knows the team's
+``closed`` outcome).
 
 * A ticket is ``open``; its customer tier, purchase date (0-19 days ago), payment id
   (``pay_...``) and account manager are derived from ticket and customer ids.
 * Refund policy per tier: see ``TIER_POLICY`` (amounts in cents).
+
+Handlers get their clients from
+:meth:`tasker_customer_success.base.CustomerSuccessHandler.services`, which a test replaces to
+give them other ones.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from tasker_host.simulation import SimulatedService, digest, now_iso
+from tasker_host import StepContext
+from tasker_host.testing.simulation import FaultPlan, SimulatedService, TaskerApi, digest, now_iso
 
+FAULT_PLAN = FaultPlan().answering_also("closed")  # the platform may report a ticket closed
 TIERS = ("standard", "gold", "premium")
 TIER_POLICY = {  # tier -> (max refund, refund window in days, auto-approval limit)
     "standard": (50_000, 30, 2_500),
@@ -107,3 +116,23 @@ class Pager(SimulatedService):
         return {"status": status or "triggered", "service": service, "severity": severity,
                 "incident_id": "inc_" + digest("page", service, summary, severity)[:12],
                 "paged_at": now_iso()}
+
+
+@dataclass(frozen=True)
+class CustomerSuccessServices:
+    """The service clients a Customer Success handler calls during one attempt."""
+
+    platform: CustomerServicePlatform
+    policy: RefundPolicyService
+    approvals: ApprovalService
+    notifier: Notifier
+    pager: Pager
+    tasker: TaskerApi
+
+
+def simulated_services(ctx: StepContext) -> CustomerSuccessServices:
+    """The simulated services, behaving as the fault plan has them for ``ctx``'s attempt."""
+    fault = FAULT_PLAN.fault_for(ctx)
+    return CustomerSuccessServices(CustomerServicePlatform(fault), RefundPolicyService(fault),
+                                   ApprovalService(fault), Notifier(fault), Pager(fault),
+                                   TaskerApi(fault))

@@ -1,20 +1,37 @@
 """What the Inventory team's step handlers share on top of the host's four-phase handler.
 
-The pattern itself (phases, status checks, service-error classification, input helpers) is
-:class:`tasker_host.FourPhaseHandler`; the simulated services and their fault plan are
-:mod:`tasker_host.simulation`. Only the team's own choices live here.
+The pattern itself (phases, status checks, input helpers) is :class:`tasker_host.FourPhaseHandler`.
+Only the team's own choices live here: where the handlers' service clients come from.
 """
 
 from __future__ import annotations
 
-from tasker_host import FourPhaseHandler
+from typing import Any
+
+from tasker_host import FourPhaseHandler, StepContext
+
+from tasker_inventory.services import InventoryServices, simulated_services
 
 
 class InventoryHandler(FourPhaseHandler):
     """Base class of the Inventory team's step handlers.
 
-    A service error saying ``declined`` or ``closed`` is permanent too; an answered ``declined``
-    (the simulated outcome) is permanent for every handler (the host's default).
+    An answered ``declined`` is permanent for every handler (the host's default).
     """
 
-    permanent_markers = (*FourPhaseHandler.permanent_markers, "declined", "closed")
+    def services(self, ctx: StepContext) -> InventoryServices:
+        """The service clients of this attempt: the simulated ones (``services.py``). A test
+        gives the handlers others with ``monkeypatch.setattr(InventoryHandler, "services",
+        lambda self, ctx: InventoryServices(...))``.
+        """
+        return simulated_services(ctx)
+
+    async def delegate(self, ctx: StepContext, inputs: dict[str, Any], what: str) -> dict[str, Any]:
+        """``invoke_workflow`` to the ``target_*`` of ``inputs`` (the handler_config), through
+        :class:`~tasker_host.testing.simulation.TaskerApi` (which may answer first)."""
+        namespace = inputs["target_namespace"]
+        if status := await self.services(ctx).tasker.reach(namespace):
+            return {"status": status}
+        return await self.invoke_workflow(ctx, namespace, inputs["target_workflow"],
+                                          version=inputs["target_version"],
+                                          context=inputs["context"], what=what)

@@ -2,20 +2,26 @@
 stock event bus.
 
 Answers are deterministic and derived from the inputs, so a retried call returns the same ids.
-Every call first plays the step's :class:`~tasker_host.simulation.Fault`.
+Every call first plays the step's :class:`~tasker_host.testing.simulation.Fault` (the fault plan
+of the task context's ``simulate`` key or ``TASKER_SIMULATE``).
 
 * An order is delivered; it bought ``quantity`` to ``quantity + 2`` units and was paid with a
   payment id (``pay_...``) derived from the order id.
 * A SKU has 20-219 units on hand in a warehouse, derived from both ids.
 * Inspection grades items reported ``new`` or ``opened`` resellable and ``damaged`` ones damaged.
+
+Handlers get their clients from :meth:`tasker_inventory.base.InventoryHandler.services`, which
+a test replaces to give them other ones.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from tasker_host.simulation import SimulatedService, digest, now_iso
+from tasker_host import StepContext
+from tasker_host.testing.simulation import DEFAULT_PLAN, SimulatedService, TaskerApi, digest, now_iso
 
 RESELLABLE_CONDITIONS = ("new", "opened")
 
@@ -95,3 +101,22 @@ class EventBus(SimulatedService):
         status = await self.begin()
         return {"status": status or "published", "topic": topic,
                 "event_id": "evt_" + digest("publish", topic, key)[:12], "published_at": now_iso()}
+
+
+@dataclass(frozen=True)
+class InventoryServices:
+    """The service clients an Inventory handler calls during one attempt."""
+
+    orders: OrderService
+    warehouse: Warehouse
+    returns: ReturnsDesk
+    purchasing: Purchasing
+    events: EventBus
+    tasker: TaskerApi
+
+
+def simulated_services(ctx: StepContext) -> InventoryServices:
+    """The simulated services, behaving as the fault plan has them for ``ctx``'s attempt."""
+    fault = DEFAULT_PLAN.fault_for(ctx)
+    return InventoryServices(OrderService(fault), Warehouse(fault), ReturnsDesk(fault),
+                             Purchasing(fault), EventBus(fault), TaskerApi(fault))

@@ -8,10 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tasker_host import Fault, PermanentError, require, step_results
+from tasker_host import PermanentError, StepContext, require, step_results
 
 from tasker_inventory.base import InventoryHandler
-from tasker_inventory.services import EventBus, Purchasing, Warehouse
 
 VALIDATE_STEP = "validate_adjustments"
 APPLY_STEP = "apply_adjustments"
@@ -38,24 +37,24 @@ class ValidateAdjustmentsHandler(InventoryHandler):
 
     ok_statuses = frozenset({"ok"})
 
-    def extract_inputs(self, ctx: Any) -> dict[str, Any]:
+    def extract_inputs(self, ctx: StepContext) -> dict[str, Any]:
         inputs = require(ctx.task.context, ("warehouse_id", "adjustments"), "stock adjustment")
         inputs["adjustments"] = _adjustments(inputs["adjustments"])
         return inputs
 
-    async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
+    async def call_service(self, ctx: StepContext, inputs: dict[str, Any]) -> dict[str, Any]:
         skus = [a["sku"] for a in inputs["adjustments"]]
-        levels = await Warehouse(fault).levels(inputs["warehouse_id"], skus)
+        levels = await self.services(ctx).warehouse.levels(inputs["warehouse_id"], skus)
         return {**levels, "adjustments": inputs["adjustments"]}
 
-    def check_response(self, ctx: Any, inputs: dict[str, Any], response: Any) -> None:
+    def check_response(self, ctx: StepContext, inputs: dict[str, Any], response: Any) -> None:
         super().check_response(ctx, inputs, response)
         negative = [a["sku"] for a in inputs["adjustments"]
                     if response["levels"][a["sku"]] + a["delta"] < 0]
         if negative:
             raise PermanentError(f"adjustments would take {negative} below zero")
 
-    def shape(self, ctx: Any, output: dict[str, Any]) -> dict[str, Any]:
+    def shape(self, ctx: StepContext, output: dict[str, Any]) -> dict[str, Any]:
         return {"validated": True, "warehouse_id": output["warehouse_id"],
                 "current_levels": dict(output["levels"]), "adjustments": output["adjustments"]}
 
@@ -65,7 +64,7 @@ class ApplyAdjustmentsHandler(InventoryHandler):
 
     ok_statuses = frozenset({"applied"})
 
-    def extract_inputs(self, ctx: Any) -> dict[str, Any]:
+    def extract_inputs(self, ctx: StepContext) -> dict[str, Any]:
         fields = ("warehouse_id", "current_levels", "adjustments")
         inputs = require(step_results(ctx, VALIDATE_STEP), fields, "applying adjustments")
         current = inputs["current_levels"]
@@ -73,10 +72,11 @@ class ApplyAdjustmentsHandler(InventoryHandler):
                                 for a in inputs["adjustments"]}
         return inputs
 
-    async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
-        return await Warehouse(fault).apply(inputs["warehouse_id"], inputs["new_levels"], ctx.task.id)
+    async def call_service(self, ctx: StepContext, inputs: dict[str, Any]) -> dict[str, Any]:
+        warehouse = self.services(ctx).warehouse
+        return await warehouse.apply(inputs["warehouse_id"], inputs["new_levels"], ctx.task.id)
 
-    def shape(self, ctx: Any, output: dict[str, Any]) -> dict[str, Any]:
+    def shape(self, ctx: StepContext, output: dict[str, Any]) -> dict[str, Any]:
         return {"applied": True, "batch_id": output["batch_id"],
                 "warehouse_id": output["warehouse_id"], "new_levels": dict(output["levels"]),
                 "applied_at": output["applied_at"]}
@@ -87,18 +87,18 @@ class CheckReorderPointsHandler(InventoryHandler):
 
     ok_statuses = frozenset({"flagged", "nothing_to_flag"})
 
-    def extract_inputs(self, ctx: Any) -> dict[str, Any]:
+    def extract_inputs(self, ctx: StepContext) -> dict[str, Any]:
         inputs = require(step_results(ctx, APPLY_STEP), ("warehouse_id", "new_levels"), "reorder check")
         point = int(ctx.config.get("reorder_point", DEFAULT_REORDER_POINT))
         low = sorted(sku for sku, level in inputs["new_levels"].items() if level < point)
         return {**inputs, "reorder_point": point, "low_stock_skus": low}
 
-    async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
-        purchasing = Purchasing(fault)
+    async def call_service(self, ctx: StepContext, inputs: dict[str, Any]) -> dict[str, Any]:
+        purchasing = self.services(ctx).purchasing
         flagged = await purchasing.flag_reorders(inputs["warehouse_id"], inputs["low_stock_skus"])
         return {**flagged, "reorder_point": inputs["reorder_point"]}
 
-    def shape(self, ctx: Any, output: dict[str, Any]) -> dict[str, Any]:
+    def shape(self, ctx: StepContext, output: dict[str, Any]) -> dict[str, Any]:
         return {"reorder_checked": True, "reorder_point": output["reorder_point"],
                 "low_stock_skus": output["skus"], "reorder_request_id": output["reorder_request_id"]}
 
@@ -108,13 +108,13 @@ class PublishStockLevelsHandler(InventoryHandler):
 
     ok_statuses = frozenset({"published"})
 
-    def extract_inputs(self, ctx: Any) -> dict[str, Any]:
+    def extract_inputs(self, ctx: StepContext) -> dict[str, Any]:
         inputs = require(step_results(ctx, APPLY_STEP), ("batch_id",), "publishing stock levels")
         return {**inputs, "topic": ctx.config.get("topic", DEFAULT_TOPIC)}
 
-    async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
-        return await EventBus(fault).publish(inputs["topic"], inputs["batch_id"])
+    async def call_service(self, ctx: StepContext, inputs: dict[str, Any]) -> dict[str, Any]:
+        return await self.services(ctx).events.publish(inputs["topic"], inputs["batch_id"])
 
-    def shape(self, ctx: Any, output: dict[str, Any]) -> dict[str, Any]:
+    def shape(self, ctx: StepContext, output: dict[str, Any]) -> dict[str, Any]:
         return {"published": True, "topic": output["topic"], "event_id": output["event_id"],
                 "published_at": output["published_at"]}

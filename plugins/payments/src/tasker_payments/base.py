@@ -1,20 +1,25 @@
 """What the Payments team's step handlers share on top of the host's four-phase handler.
 
-The pattern itself (phases, status checks, service-error classification, input helpers) is
-:class:`tasker_host.FourPhaseHandler`; the simulated services and their fault plan are
-:mod:`tasker_host.simulation`. Only the team's own choices live here.
+The pattern itself (phases, status checks, input helpers) is :class:`tasker_host.FourPhaseHandler`.
+Only the team's own choices live here: where the handlers' service clients come from.
 """
 
 from __future__ import annotations
 
-from tasker_host import FourPhaseHandler
+from tasker_host import FourPhaseHandler, StepContext
+
+from tasker_payments.services import PaymentsServices, simulated_services
 
 
 class PaymentsHandler(FourPhaseHandler):
     """Base class of the Payments team's step handlers.
 
-    A service error saying ``declined`` or ``closed`` is permanent too; an answered ``declined``
-    (the simulated outcome) is permanent for every handler (the host's default).
+    An answered ``declined`` is permanent for every handler (the host's default).
     """
 
-    permanent_markers = (*FourPhaseHandler.permanent_markers, "declined", "closed")
+    def services(self, ctx: StepContext) -> PaymentsServices:
+        """The service clients of this attempt: the simulated ones (``services.py``). A test
+        gives the handlers others with
+        ``monkeypatch.setattr(PaymentsHandler, "services", lambda self, ctx: PaymentsServices(...))``.
+        """
+        return simulated_services(ctx)

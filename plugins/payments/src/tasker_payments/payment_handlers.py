@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasker_host import Fault, PermanentError, amount, require, step_results
+from tasker_host import PermanentError, StepContext, amount, require, step_results
 
 from tasker_payments.base import PaymentsHandler
-from tasker_payments.services import FraudScreen, Notifier, PaymentGateway
 
 METHOD_STEP = "validate_payment_method"
 FRAUD_STEP = "check_fraud_score"
@@ -15,7 +14,7 @@ CHARGE_STEP = "charge_payment"
 DEFAULT_MAX_SCORE = 75
 
 
-def _payment_inputs(ctx: Any, what: str) -> dict[str, Any]:
+def _payment_inputs(ctx: StepContext, what: str) -> dict[str, Any]:
     inputs = require(ctx.task.context, ("customer_id", "amount", "payment_method_id"), what)
     inputs["amount"] = amount(inputs["amount"], "amount")
     inputs["currency"] = ctx.task.context.get("currency") or "USD"
@@ -28,13 +27,13 @@ class ValidatePaymentMethodHandler(PaymentsHandler):
     ok_statuses = frozenset({"valid"})
     permanent_statuses = frozenset({"expired", "declined"})
 
-    def extract_inputs(self, ctx: Any) -> dict[str, Any]:
+    def extract_inputs(self, ctx: StepContext) -> dict[str, Any]:
         return _payment_inputs(ctx, "payment method validation")
 
-    async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
-        return await PaymentGateway(fault).verify_method(inputs["payment_method_id"])
+    async def call_service(self, ctx: StepContext, inputs: dict[str, Any]) -> dict[str, Any]:
+        return await self.services(ctx).gateway.verify_method(inputs["payment_method_id"])
 
-    def shape(self, ctx: Any, output: dict[str, Any]) -> dict[str, Any]:
+    def shape(self, ctx: StepContext, output: dict[str, Any]) -> dict[str, Any]:
         return {
             "method_validated": True,
             "payment_method_id": output["payment_method_id"],
@@ -48,22 +47,22 @@ class CheckFraudScoreHandler(PaymentsHandler):
 
     ok_statuses = frozenset({"scored"})
 
-    def extract_inputs(self, ctx: Any) -> dict[str, Any]:
+    def extract_inputs(self, ctx: StepContext) -> dict[str, Any]:
         inputs = _payment_inputs(ctx, "fraud screening")
         inputs["max_score"] = int(ctx.config.get("max_score", DEFAULT_MAX_SCORE))
         return inputs
 
-    async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
-        return await FraudScreen(fault).score(inputs["customer_id"], inputs["amount"])
+    async def call_service(self, ctx: StepContext, inputs: dict[str, Any]) -> dict[str, Any]:
+        return await self.services(ctx).fraud.score(inputs["customer_id"], inputs["amount"])
 
-    def check_response(self, ctx: Any, inputs: dict[str, Any], response: Any) -> None:
+    def check_response(self, ctx: StepContext, inputs: dict[str, Any], response: Any) -> None:
         super().check_response(ctx, inputs, response)
         if response["score"] > inputs["max_score"]:
             raise PermanentError(
                 f"fraud score {response['score']} exceeds {inputs['max_score']}; payment blocked"
             )
 
-    def shape(self, ctx: Any, output: dict[str, Any]) -> dict[str, Any]:
+    def shape(self, ctx: StepContext, output: dict[str, Any]) -> dict[str, Any]:
         max_score = int(ctx.config.get("max_score", DEFAULT_MAX_SCORE))
         return {"fraud_checked": True, "approved": True, "score": output["score"],
                 "max_score": max_score, "model": output["model"]}
@@ -74,7 +73,7 @@ class ChargePaymentHandler(PaymentsHandler):
 
     ok_statuses = frozenset({"succeeded"})
 
-    def extract_inputs(self, ctx: Any) -> dict[str, Any]:
+    def extract_inputs(self, ctx: StepContext) -> dict[str, Any]:
         inputs = _payment_inputs(ctx, "charge")
         method = require(step_results(ctx, METHOD_STEP), ("payment_method_id",), "charge")
         fraud = require(step_results(ctx, FRAUD_STEP), ("approved",), "charge")
@@ -82,12 +81,12 @@ class ChargePaymentHandler(PaymentsHandler):
             raise PermanentError("the fraud check did not approve this payment")
         return {**inputs, **method}
 
-    async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
-        return await PaymentGateway(fault).charge(
+    async def call_service(self, ctx: StepContext, inputs: dict[str, Any]) -> dict[str, Any]:
+        return await self.services(ctx).gateway.charge(
             inputs["payment_method_id"], inputs["amount"], inputs["currency"], ctx.task.id
         )
 
-    def shape(self, ctx: Any, output: dict[str, Any]) -> dict[str, Any]:
+    def shape(self, ctx: StepContext, output: dict[str, Any]) -> dict[str, Any]:
         return {
             "payment_charged": True,
             "charge_id": output["charge_id"],
@@ -102,16 +101,17 @@ class SendReceiptHandler(PaymentsHandler):
 
     ok_statuses = frozenset({"sent", "queued"})
 
-    def extract_inputs(self, ctx: Any) -> dict[str, Any]:
+    def extract_inputs(self, ctx: StepContext) -> dict[str, Any]:
         inputs = require(step_results(ctx, CHARGE_STEP), ("charge_id",), "receipt")
         customer = require(ctx.task.context, ("customer_id",), "receipt")
         recipient = ctx.task.context.get("customer_email") or f"on-file:{customer['customer_id']}"
         return {**inputs, "recipient": recipient}
 
-    async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
-        return await Notifier(fault).send("payment_receipt", inputs["recipient"], inputs["charge_id"])
+    async def call_service(self, ctx: StepContext, inputs: dict[str, Any]) -> dict[str, Any]:
+        notifier = self.services(ctx).notifier
+        return await notifier.send("payment_receipt", inputs["recipient"], inputs["charge_id"])
 
-    def shape(self, ctx: Any, output: dict[str, Any]) -> dict[str, Any]:
+    def shape(self, ctx: StepContext, output: dict[str, Any]) -> dict[str, Any]:
         return {
             "receipt_sent": True,
             "message_id": output["message_id"],

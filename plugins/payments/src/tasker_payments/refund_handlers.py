@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasker_host import Fault, PermanentError, amount, require, step_results
-from tasker_host.simulation import now_iso
+from tasker_host import PermanentError, StepContext, amount, require, step_results
+from tasker_host.testing.simulation import now_iso
 
 from tasker_payments.base import PaymentsHandler
-from tasker_payments.services import Notifier, PaymentGateway, PaymentLedger
 
 ELIGIBILITY_STEP = "validate_payment_eligibility"
 REFUND_STEP = "process_gateway_refund"
@@ -21,17 +20,17 @@ class ValidatePaymentEligibilityHandler(PaymentsHandler):
     ok_statuses = frozenset({"eligible"})
     permanent_statuses = frozenset({"ineligible", "declined"})
 
-    def extract_inputs(self, ctx: Any) -> dict[str, Any]:
+    def extract_inputs(self, ctx: StepContext) -> dict[str, Any]:
         inputs = require(ctx.task.context, ("payment_id", "refund_amount"), "refund eligibility")
         inputs["refund_amount"] = amount(inputs["refund_amount"], "refund_amount")
         inputs["refund_reason"] = ctx.task.context.get("refund_reason") or "customer_request"
         return inputs
 
-    async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
-        gateway = PaymentGateway(fault)
+    async def call_service(self, ctx: StepContext, inputs: dict[str, Any]) -> dict[str, Any]:
+        gateway = self.services(ctx).gateway
         return await gateway.check_refund_eligibility(inputs["payment_id"], inputs["refund_amount"])
 
-    def shape(self, ctx: Any, output: dict[str, Any]) -> dict[str, Any]:
+    def shape(self, ctx: StepContext, output: dict[str, Any]) -> dict[str, Any]:
         return {
             "payment_validated": True,
             "eligible": output["status"] == "eligible",
@@ -52,19 +51,19 @@ class ProcessGatewayRefundHandler(PaymentsHandler):
     ok_statuses = frozenset({"succeeded", "pending"})
     permanent_statuses = frozenset({"declined", "failed"})
 
-    def extract_inputs(self, ctx: Any) -> dict[str, Any]:
+    def extract_inputs(self, ctx: StepContext) -> dict[str, Any]:
         fields = ("payment_id", "refund_amount", "currency", "eligible")
         inputs = require(step_results(ctx, ELIGIBILITY_STEP), fields, "gateway refund")
         if inputs["eligible"] is not True:
             raise PermanentError(f"payment {inputs['payment_id']} is not eligible for a refund")
         return inputs
 
-    async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
-        return await PaymentGateway(fault).refund(
+    async def call_service(self, ctx: StepContext, inputs: dict[str, Any]) -> dict[str, Any]:
+        return await self.services(ctx).gateway.refund(
             inputs["payment_id"], inputs["refund_amount"], inputs["currency"]
         )
 
-    def shape(self, ctx: Any, output: dict[str, Any]) -> dict[str, Any]:
+    def shape(self, ctx: StepContext, output: dict[str, Any]) -> dict[str, Any]:
         return {
             "refund_processed": True,
             "refund_id": output["refund_id"],
@@ -81,20 +80,20 @@ class UpdatePaymentRecordsHandler(PaymentsHandler):
 
     ok_statuses = frozenset({"recorded"})
 
-    def extract_inputs(self, ctx: Any) -> dict[str, Any]:
+    def extract_inputs(self, ctx: StepContext) -> dict[str, Any]:
         refund = require(step_results(ctx, REFUND_STEP),
                          ("refund_id", "payment_id", "refund_amount"), "payment records update")
         eligibility = require(step_results(ctx, ELIGIBILITY_STEP), ("original_amount",),
                               "payment records update")
         return {**refund, **eligibility}
 
-    async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
-        return await PaymentLedger(fault).record_refund(
+    async def call_service(self, ctx: StepContext, inputs: dict[str, Any]) -> dict[str, Any]:
+        return await self.services(ctx).ledger.record_refund(
             inputs["payment_id"], inputs["refund_id"], inputs["refund_amount"],
             inputs["original_amount"],
         )
 
-    def shape(self, ctx: Any, output: dict[str, Any]) -> dict[str, Any]:
+    def shape(self, ctx: StepContext, output: dict[str, Any]) -> dict[str, Any]:
         return {
             "records_updated": True,
             "record_id": output["record_id"],
@@ -110,15 +109,15 @@ class NotifyCustomerHandler(PaymentsHandler):
 
     ok_statuses = frozenset({"sent", "queued"})
 
-    def extract_inputs(self, ctx: Any) -> dict[str, Any]:
+    def extract_inputs(self, ctx: StepContext) -> dict[str, Any]:
         return require(step_results(ctx, REFUND_STEP), ("refund_id", "payment_id"),
                        "customer notification")
 
-    async def call_service(self, ctx: Any, inputs: dict[str, Any], fault: Fault) -> dict[str, Any]:
+    async def call_service(self, ctx: StepContext, inputs: dict[str, Any]) -> dict[str, Any]:
         recipient = f"customer-of:{inputs['payment_id']}"
-        return await Notifier(fault).send("refund_confirmation", recipient, inputs["refund_id"])
+        return await self.services(ctx).notifier.send("refund_confirmation", recipient, inputs["refund_id"])
 
-    def shape(self, ctx: Any, output: dict[str, Any]) -> dict[str, Any]:
+    def shape(self, ctx: StepContext, output: dict[str, Any]) -> dict[str, Any]:
         return {
             "notification_sent": True,
             "message_id": output["message_id"],

@@ -1,19 +1,27 @@
 """Simulated services of the Payments team: gateway, fraud screening, ledger, notifications.
 
 Answers are deterministic and derived from the inputs, so a retried call returns the same ids
-(idempotent). Every call first plays the step's :class:`~tasker_host.simulation.Fault`.
+(idempotent). Every call first plays the step's :class:`~tasker_host.testing.simulation.Fault`
+(the fault plan of the task context's ``simulate`` key or ``TASKER_SIMULATE``). Failures are
+typed: :class:`~tasker_host.ServiceRejected` (permanent), :class:`~tasker_host.ServiceUnavailable`
+(retried).
 
 * A payment id must start with ``pay_`` (otherwise: not found). Its captured amount is derived
   from the id: between 10 000 and 99 999 cents, so ``pay_123`` can refund 4 999.
 * A payment method id must start with ``pm_``; one containing ``expired`` is expired.
 * A customer's fraud score is 0-39, plus 50 for charges over 1 000 000 cents.
+
+Handlers get their clients from :meth:`tasker_payments.base.PaymentsHandler.services`, which a
+test replaces to give them other ones.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from tasker_host.simulation import ServiceError, SimulatedService, digest, now_iso
+from tasker_host import ServiceRejected, StepContext
+from tasker_host.testing.simulation import SimulatedService, digest, now_iso
 
 BRANDS = ("visa", "mastercard", "amex", "discover")
 
@@ -23,7 +31,7 @@ class PaymentGateway(SimulatedService):
 
     def _payment(self, payment_id: str) -> dict[str, Any]:
         if not str(payment_id).startswith("pay_"):
-            raise ServiceError(f"{self.name}: payment {payment_id} not found")
+            raise ServiceRejected(f"{self.name}: payment {payment_id} not found")
         captured = 10_000 + int(digest(payment_id)[:8], 16) % 90_000
         return {"payment_id": payment_id, "amount": captured, "currency": "USD", "gateway": "simpay"}
 
@@ -51,7 +59,7 @@ class PaymentGateway(SimulatedService):
     async def verify_method(self, payment_method_id: str) -> dict[str, Any]:
         status = await self.begin()
         if not str(payment_method_id).startswith("pm_"):
-            raise ServiceError(f"{self.name}: payment method {payment_method_id} not found")
+            raise ServiceRejected(f"{self.name}: payment method {payment_method_id} not found")
         h = digest("method", payment_method_id)
         return {
             "payment_method_id": payment_method_id,
@@ -110,3 +118,19 @@ class Notifier(SimulatedService):
             "recipient": recipient,
             "sent_at": now_iso(),
         }
+
+
+@dataclass(frozen=True)
+class PaymentsServices:
+    """The service clients a Payments handler calls during one attempt."""
+
+    gateway: PaymentGateway
+    fraud: FraudScreen
+    ledger: PaymentLedger
+    notifier: Notifier
+
+
+def simulated_services(ctx: StepContext) -> PaymentsServices:
+    """The simulated services, behaving as the fault plan has them for ``ctx``'s attempt."""
+    return PaymentsServices(PaymentGateway.for_step(ctx), FraudScreen.for_step(ctx),
+                            PaymentLedger.for_step(ctx), Notifier.for_step(ctx))

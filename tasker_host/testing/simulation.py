@@ -1,27 +1,30 @@
-"""Simulated services for demos and tests (plugin SDK): fault plans and deterministic answers.
+"""Simulated services for demos and tests: fault plans and deterministic answers.
 
-The team plugins in ``plugins/`` talk to *simulated* services, so the whole host can be
-demonstrated and tested without a payment gateway or a ticketing system. This module is the one
-place where the host reads a **fault plan**: a mapping of step name to the outcomes of its
-successive attempts::
+This is a test double, not part of the production SDK: the host never reads a fault plan. The
+demo plugins in ``plugins/`` give their handlers *simulated* services built here, so the whole
+host can be demonstrated and tested without a payment gateway or a ticketing system; a team
+with real services gives its handlers real clients and replaces them in tests.
+
+A **fault plan** maps a step name to the outcomes of its successive attempts::
 
     {"process_gateway_refund": ["unavailable", "ok"]}  # attempt 1 fails, attempt 2 succeeds
 
 Attempts past the end of the list are ``"ok"``; a bare string instead of a list applies to every
-attempt. The plan is read each time a step runs, from (first match wins):
+attempt. :meth:`FaultPlan.fault_for` reads it when a simulated service is made for a step, from
+(first match wins):
 
 1. the task context key ``simulate`` (keys are step names of this task), then
 2. the environment variable ``TASKER_SIMULATE``: the same mapping as JSON, keyed by
    ``"<namespace>.<step_name>"``, e.g. ``{"payments.process_gateway_refund": ["unavailable"]}``.
 
-Outcomes: ``ok``; ``unavailable`` and ``timeout`` (the service raises a :class:`ServiceError`
-that :class:`~tasker_host.FourPhaseHandler` classifies as retryable); ``auth`` and ``not_found``
-(a :class:`ServiceError` classified as permanent); ``declined`` (the service answers with that
-status: permanent) and ``unknown`` (it answers with a status nobody knows: retryable);
-``slow:<seconds>`` (answers normally after the delay). ``timeout`` sleeps for twice the step's
-``timeout_seconds`` (default 1) so the engine's step timeout fires first. A team may add answering
-outcomes of its own (:meth:`FaultPlan.answering_also`). A malformed plan is a
-:class:`tasker_host.PermanentError` saying where it came from.
+Outcomes: ``ok``; ``unavailable`` and ``timeout`` (the service raises
+:class:`~tasker_host.ServiceUnavailable`: retried); ``auth`` and ``not_found`` (it raises
+:class:`~tasker_host.ServiceRejected`: permanent); ``declined`` (it answers with that status:
+permanent for a :class:`~tasker_host.FourPhaseHandler`) and ``unknown`` (it answers with a status
+nobody knows: retried); ``slow:<seconds>`` (it answers normally after the delay). ``timeout``
+sleeps for twice the step's ``timeout_seconds`` (default 1) so the engine's step timeout fires
+first. A team may add answering outcomes of its own (:meth:`FaultPlan.answering_also`). A
+malformed plan is a :class:`~tasker_host.PermanentError` saying where it came from.
 
 A simulated service subclasses :class:`SimulatedService` and starts every call with
 ``status = await self.begin()``, which plays the attempt's :class:`Fault`: it sleeps and/or raises,
@@ -38,11 +41,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Self
 
 from anyio import sleep
 
-from tasker_host.errors import PermanentError
+from tasker_host.context import StepContext
+from tasker_host.errors import PermanentError, ServiceRejected, ServiceUnavailable
 
 __all__ = [
     "ANSWERING",
@@ -51,26 +55,23 @@ __all__ = [
     "ENV_VAR",
     "Fault",
     "FaultPlan",
-    "ServiceError",
     "SimulatedService",
+    "TaskerApi",
     "digest",
     "now_iso",
+    "record_simulated_sleeps",
 ]
 
 CONTEXT_KEY = "simulate"
 ENV_VAR = "TASKER_SIMULATE"
-RAISING = {  # outcome -> message of the ServiceError the simulated service raises
-    "unavailable": "{service} unavailable",
-    "auth": "{service} authentication failed",
-    "not_found": "{service}: record not found",
+RAISING = {  # outcome -> (typed error, message) the simulated service raises
+    "unavailable": (ServiceUnavailable, "{service} unavailable"),
+    "auth": (ServiceRejected, "{service} authentication failed"),
+    "not_found": (ServiceRejected, "{service}: record not found"),
 }
 ANSWERING = frozenset({"declined", "unknown"})  # the service answers with this status
 SLOW = re.compile(r"slow:(\d+(?:\.\d+)?)")
 _FIXED = ("ok", "timeout", *RAISING)  # outcomes whose effect is not an answered status
-
-
-class ServiceError(Exception):
-    """A simulated service call failed; handlers classify it by its message."""
 
 
 def digest(*parts: Any) -> str:
@@ -94,26 +95,22 @@ class Fault:
     timeout_seconds: float = 1.0
     answering: frozenset[str] = field(default=ANSWERING, repr=False)
 
-    @classmethod
-    def for_step(cls, ctx: Any, plan: FaultPlan | None = None) -> Fault:
-        """The outcome ``plan`` (default: the standard outcomes) gives the current attempt of
-        ``ctx``'s step."""
-        return (plan or DEFAULT_PLAN).fault_for(ctx)
-
     async def act_out(self, service: str) -> str | None:
         """Play the outcome at the start of a call to ``service``.
 
-        Sleeps and/or raises :class:`ServiceError`, or returns the status the service must answer
-        with instead of its normal one (``None``: answer normally).
+        Sleeps and/or raises :class:`~tasker_host.ServiceUnavailable` /
+        :class:`~tasker_host.ServiceRejected`, or returns the status the service must answer with
+        instead of its normal one (``None``: answer normally).
         """
         slow = SLOW.fullmatch(self.outcome)
         if slow:
             await sleep(float(slow.group(1)))
         elif self.outcome == "timeout":
             await sleep(self.timeout_seconds * 2)
-            raise ServiceError(f"{service} timeout (simulated)")
+            raise ServiceUnavailable(f"{service} timeout (simulated)")
         elif self.outcome in RAISING:
-            raise ServiceError(RAISING[self.outcome].format(service=service) + " (simulated)")
+            error, message = RAISING[self.outcome]
+            raise error(message.format(service=service) + " (simulated)")
         return self.outcome if self.outcome in self.answering else None
 
 
@@ -148,12 +145,15 @@ class FaultPlan:
             return False
         return outcome in _FIXED or outcome in self.answering or bool(SLOW.fullmatch(outcome))
 
-    def fault_for(self, ctx: Any) -> Fault:
-        """The :class:`Fault` of the current attempt of ``ctx``'s step."""
+    def fault_for(self, ctx: StepContext) -> Fault:
+        """The :class:`Fault` of the current attempt of ``ctx``'s step (logged unless ``ok``)."""
         timeout = float(ctx.config.get("timeout_seconds", 1))
-        return Fault(self.outcome_for(ctx), timeout, self.answering)
+        fault = Fault(self.outcome_for(ctx), timeout, self.answering)
+        if fault.outcome != "ok":
+            ctx.log.info("simulating %r on attempt %d of %s", fault.outcome, ctx.attempt, ctx.step_name)
+        return fault
 
-    def outcome_for(self, ctx: Any) -> str:
+    def outcome_for(self, ctx: StepContext) -> str:
         """The outcome of the current attempt (``ctx.attempt``) of ``ctx``'s step."""
         context_plan = _mapping(ctx.task.context.get(CONTEXT_KEY), f"context key {CONTEXT_KEY!r}")
         if ctx.step_name in context_plan:
@@ -183,7 +183,7 @@ class SimulatedService:
     """Base class of a simulated service; ``name`` appears in its error messages.
 
     Every call starts with ``status = await self.begin()`` and answers with ``status or <normal
-    status>``.
+    status>``. :meth:`for_step` makes one for a step's current attempt.
     """
 
     name = "Service"
@@ -191,9 +191,44 @@ class SimulatedService:
     def __init__(self, fault: Fault | None = None):
         self.fault = fault or Fault()
 
-    async def begin(self) -> str | None:
-        """Play the attempt's fault: sleep and/or raise, or return the status to answer with."""
-        return await self.fault.act_out(self.name)
+    @classmethod
+    def for_step(cls, ctx: StepContext, plan: FaultPlan = DEFAULT_PLAN) -> Self:
+        """The service as the fault plan (``plan``) has it behave for ``ctx``'s current attempt."""
+        return cls(plan.fault_for(ctx))
+
+    async def begin(self, service: str | None = None) -> str | None:
+        """Play the attempt's fault as a call to ``service`` (default :attr:`name`): sleep and/or
+        raise, or return the status to answer with."""
+        return await self.fault.act_out(service or self.name)
+
+
+class TaskerApi(SimulatedService):
+    """The way to another namespace's workflows (``ctx.invoke``), as far as faults go: a handler
+    that delegates calls :meth:`reach` first, which plays the attempt's fault as a call to
+    ``Tasker <namespace> API``."""
+
+    name = "Tasker API"
+
+    async def reach(self, namespace: str) -> str | None:
+        """Play the fault: sleep and/or raise, or return the status to answer with instead."""
+        return await self.begin(f"Tasker {namespace} API")
+
+
+def record_simulated_sleeps(monkeypatch: Any) -> list[float]:
+    """Make this module record its delays instead of sleeping, and ignore any
+    ``TASKER_SIMULATE`` of the environment; returns the list of recorded delays (seconds).
+
+    ``monkeypatch`` is pytest's fixture, so everything is undone after the test (the pytest
+    plugin's ``simulated_sleeps`` fixture does this).
+    """
+    recorded: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        recorded.append(seconds)
+
+    monkeypatch.setattr(f"{__name__}.sleep", fake_sleep)
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    return recorded
 
 
 def _env_plan() -> Any:
