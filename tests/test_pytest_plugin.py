@@ -211,10 +211,14 @@ def test_its_anyio_backend_overrides_anyios(project):
     result.assert_outcomes(passed=1)
 
 
-def test_without_a_plugin_under_test_the_fixtures_say_how_to_name_it(pytester):
+def test_without_a_plugin_under_test_the_fixtures_say_how_to_name_it(pytester, pytestconfig):
     pytester.makepyfile(test_nothing="def test_it(run_task):\n    run_task('checkout')\n")
     pytester.syspathinsert()
-    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "tasker_host.testing.pytest_plugin")
+    # where tasker-host is installed with its pytest11 entry point, the inner run loads the plugin
+    # by itself (naming it with -p as well would register the module twice)
+    installed = pytestconfig.pluginmanager.has_plugin("tasker_host")
+    result = pytester.runpytest("-p", "no:cacheprovider",
+                                *(() if installed else ("-p", "tasker_host.testing.pytest_plugin")))
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*no plugin under test: define the fixture `tasker_plugin`*"])
 

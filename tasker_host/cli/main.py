@@ -22,7 +22,7 @@ class CliState:
 
 def build_cli() -> click.Group:
     """Build the command group with every sub-command (no import-time registration)."""
-    from tasker_host.cli import catalog, database, serve, tasks, tokens
+    from tasker_host.cli import catalog, database, kit, serve, tasks, tokens
 
     @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
     @click.option("--strict/--no-strict", default=None, envvar="TASKER_STRICT_PLUGINS",
@@ -49,6 +49,8 @@ def build_cli() -> click.Group:
           tasker-host handlers payments             the payments team's workflows
           tasker-host resolve payments.process_refund@~=2.1
           tasker-host validate path/to/templates/   check a team's YAML in its own CI
+          tasker-host new-plugin shipping --namespace shipping   a new team's plugin project
+          tasker-host check path/to/plugin          a plugin project's CI gate
         """
         state = ctx.ensure_object(CliState)
         overrides = {"strict_plugins": strict, "database_url": database_url,
@@ -61,7 +63,7 @@ def build_cli() -> click.Group:
         state.settings = replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
     for command in (*catalog.COMMANDS, *tasks.COMMANDS, *database.COMMANDS, *tokens.COMMANDS,
-                    *serve.COMMANDS):
+                    *serve.COMMANDS, *kit.COMMANDS):
         cli.add_command(command)
     return cli
 

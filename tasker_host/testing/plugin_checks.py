@@ -134,6 +134,30 @@ def check_plugin(
       ``tasker_host.plugins`` that loads ``plugin_module`` (that entry point is the one loaded),
       under a name no other installed distribution declares in the group.
     """
+    report, problems = plugin_problems(plugin_module, namespace=namespace, distribution=distribution,
+                                       contexts=contexts, package=package, simulated=simulated)
+    if problems:
+        expected = [namespace] if isinstance(namespace, str) else list(namespace)
+        raise AssertionError(_message(f"plugin {_name_of(plugin_module)} (namespace "
+                                      f"{', '.join(expected)})", problems))
+    assert report is not None
+    return report
+
+
+def plugin_problems(
+    plugin_module: Any,
+    *,
+    namespace: str | Sequence[str],
+    distribution: str | None = None,
+    contexts: Mapping[str, Mapping[str, Any]] | None = None,
+    package: str | None = None,
+    simulated: bool = False,
+    entry_point: Any = None,
+) -> tuple[PluginReport | None, list[str]]:
+    """:func:`check_plugin`'s checks, returning ``(report, problems)`` instead of raising
+    (``report`` is ``None`` when the host refuses the plugin); ``tasker-host check`` reports
+    the problems with everything else it finds. ``entry_point`` (instead of ``distribution``):
+    discover the plugin through it (``tasker-host check``: a project's source, not installed)."""
     from tasker_host.errors import ConflictError, PluginLoadFailures
     from tasker_host.host import open_catalog
     from tasker_host.settings import HostSettings
@@ -141,19 +165,18 @@ def check_plugin(
     expected = [namespace] if isinstance(namespace, str) else list(namespace)
     if not expected:
         raise ValueError("check_plugin: name the namespace(s) the plugin must claim")
-    what = f"plugin {_name_of(plugin_module)} (namespace {', '.join(expected)})"
-    entry_point, problems = _entry_point(plugin_module, expected[0], distribution)
+    problems: list[str] = []
     if entry_point is None:
-        raise AssertionError(_message(what, problems))
+        entry_point, problems = _entry_point(plugin_module, expected[0], distribution)
+    if entry_point is None:
+        return None, problems
     try:
         catalog = open_catalog(HostSettings(strict_plugins=True), entry_points=[entry_point])
     except PluginLoadFailures as exc:
-        raise AssertionError(_message(what, [*problems, *(
-            f"the host refuses it: {f.describe()}" for f in exc.failures), *(
-            f"the host refuses it: {c.describe()}" for c in exc.conflicts)])) from None
+        return None, [*problems, *(f"the host refuses it: {f.describe()}" for f in exc.failures),
+                      *(f"the host refuses it: {c.describe()}" for c in exc.conflicts)]
     except ConflictError as exc:
-        raise AssertionError(_message(what, [*problems, *(
-            f"the host refuses it: {c.describe()}" for c in exc.conflicts)])) from None
+        return None, [*problems, *(f"the host refuses it: {c.describe()}" for c in exc.conflicts)]
     (contribution,) = catalog.discovery.contributions
     report = PluginReport(contribution.namespaces, contribution.handlers,
                           contribution.template_items, entry_point, catalog)
@@ -163,9 +186,7 @@ def check_plugin(
     problems += _packaged_directory_problems(plugin_module, package, report.template_items)
     if contexts is not None:
         problems += _sample_problems(report.templates, contexts, simulated)
-    if problems:
-        raise AssertionError(_message(what, problems))
-    return report
+    return report, problems
 
 
 # --- the checks ----------------------------------------------------------------------------------
@@ -314,4 +335,4 @@ def _message(what: str, problems: list[str]) -> str:
                       *(f"  - {p}" for p in problems)])
 
 
-__all__ = ["PluginReport", "check_plugin"]
+__all__ = ["PluginReport", "check_plugin", "plugin_problems"]
