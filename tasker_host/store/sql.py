@@ -412,11 +412,11 @@ class SqlStore:
             created = conn.execute(sa.select(T.created_at).where(T.id == q.after_id)).scalar()
             if created is None:
                 return []
-            where += [T.created_at >= created,
-                      sa.or_(T.created_at > created, sa.and_(T.created_at == created, T.id > q.after_id))]
+            where += _after(created, q.after_id, q.newest_first)
         if q.namespaces is not None:
             where.append(T.namespace.in_(list(q.namespaces)))
         for column, value in ((T.name, q.name), (T.version, q.version), (T.parent_task_id, q.parent_task_id),
+                              (T.correlation_id, q.correlation_id),
                               (T.status, TaskState(q.status).value if q.status is not None else None)):
             if value is not None:
                 where.append(column == value)
@@ -424,7 +424,10 @@ class SqlStore:
             where.append(T.created_at >= q.created_after)
         if q.created_before is not None:
             where.append(T.created_at < q.created_before)
-        return self._load(conn, sa.and_(sa.true(), *where), False, (T.created_at, T.id), max(q.limit, 0))
+        if q.context_text:
+            where.append(sa.cast(T.context, sa.Text).contains(q.context_text, autoescape=True))
+        order = (T.created_at.desc(), T.id.desc()) if q.newest_first else (T.created_at, T.id)
+        return self._load(conn, sa.and_(sa.true(), *where), False, order, max(q.limit, 0))
 
     def transitions(self, task_id: str) -> list[Transition]:
         query = (sa.select(X.task_id, X.step, X.from_state, X.to_state, X.at, X.reason)
@@ -438,6 +441,15 @@ class SqlStore:
         query = (sa.select(S.ready_at).join_from(steps, tasks, S.task_id == T.id)
                  .where(work.RUNNABLE, work.LIVE).order_by(S.ready_at).limit(1))
         return self._read(lambda conn: conn.execute(query).scalar())
+
+
+def _after(created: float, task_id: str, newest_first: bool) -> list[sa.ColumnElement[bool]]:
+    """Keyset condition: the rows after (created, task_id) in the listing's order (the first
+    term lets both planners use the (created_at, id) indexes as a range)."""
+    if newest_first:
+        return [T.created_at <= created,
+                sa.or_(T.created_at < created, sa.and_(T.created_at == created, T.id < task_id))]
+    return [T.created_at >= created, sa.or_(T.created_at > created, sa.and_(T.created_at == created, T.id > task_id))]
 
 
 @contextlib.contextmanager
