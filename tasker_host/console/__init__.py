@@ -14,9 +14,8 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from tasker_host.console import actions, pages
+from tasker_host.console import actions, live, pages
 from tasker_host.console.access import PageError, SignInRequired, make_console
-from tasker_host.console.live import live
 
 __all__ = ["exception_handlers", "make_console", "routes"]
 
@@ -40,7 +39,7 @@ def routes() -> list[BaseRoute]:
         Route("/ui/tasks/{task_id}/retry", actions.retry, methods=["POST"]),
         Route("/ui/tasks/{task_id}/steps/{step}/resolve", actions.resolve, methods=["POST"]),
         Route("/ui/plugins", pages.plugins_page, methods=["GET"]),
-        Route("/ui/live", live, methods=["GET"]),
+        Route("/ui/live", live.live, methods=["GET"]),
         Mount("/ui/static", app=StaticFiles(directory=Path(__file__).parent / "static"), name="console-static"),
     ]
 

@@ -8,6 +8,7 @@ and, for work done by other processes (workers, other API nodes), by a cheap pol
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -18,6 +19,7 @@ from starlette.responses import Response, StreamingResponse
 from tasker_host.api.state import Api, api_of
 from tasker_host.console.access import Viewer, console_of, viewer, visible_task
 from tasker_host.engine.events import LifecycleEvent
+from tasker_host.store.base import StateCounts, TaskRecord
 
 
 def _wake_on_events(api: Api, wanted: Callable[[LifecycleEvent], bool], wake: asyncio.Event) -> Callable[[], None]:
@@ -30,15 +32,29 @@ def _wake_on_events(api: Api, wanted: Callable[[LifecycleEvent], bool], wake: as
     return api.host.events.subscribe(on_event)
 
 
-async def _fingerprint(api: Api, who: Viewer, task_id: str | None) -> Any:
+def task_fingerprint(task: TaskRecord | None) -> str:
+    """What a task page shows that changes (the page passes it as ``seen``)."""
+    return _digest(None if task is None else (task.status.value, [(s.state.value, s.attempts) for s in task.steps]))
+
+
+def counts_fingerprint(counts: StateCounts, who: Viewer) -> str:
+    return _digest(sorted((k, n) for k, n in counts.tasks.items() if who.sees(k[0])))
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:16]
+
+
+async def _fingerprint(api: Api, who: Viewer, task_id: str | None) -> str:
     if task_id is not None:
-        task = await api.call(api.host.store.get_task, task_id)
-        return None if task is None else (task.status, [(s.state, s.attempts) for s in task.steps])
-    counts = await api.call(api.host.store.count_by_state)
-    return sorted((k, n) for k, n in counts.tasks.items() if who.sees(k[0]))
+        return task_fingerprint(await api.call(api.host.store.get_task, task_id))
+    return counts_fingerprint(await api.call(api.host.store.count_by_state), who)
 
 
-async def _stream(api: Api, who: Viewer, task_id: str | None, poll: float, lifetime: float) -> AsyncIterator[str]:
+async def _stream(api: Api, who: Viewer, task_id: str | None, seen: str | None, poll: float,
+                  lifetime: float) -> AsyncIterator[str]:
+    """``seen``: the fingerprint of what the page shows; a change made between the page's
+    rendering and this stream's start is announced at once."""
     wake = asyncio.Event()
     if task_id is not None:
         def wanted(e: LifecycleEvent) -> bool:
@@ -50,6 +66,8 @@ async def _stream(api: Api, who: Viewer, task_id: str | None, poll: float, lifet
     try:
         yield "retry: 1000\n\n"
         last, end = await _fingerprint(api, who, task_id), time.monotonic() + lifetime
+        if seen is not None and seen != last:
+            yield "event: changed\ndata: {}\n\n"
         while time.monotonic() < end:
             try:
                 await asyncio.wait_for(wake.wait(), timeout=poll)
@@ -69,6 +87,7 @@ async def live(request: Request) -> Response:
     task_id = request.query_params.get("task")
     if task_id is not None:
         task_id = (await visible_task(api, who, task_id, with_steps=False)).id
-    return StreamingResponse(_stream(api, who, task_id, console.poll_seconds, console.stream_seconds),
+    seen = request.query_params.get("seen")
+    return StreamingResponse(_stream(api, who, task_id, seen, console.poll_seconds, console.stream_seconds),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from tasker_host.api.state import Api, api_of
 from tasker_host.auth import Action
-from tasker_host.console import task_view
+from tasker_host.console import live, task_view
 from tasker_host.console.access import PageError, Viewer, console_of, may_do, viewable_namespaces, viewer, visible_task
 from tasker_host.console.listing import PAGE_SIZE, parse_list_query
 from tasker_host.models import TaskState
@@ -28,19 +28,20 @@ def render(request: Request, who: Viewer | None, template: str, status_code: int
     return console_of(request).templates.TemplateResponse(request, template, context, status_code=status_code)
 
 
-async def status_counts(api: Api, who: Viewer) -> dict[str, Counter[str]]:
-    """Tasks by status per namespace the viewer may see (none of the others is even counted)."""
+async def status_counts(api: Api, who: Viewer) -> tuple[dict[str, Counter[str]], str]:
+    """Tasks by status per namespace the viewer may see (none of the others is even counted),
+    and their fingerprint for the live stream."""
     counts = await api.call(api.host.store.count_by_state)
     found: dict[str, Counter[str]] = {}
     for (namespace, status), n in counts.tasks.items():
         if who.sees(namespace):
             found.setdefault(namespace, Counter())[status] += n
-    return found
+    return found, live.counts_fingerprint(counts, who)
 
 
 async def overview(request: Request) -> Response:
     api, who = api_of(request), await viewer(request)
-    registry, counts = api.host.registry, await status_counts(api, who)
+    registry, (counts, seen) = api.host.registry, await status_counts(api, who)
     namespaces = []
     for ns in viewable_namespaces(api, who):
         entry = registry.namespaces[ns]
@@ -48,7 +49,8 @@ async def overview(request: Request) -> Response:
             namespaces=[ns], status=TaskState.ERROR, limit=RECENT_FAILURES, newest_first=True))
         namespaces.append({"name": ns, "entry": entry, "templates": registry.templates_in(ns),
                            "counts": counts.get(ns, Counter()), "failures": failures})
-    return render(request, who, "overview.html", namespaces=namespaces, states=[s.value for s in TaskState])
+    return render(request, who, "overview.html", namespaces=namespaces, states=[s.value for s in TaskState],
+                  seen=seen)
 
 
 async def task_list(request: Request) -> Response:
@@ -64,12 +66,13 @@ async def task_list(request: Request) -> Response:
         api.host.store.list_tasks, query.task_filter(namespaces, PAGE_SIZE + 1))
     page = found[:PAGE_SIZE]
     totals: Counter[str] = Counter()
-    for ns, c in (await status_counts(api, who)).items():
+    counts, seen = await status_counts(api, who)
+    for ns, c in counts.items():
         if not wanted or ns == wanted:
             totals.update(c)
     next_url = query.url(after=page[-1].id) if len(found) > PAGE_SIZE else None
     return render(request, who, "tasks.html", tasks=page, query=query, next_url=next_url, totals=totals,
-                  namespaces=viewable_namespaces(api, who), states=[s.value for s in TaskState])
+                  namespaces=viewable_namespaces(api, who), states=[s.value for s in TaskState], seen=seen)
 
 
 async def task_page(request: Request) -> Response:
@@ -82,7 +85,7 @@ async def task_page(request: Request) -> Response:
         found = await api.call(api.host.store.get_task, task.parent_task_id, with_steps=False)
         parent = found if found is not None and who.sees(found.namespace) else None
     ns = task.namespace
-    return render(request, who, "task.html", task=task, rows=task_view.step_rows(task, transitions, time.time()),
+    return render(request, who, "task.html", task=task, seen=live.task_fingerprint(task), rows=task_view.step_rows(task, transitions, time.time()),
                   dag=task_view.dag(task), context_json=task_view.pretty(dict(task.context)),
                   error_json=task_view.pretty(dict(task.error)) if task.error else None,
                   children=[c for c in children if who.sees(c.namespace)], parent=parent,
