@@ -581,6 +581,28 @@ class StoreContract:
         assert ids(context_text="0_o") == [] and ids(context_text="%") == ["t1"]
         assert ids(context_text="ord_", correlation_id="corr-a") == ["t1"]
 
+    def test_version_stats_counts_statuses_last_start_callers_and_waiting_parents(self, store: Store) -> None:
+        store.create_task(single("p1", namespace="cs", name="escalate", version="1.0.0"), NOW)
+        store.create_task(single("p2", namespace="cs", name="escalate", version="2.0.0"), NOW + 1)
+        store.create_task(single("c1", namespace="pay", name="refund", version="1.0.0", parent_task_id="p1",
+                                 invocation_key="k1"), NOW + 2)
+        store.create_task(single("c2", namespace="pay", name="refund", version="1.0.0", parent_task_id="p2",
+                                 invocation_key="k1"), NOW + 3)
+        store.create_task(single("c3", namespace="pay", name="refund", version="1.0.0"), NOW + 4)
+        claims = store.claim("w1", 10, NOW + 5, LEASE)
+        store.record([done(c, NOW + 6) for c in claims if c.task_id in ("p2", "c2")])  # p2, c2 complete
+        stats = store.version_stats()
+        assert stats.versions() == [("cs", "escalate", "1.0.0"), ("cs", "escalate", "2.0.0"), ("pay", "refund", "1.0.0")]
+        assert stats.by_status[("pay", "refund", "1.0.0", "in_progress")] == 2
+        assert stats.by_status[("pay", "refund", "1.0.0", "complete")] == 1
+        assert stats.by_status[("cs", "escalate", "2.0.0", "complete")] == 1
+        assert stats.last_created[("pay", "refund", "1.0.0")] == NOW + 4
+        assert stats.callers == {("pay", "refund", "1.0.0", "cs"): 2}
+        assert stats.waiting_on_child == {("cs", "escalate", "1.0.0"): 1}  # p1 (live) has c1 (live)
+        mine = store.version_stats(["pay"])
+        assert mine.versions() == [("pay", "refund", "1.0.0")] and mine.waiting_on_child == {}
+        assert mine.callers == {("pay", "refund", "1.0.0", "cs"): 2}  # who calls it, never what they run
+
     def test_next_ready_at_is_the_earliest_waiting_step(self, store: Store) -> None:
         assert store.next_ready_at() is None
         store.create_task(make_task("t1", {"a": (), "b": ("a",)}), NOW)

@@ -108,3 +108,24 @@ async def plugins_page(request: Request) -> Response:
                 dists.append(d)
         doc = {**doc, "distributions": dists, "failures": None, "conflicts": None, "quarantined": None}
     return render(request, who, "plugins.html", doc=doc)
+
+
+async def versions_page(request: Request) -> Response:
+    """Per ``namespace.name@version``: live work, the last start, deprecation notes and the
+    namespaces that call it (another team's name only where the viewer may see it)."""
+    api, who = api_of(request), await viewer(request)
+    stats = await api.call(api.host.store.version_stats, who.visible)
+    registry = api.host.registry
+    registered = {(t.namespace, t.name, str(t.version)): t for ns in viewable_namespaces(api, who)
+                  for t in registry.templates_in(ns)}
+    rows = []
+    for key in sorted(set(registered) | set(stats.versions())):
+        callers: Counter[str] = Counter()
+        for (ns, name, version, caller), n in stats.callers.items():
+            if (ns, name, version) == key:
+                callers[caller if who.sees(caller) else "other namespaces"] += n
+        rows.append({"key": key, "template": registered.get(key),
+                     "counts": {s.value: stats.by_status.get((*key, s.value), 0) for s in TaskState},
+                     "waiting": stats.waiting_on_child.get(key, 0), "last": stats.last_created.get(key),
+                     "callers": sorted(callers.items())})
+    return render(request, who, "versions.html", rows=rows)

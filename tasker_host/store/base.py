@@ -378,6 +378,9 @@ class Store(Protocol):
 
     def count_by_state(self) -> StateCounts: ...  # for /metrics and /health/status
 
+    def version_stats(self, namespaces: Sequence[str] | None = None) -> Any: ...
+    # a store.version_stats.VersionStats of the namespaces' tasks (None: all): the console
+
     def register(self, worker: NewWorker, now: float) -> None: ...
 
     def heartbeat(self, worker_id: str, now: float,

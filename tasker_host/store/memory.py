@@ -22,6 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 from tasker_host.models import StepState, TaskState
+from tasker_host.store.version_stats import VersionStats, stats_of
 from tasker_host.store._common import (
     CANCELLABLE_STEP,
     CLAIM_REASON,
@@ -222,6 +223,10 @@ class MemoryStore(MemoryWorkers):
                     for step in task.steps:
                         counts.steps[(task.namespace, step.state.value)] += 1
         return counts
+
+    def version_stats(self, namespaces: Sequence[str] | None = None) -> VersionStats:
+        with self._lock:
+            return stats_of(list(self._tasks.values()), namespaces)
 
     def record_and_claim(self, outcomes: Sequence[StepOutcome], owner: str, limit: int, now: float,
                          lease_seconds: float, namespace_limits: Mapping[str, int] | None = None,

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from tasker_host.errors import StoreUnavailableError
 from tasker_host.models import TaskState
 from tasker_host.store import sql_actions as actions
-from tasker_host.store import sql_runs
+from tasker_host.store import sql_runs, sql_version_stats
 from tasker_host.store import sql_work as work
 from tasker_host.store import sql_workers as workers
 from tasker_host.store._common import check_outcomes
@@ -50,6 +50,7 @@ from tasker_host.store.sql_notify import NOTIFY_SELECT, Notifier, WakeLimiter, W
 from tasker_host.store.sql_rows import keys_of, new_rows, step_record, task_record
 from tasker_host.store.sql_schema import steps, tasks, transitions
 from tasker_host.store.urls import is_sqlite_memory, parse_url
+from tasker_host.store.version_stats import VersionStats
 
 R = TypeVar("R")
 log = logging.getLogger("tasker_host.store")
@@ -436,6 +437,9 @@ class SqlStore:
 
     def count_by_state(self) -> StateCounts:
         return self._read(_count_by_state)
+
+    def version_stats(self, namespaces: Sequence[str] | None = None) -> VersionStats:
+        return self._read(sql_version_stats.version_stats, namespaces)
 
     def next_ready_at(self) -> float | None:
         query = (sa.select(S.ready_at).join_from(steps, tasks, S.task_id == T.id)

@@ -138,11 +138,13 @@ def test_bulk_cancel(tab: Tab, console: Console) -> None:
 def test_payments_token_sees_no_trace_of_customer_success(tab: Tab, console: Console) -> None:
     cs = create(console.base, console.tokens["cs"], "customer_success", "escalate_ticket", {"ticket": "cs-secret-42"})
     tab.sign_in(console.tokens["payments"])
-    for path in ("/ui/", "/ui/tasks", "/ui/plugins"):
+    for path in ("/ui/", "/ui/tasks", "/ui/plugins", "/ui/versions"):
         tab.goto(path)
         text = tab.page.content()
         for trace in ("customer_success", "escalate_ticket", "cs-secret-42", cs, "tasker-cs-test"):
             assert trace not in text, (path, trace)
+    tab.shot("versions", console.backend)
+    tab.goto("/ui/plugins")
     tab.shot("plugins", console.backend)
     response = tab.goto(f"/ui/tasks/{cs}")
     assert response.status == 404

@@ -18,7 +18,7 @@ from tasker_host.host import Host
 from tasker_host.models import TaskState
 from tests.console.support import Plan, issue, make_host
 
-PAGES = ["/ui/", "/ui/tasks", "/ui/plugins"]
+PAGES = ["/ui/", "/ui/tasks", "/ui/plugins", "/ui/versions"]
 
 
 @pytest.fixture
@@ -279,3 +279,26 @@ async def test_a_revoked_token_ends_its_sessions_and_tampered_cookies_are_refuse
     await sign_in(client, world.tokens["payments"])
     world.host.tokens.revoke_token("payments", 0.0)
     assert (await client.get("/ui/")).status_code == 303
+
+
+@pytest.mark.anyio
+async def test_versions_page_counts_work_and_names_callers_only_where_visible(client: httpx.AsyncClient,
+                                                                           world: World) -> None:
+    from tasker_host.engine.service import Parent
+
+    caller = world.ids["cs_pending"]
+    world.host.service.create_task("payments", "refund", "1.0.0", {},
+                                   parent=Parent(caller, "triage", "k-1", None))
+    await sign_in(client, world.tokens["payments"])
+    page = (await client.get("/ui/versions")).text
+    row = re.search(r"payments\.refund@1\.0\.0</a></th>(.*?)</tr>", page, re.S).group(1)
+    cells = re.findall(r"<td>(.*?)</td>", row, re.S)
+    assert cells[:5] == ["1", "0", "0", "1", "1"]  # pending (the child), running, waiting, error, done
+    assert "other namespaces (1)" in row and "customer_success" not in page
+    assert "deprecated: use 1.0.0" in page  # refund@0.9.0, never run
+    client.cookies.clear()
+    await sign_in(client, world.tokens["admin"])
+    page = (await client.get("/ui/versions")).text
+    assert "customer_success (1)" in page
+    cs_row = re.search(r"customer_success\.escalate_ticket@2\.0\.0</a></th>(.*?)</tr>", page, re.S).group(1)
+    assert re.findall(r"<td>(.*?)</td>", cs_row, re.S)[2] == "1"  # cs_pending waits on its child
