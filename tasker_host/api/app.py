@@ -115,7 +115,7 @@ def create_app(host: Host, *, prefix: str = "/tasker", run_worker: bool = True, 
               worker=WorkerState(run_worker, grace_seconds=grace_seconds))
     routes = [*tasks.routes(), *handlers.routes(), *health.routes(),
               Route("/metrics", metrics, methods=["GET"]), Route("/openapi.json", openapi, methods=["GET"])]
-    app = Starlette(routes=[*console.routes(), *([Mount(prefix, routes=routes)] if prefix else routes)],
+    app = Starlette(routes=[*([Mount(prefix, routes=routes)] if prefix else routes), *console.routes()],
                     middleware=[Middleware(AccessLogMiddleware, metrics=api.metrics)],
                     exception_handlers={**exception_handlers(), **console.exception_handlers()},
                     lifespan=lifespan_for(api))

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from tasker_host.console import actions, live, pages
-from tasker_host.console.access import PageError, SignInRequired, make_console
+from tasker_host.console.access import PageError, SignInRequired, make_console, viewer
 
 __all__ = ["exception_handlers", "make_console", "routes"]
 
@@ -49,7 +49,6 @@ async def _page_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PageError)
     who = None
     try:
-        from tasker_host.console.access import viewer
         who = await viewer(request)
     except SignInRequired:
         pass

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
@@ -18,9 +17,6 @@ from tasker_host.auth import Action, Principal
 from tasker_host.console.session import SESSION_COOKIE, Session, Signer
 from tasker_host.store.base import TaskRecord
 from tasker_host.values import value_problems
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
 
 
 class PageError(Exception):

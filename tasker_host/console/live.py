@@ -22,6 +22,9 @@ from tasker_host.engine.events import LifecycleEvent
 from tasker_host.store.base import StateCounts, TaskRecord
 
 
+MIN_GAP = 0.25  # seconds between two events of one stream (a busy namespace does not flood a page)
+
+
 def _wake_on_events(api: Api, wanted: Callable[[LifecycleEvent], bool], wake: asyncio.Event) -> Callable[[], None]:
     loop = asyncio.get_running_loop()
 
@@ -78,6 +81,7 @@ async def _stream(api: Api, who: Viewer, task_id: str | None, seen: str | None, 
             if now != last:
                 last = now
                 yield "event: changed\ndata: {}\n\n"
+                await asyncio.sleep(MIN_GAP)  # events coalesce meanwhile; the last change is always sent
     finally:
         unsubscribe()
 
