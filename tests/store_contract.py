@@ -6,6 +6,8 @@ Time is always explicit (``now``); nothing sleeps.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import threading
 from collections.abc import Mapping, Sequence
@@ -550,6 +552,56 @@ class StoreContract:
         assert [t.id for t in store.list_tasks(TaskFilter(after_id="b", limit=10, created_before=NOW + 3))] == [
             "d", "c"]
         assert store.list_tasks(TaskFilter(after_id="missing")) == []
+
+    def test_list_tasks_newest_first_with_keyset_cursor(self, store: Store) -> None:
+        created = [("e", NOW), ("b", NOW + 1), ("d", NOW + 1), ("a", NOW + 1), ("c", NOW + 2), ("f", NOW + 3)]
+        for task_id, at in created:
+            store.create_task(single(task_id), at)
+        expected = ["f", "c", "d", "b", "a", "e"]  # (created_at, id) descending
+        pages, cursor = [], None
+        while page := store.list_tasks(TaskFilter(after_id=cursor, limit=2, newest_first=True)):
+            pages.append([t.id for t in page])
+            cursor = page[-1].id
+        assert pages == [expected[0:2], expected[2:4], expected[4:6]]
+        assert [t.id for t in store.list_tasks(TaskFilter(after_id="d", newest_first=True, created_after=NOW + 1))] == [
+            "b", "a"]
+        assert store.list_tasks(TaskFilter(after_id="missing", newest_first=True)) == []
+
+    def test_list_tasks_by_correlation_id_and_context_text(self, store: Store) -> None:
+        store.create_task(dataclasses.replace(single("t1", correlation_id="corr-a"),
+                                              context={"order": "ord_1", "note": "50% off_"}), NOW)
+        store.create_task(dataclasses.replace(single("t2", correlation_id="corr-b"), context={"order": "ord_2"}), NOW + 1)
+
+        def ids(**kw: object) -> list[str]:
+            return [t.id for t in store.list_tasks(TaskFilter(**kw))]  # type: ignore[arg-type]
+
+        assert ids(correlation_id="corr-b") == ["t2"] and ids(correlation_id="corr") == []
+        assert ids(context_text="ord_") == ["t1", "t2"] and ids(context_text='"ord_2"') == ["t2"]
+        assert ids(context_text="50% off_") == ["t1"]  # LIKE wildcards are literal text
+        assert ids(context_text="0_o") == [] and ids(context_text="%") == ["t1"]
+        assert ids(context_text="ord_", correlation_id="corr-a") == ["t1"]
+
+    def test_version_stats_counts_statuses_last_start_callers_and_waiting_parents(self, store: Store) -> None:
+        store.create_task(single("p1", namespace="cs", name="escalate", version="1.0.0"), NOW)
+        store.create_task(single("p2", namespace="cs", name="escalate", version="2.0.0"), NOW + 1)
+        store.create_task(single("c1", namespace="pay", name="refund", version="1.0.0", parent_task_id="p1",
+                                 invocation_key="k1"), NOW + 2)
+        store.create_task(single("c2", namespace="pay", name="refund", version="1.0.0", parent_task_id="p2",
+                                 invocation_key="k1"), NOW + 3)
+        store.create_task(single("c3", namespace="pay", name="refund", version="1.0.0"), NOW + 4)
+        claims = store.claim("w1", 10, NOW + 5, LEASE)
+        store.record([done(c, NOW + 6) for c in claims if c.task_id in ("p2", "c2")])  # p2, c2 complete
+        stats = store.version_stats()
+        assert stats.versions() == [("cs", "escalate", "1.0.0"), ("cs", "escalate", "2.0.0"), ("pay", "refund", "1.0.0")]
+        assert stats.by_status[("pay", "refund", "1.0.0", "in_progress")] == 2
+        assert stats.by_status[("pay", "refund", "1.0.0", "complete")] == 1
+        assert stats.by_status[("cs", "escalate", "2.0.0", "complete")] == 1
+        assert stats.last_created[("pay", "refund", "1.0.0")] == NOW + 4
+        assert stats.callers == {("pay", "refund", "1.0.0", "cs"): 2}
+        assert stats.waiting_on_child == {("cs", "escalate", "1.0.0"): 1}  # p1 (live) has c1 (live)
+        mine = store.version_stats(["pay"])
+        assert mine.versions() == [("pay", "refund", "1.0.0")] and mine.waiting_on_child == {}
+        assert mine.callers == {("pay", "refund", "1.0.0", "cs"): 2}  # who calls it, never what they run
 
     def test_next_ready_at_is_the_earliest_waiting_step(self, store: Store) -> None:
         assert store.next_ready_at() is None

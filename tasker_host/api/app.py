@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from tasker_host import console
 from tasker_host.api import handlers, health, tasks
 from tasker_host.api.access_log import AccessLogMiddleware
 from tasker_host.api.auth import host_authenticator, require_principal, visible_namespaces, watch_revocations
@@ -101,7 +102,8 @@ def lifespan_for(api: Api) -> Any:
 
 def create_app(host: Host, *, prefix: str = "/tasker", run_worker: bool = True, max_body_bytes: int = 1_048_576,
                authenticate: Authenticate | None = None, token_cache_seconds: float = 0.0,
-               grace_seconds: float = 0.0) -> Starlette:
+               grace_seconds: float = 0.0, console_secret: str | None = None,
+               console_poll_seconds: float = 1.0) -> Starlette:
     """The API for ``host``. ``authenticate`` maps a bearer token to a Principal (None: rejected);
     by default tokens are checked against ``host.tokens`` (issued by ``tasker-host tokens``),
     accepted ones remembered for ``token_cache_seconds``."""
@@ -113,8 +115,10 @@ def create_app(host: Host, *, prefix: str = "/tasker", run_worker: bool = True, 
               worker=WorkerState(run_worker, grace_seconds=grace_seconds))
     routes = [*tasks.routes(), *handlers.routes(), *health.routes(),
               Route("/metrics", metrics, methods=["GET"]), Route("/openapi.json", openapi, methods=["GET"])]
-    app = Starlette(routes=[Mount(prefix, routes=routes)] if prefix else routes,
+    app = Starlette(routes=[*([Mount(prefix, routes=routes)] if prefix else routes), *console.routes()],
                     middleware=[Middleware(AccessLogMiddleware, metrics=api.metrics)],
-                    exception_handlers=exception_handlers(), lifespan=lifespan_for(api))
+                    exception_handlers={**exception_handlers(), **console.exception_handlers()},
+                    lifespan=lifespan_for(api))
     app.state.api = api
+    app.state.console = console.make_console(console_secret, console_poll_seconds)  # the web console at /ui
     return app

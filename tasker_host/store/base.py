@@ -65,8 +65,10 @@ Semantics every implementation must follow
 * ``next_ready_at``: the earliest ``ready_at`` among waiting steps (``pending``/``waiting_retry``
   with ``pending_deps == 0``) of live tasks, possibly in the past (or None) — the engine sleeps
   until then when nothing is runnable. Expired leases are not included.
-* ``list_tasks``: ordered by (``created_at``, ``id``); ``created_after`` is inclusive,
-  ``created_before`` exclusive; an unknown ``after_id`` cursor gives an empty page.
+* ``list_tasks``: ordered by (``created_at``, ``id``), descending with ``newest_first``;
+  ``created_after`` is inclusive, ``created_before`` exclusive; ``after_id`` is a cursor (the
+  tasks after it in that order; an unknown one gives an empty page); ``context_text`` matches a
+  substring of the context as compact JSON (``{"k": "v"}`` text, keys as stored).
 
 Workers (the runners' registrations: how a dead runner's steps are taken over long before its
 leases run out)
@@ -303,8 +305,11 @@ class TaskFilter:
     created_after: float | None = None
     created_before: float | None = None
     parent_task_id: str | None = None
-    after_id: str | None = None  # cursor: tasks created after this task (created_at, id order)
+    after_id: str | None = None  # cursor: the tasks after this one in the listing's order
     limit: int = 50
+    newest_first: bool = False  # order by (created_at, id) descending (the console's listing)
+    correlation_id: str | None = None
+    context_text: str | None = None  # a substring of the context's JSON text (case-sensitive)
 
 
 @dataclass(frozen=True)
@@ -372,6 +377,9 @@ class Store(Protocol):
     def next_ready_at(self) -> float | None: ...
 
     def count_by_state(self) -> StateCounts: ...  # for /metrics and /health/status
+
+    def version_stats(self, namespaces: Sequence[str] | None = None) -> Any: ...
+    # a store.version_stats.VersionStats of the namespaces' tasks (None: all): the console
 
     def register(self, worker: NewWorker, now: float) -> None: ...
 

@@ -22,6 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 from tasker_host.models import StepState, TaskState
+from tasker_host.store.version_stats import VersionStats, stats_of
 from tasker_host.store._common import (
     CANCELLABLE_STEP,
     CLAIM_REASON,
@@ -223,6 +224,10 @@ class MemoryStore(MemoryWorkers):
                         counts.steps[(task.namespace, step.state.value)] += 1
         return counts
 
+    def version_stats(self, namespaces: Sequence[str] | None = None) -> VersionStats:
+        with self._lock:
+            return stats_of(list(self._tasks.values()), namespaces)
+
     def record_and_claim(self, outcomes: Sequence[StepOutcome], owner: str, limit: int, now: float,
                          lease_seconds: float, namespace_limits: Mapping[str, int] | None = None,
                          ) -> tuple[StepResultBatch, list[Claim]]:
@@ -381,8 +386,11 @@ class MemoryStore(MemoryWorkers):
                 if cursor is None:
                     return []
                 after = (cursor.created_at, cursor.id)
-            found = sorted((t for t in self._matching(query) if after is None or (t.created_at, t.id) > after),
-                           key=lambda t: (t.created_at, t.id))
+            keyed = sorted(((t.created_at, t.id), t) for t in self._matching(query))
+            if query.newest_first:
+                keyed.reverse()
+            found = [t for key, t in keyed
+                     if after is None or (key < after if query.newest_first else key > after)]
             return [self._copy(t, False) for t in found[:max(query.limit, 0)]]
 
     def _matching(self, q: TaskFilter) -> Iterator[TaskRecord]:
@@ -393,7 +401,9 @@ class MemoryStore(MemoryWorkers):
                     and (q.status is None or t.status == q.status)
                     and (q.created_after is None or t.created_at >= q.created_after)
                     and (q.created_before is None or t.created_at < q.created_before)
-                    and (q.parent_task_id is None or t.parent_task_id == q.parent_task_id)):
+                    and (q.parent_task_id is None or t.parent_task_id == q.parent_task_id)
+                    and (q.correlation_id is None or t.correlation_id == q.correlation_id)
+                    and (not q.context_text or q.context_text in json.dumps(t.context))):
                 yield t
 
     def find_child(self, parent_task_id: str, invocation_key: str) -> TaskRecord | None:

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from tasker_host.errors import StoreUnavailableError
 from tasker_host.models import TaskState
 from tasker_host.store import sql_actions as actions
-from tasker_host.store import sql_runs
+from tasker_host.store import sql_runs, sql_version_stats
 from tasker_host.store import sql_work as work
 from tasker_host.store import sql_workers as workers
 from tasker_host.store._common import check_outcomes
@@ -50,6 +50,7 @@ from tasker_host.store.sql_notify import NOTIFY_SELECT, Notifier, WakeLimiter, W
 from tasker_host.store.sql_rows import keys_of, new_rows, step_record, task_record
 from tasker_host.store.sql_schema import steps, tasks, transitions
 from tasker_host.store.urls import is_sqlite_memory, parse_url
+from tasker_host.store.version_stats import VersionStats
 
 R = TypeVar("R")
 log = logging.getLogger("tasker_host.store")
@@ -412,11 +413,11 @@ class SqlStore:
             created = conn.execute(sa.select(T.created_at).where(T.id == q.after_id)).scalar()
             if created is None:
                 return []
-            where += [T.created_at >= created,
-                      sa.or_(T.created_at > created, sa.and_(T.created_at == created, T.id > q.after_id))]
+            where += _after(created, q.after_id, q.newest_first)
         if q.namespaces is not None:
             where.append(T.namespace.in_(list(q.namespaces)))
         for column, value in ((T.name, q.name), (T.version, q.version), (T.parent_task_id, q.parent_task_id),
+                              (T.correlation_id, q.correlation_id),
                               (T.status, TaskState(q.status).value if q.status is not None else None)):
             if value is not None:
                 where.append(column == value)
@@ -424,7 +425,10 @@ class SqlStore:
             where.append(T.created_at >= q.created_after)
         if q.created_before is not None:
             where.append(T.created_at < q.created_before)
-        return self._load(conn, sa.and_(sa.true(), *where), False, (T.created_at, T.id), max(q.limit, 0))
+        if q.context_text:
+            where.append(sa.cast(T.context, sa.Text).contains(q.context_text, autoescape=True))
+        order = (T.created_at.desc(), T.id.desc()) if q.newest_first else (T.created_at, T.id)
+        return self._load(conn, sa.and_(sa.true(), *where), False, order, max(q.limit, 0))
 
     def transitions(self, task_id: str) -> list[Transition]:
         query = (sa.select(X.task_id, X.step, X.from_state, X.to_state, X.at, X.reason)
@@ -434,10 +438,22 @@ class SqlStore:
     def count_by_state(self) -> StateCounts:
         return self._read(_count_by_state)
 
+    def version_stats(self, namespaces: Sequence[str] | None = None) -> VersionStats:
+        return self._read(sql_version_stats.version_stats, namespaces)
+
     def next_ready_at(self) -> float | None:
         query = (sa.select(S.ready_at).join_from(steps, tasks, S.task_id == T.id)
                  .where(work.RUNNABLE, work.LIVE).order_by(S.ready_at).limit(1))
         return self._read(lambda conn: conn.execute(query).scalar())
+
+
+def _after(created: float, task_id: str, newest_first: bool) -> list[sa.ColumnElement[bool]]:
+    """Keyset condition: the rows after (created, task_id) in the listing's order (the first
+    term lets both planners use the (created_at, id) indexes as a range)."""
+    if newest_first:
+        return [T.created_at <= created,
+                sa.or_(T.created_at < created, sa.and_(T.created_at == created, T.id < task_id))]
+    return [T.created_at >= created, sa.or_(T.created_at > created, sa.and_(T.created_at == created, T.id > task_id))]
 
 
 @contextlib.contextmanager

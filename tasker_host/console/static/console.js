@@ -1,0 +1,19 @@
+// Live updates: the page's server-sent event stream (body[data-live]) announces changes; parts
+// marked with hx-trigger="tasker:changed from:body" re-fetch themselves. A part being worked on
+// (a selected checkbox, an open resolve form, focus in a field) is left alone until then.
+(function () {
+  "use strict";
+  var url = document.body.dataset.live;
+  if (!url || !window.EventSource) { return; }
+  var source = new EventSource(url);
+  source.addEventListener("changed", function () {
+    document.body.dispatchEvent(new Event("tasker:changed"));
+  });
+  window.addEventListener("pagehide", function () { source.close(); });
+  document.body.addEventListener("htmx:beforeRequest", function (e) {
+    var part = e.detail.elt, active = document.activeElement;
+    var busy = part.querySelector("input[type=checkbox]:checked, details.resolve[open]") ||
+      (active && part.contains(active) && active.matches("input, textarea, select"));
+    if (busy) { e.preventDefault(); }
+  });
+})();

@@ -1,0 +1,40 @@
+"""The SQL aggregation behind ``Store.version_stats`` (see :mod:`tasker_host.store.version_stats`):
+three GROUP BY statements; the callers one joins children to parents by primary key."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from tasker_host.store.sql_schema import tasks
+from tasker_host.store.version_stats import LIVE, VersionStats
+
+T = tasks.c
+
+
+def version_stats(conn: sa.Connection, namespaces: Sequence[str] | None) -> VersionStats:
+    child, parent = tasks.alias("child"), tasks.alias("parent")
+    scope = [T.namespace.in_(list(namespaces))] if namespaces is not None else []
+    stats = VersionStats()
+    by_status = (sa.select(T.namespace, T.name, T.version, T.status, sa.func.count(), sa.func.max(T.created_at))
+                 .where(*scope).group_by(T.namespace, T.name, T.version, T.status))
+    for ns, name, version, status, n, last in conn.execute(by_status):
+        stats.by_status[(ns, name, version, status)] = n
+        key = (ns, name, version)
+        stats.last_created[key] = max(stats.last_created.get(key, last), last)
+    callers = (sa.select(child.c.namespace, child.c.name, child.c.version, parent.c.namespace, sa.func.count())
+               .join_from(child, parent, child.c.parent_task_id == parent.c.id)
+               .where(*([child.c.namespace.in_(list(namespaces))] if namespaces is not None else []))
+               .group_by(child.c.namespace, child.c.name, child.c.version, parent.c.namespace))
+    for ns, name, version, caller, n in conn.execute(callers):
+        stats.callers[(ns, name, version, caller)] = n
+    waiting = (sa.select(parent.c.namespace, parent.c.name, parent.c.version,
+                         sa.func.count(sa.distinct(parent.c.id)))
+               .join_from(child, parent, child.c.parent_task_id == parent.c.id)
+               .where(child.c.status.in_(LIVE), parent.c.status.in_(LIVE),
+                      *([parent.c.namespace.in_(list(namespaces))] if namespaces is not None else []))
+               .group_by(parent.c.namespace, parent.c.name, parent.c.version))
+    for ns, name, version, n in conn.execute(waiting):
+        stats.waiting_on_child[(ns, name, version)] = n
+    return stats

@@ -1,0 +1,49 @@
+"""Per template version (``namespace.name@version``): tasks by status, the last start, tasks
+waiting on a child task, and which namespaces call it (from the parent links recorded by
+``ctx.invoke``). For the console's versions page; the SQL store aggregates in the database
+(``sql_version_stats``), the memory store with :func:`stats_of` over its records."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from tasker_host.models import TaskState
+from tasker_host.store.base import TaskRecord
+
+VersionKey = tuple[str, str, str]  # namespace, name, version
+LIVE = (TaskState.PENDING.value, TaskState.IN_PROGRESS.value)
+
+
+@dataclass
+class VersionStats:
+    by_status: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)  # key + status → tasks
+    last_created: dict[VersionKey, float] = field(default_factory=dict)
+    waiting_on_child: Counter[VersionKey] = field(default_factory=Counter)  # live tasks with a live child
+    callers: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)  # key + caller namespace → tasks
+
+    def versions(self) -> list[VersionKey]:
+        return sorted({k[:3] for k in self.by_status})
+
+
+def stats_of(tasks: Iterable[TaskRecord], namespaces: Sequence[str] | None) -> VersionStats:
+    """The same aggregation over task records (the memory store)."""
+    everything: Mapping[str, TaskRecord] = {t.id: t for t in tasks}
+    wanted = None if namespaces is None else set(namespaces)
+    stats = VersionStats()
+    for t in everything.values():
+        if wanted is not None and t.namespace not in wanted:
+            continue
+        key = (t.namespace, t.name, t.version)
+        stats.by_status[(*key, t.status.value)] += 1
+        stats.last_created[key] = max(stats.last_created.get(key, t.created_at), t.created_at)
+        parent = everything.get(t.parent_task_id or "")
+        if parent is not None:
+            stats.callers[(*key, parent.namespace)] += 1
+    waiting = {t.parent_task_id for t in everything.values() if t.parent_task_id and t.status.value in LIVE}
+    for parent_id in waiting:
+        p = everything.get(parent_id or "")
+        if p is not None and p.status.value in LIVE and (wanted is None or p.namespace in wanted):
+            stats.waiting_on_child[(p.namespace, p.name, p.version)] += 1
+    return stats
