@@ -1,14 +1,14 @@
-"""Health routes (no token needed; details only with a valid one):
+"""Health routes (no token needed; details only with an admin token):
 
 * ``/health/live`` — 200 while the process serves requests;
 * ``/health/ready`` — 200 only when the database answers (within 2 s), at least one plugin
   namespace is loaded, no conflict is unresolved (with ``--on-conflict=quarantine`` they are
   reported, not blocking) and, when this process runs the engine, the engine is running;
   otherwise 503. The body names the failing checks coarsely (``failing``: ``database``,
-  ``plugins``, ``conflicts``, ``worker``); with a valid token it adds the ``reasons`` and the
+  ``plugins``, ``conflicts``, ``worker``); with an admin token it adds the ``reasons`` and the
   ``warnings`` (plugin load failures, quarantined entries) in full;
-* ``/health/status`` — without a token only ``status: up``, ``ready`` and ``failing``; with a
-  valid token also versions, plugins (as ``tasker-host plugins --json``), counts, worker.
+* ``/health/status`` — without an admin token only ``status: up``, ``ready`` and ``failing``;
+  with one also versions, plugins (as ``tasker-host plugins --json``), counts, worker.
 
 A request with a token that is not accepted is a 401, as on every other route: details name
 distributions, versions, namespaces and database errors, which are nobody else's business.
@@ -30,6 +30,7 @@ from starlette.routing import Route
 
 from tasker_host.api.auth import optional_principal
 from tasker_host.api.state import Api, api_of
+from tasker_host.auth import Principal
 from tasker_host.registry import ConflictPolicy
 from tasker_host.views import plugins_doc
 
@@ -100,7 +101,7 @@ async def readiness(api: Api) -> Readiness:
 
 async def ready(request: Request) -> JSONResponse:
     api = api_of(request)
-    detailed = await optional_principal(request) is not None
+    detailed = _whole_host_viewer(await optional_principal(request))
     found = await readiness(api)
     return JSONResponse(found.doc(detailed), status_code=503 if found.failing else 200)
 
@@ -114,7 +115,7 @@ def _version(dist: str) -> str | None:
 
 async def status(request: Request) -> JSONResponse:
     api = api_of(request)
-    detailed = await optional_principal(request) is not None
+    detailed = _whole_host_viewer(await optional_principal(request))
     found = await readiness(api)
     doc = {"status": "up", "ready": not found.failing, "failing": [c.value for c in found.failing]}
     if not detailed:
@@ -135,6 +136,12 @@ async def status(request: Request) -> JSONResponse:
         "worker": {"enabled": api.worker.enabled, "running": api.worker.running, "error": api.worker.error,
                    "owner": host.engine.config.owner},
     })
+
+
+def _whole_host_viewer(principal: Principal | None) -> bool:
+    """Details name every team's distributions, namespaces and errors: an admin's business only
+    (a team token gets the anonymous answer; its own namespaces are in the catalogue routes)."""
+    return principal is not None and principal.admin
 
 
 def routes() -> list[Route]:

@@ -36,10 +36,10 @@ def samples(live: Live, who: str = "payments") -> dict[tuple[str, tuple[tuple[st
 
 def test_live_ready_and_status(live: Live) -> None:
     assert live.client.get("/health/live").json() == {"status": "ok"}
-    ready = live.client.get("/health/ready", headers=live.auth("payments"))
+    ready = live.client.get("/health/ready", headers=live.auth("admin"))
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "failing": [], "reasons": [], "warnings": []}
-    status = live.client.get("/health/status", headers=live.auth("payments")).json()
+    status = live.client.get("/health/status", headers=live.auth("admin")).json()
     assert (status["status"], status["ready"], status["failing"]) == ("up", True, [])
     assert status["versions"]["tasker_host"] and status["versions"]["python"]
     assert status["worker"]["enabled"] is True and status["worker"]["running"] is True
@@ -128,7 +128,7 @@ def test_quarantined_conflicts_are_warnings(serve: Any, tmp_path: Path) -> None:
     host = make_host(tmp_path / "t.db", entry_points=[*installed_entry_points(), shared_entry_point(), rival],
                      on_conflict=ConflictPolicy.QUARANTINE)
     server = serve(host=host, run_worker=False)
-    ready = server.client.get("/health/ready", headers=server.auth("payments"))
+    ready = server.client.get("/health/ready", headers=server.auth("admin"))
     assert ready.status_code == 200 and ready.json()["warnings"]
     assert all(w.startswith("quarantined: ") for w in ready.json()["warnings"])
     assert "shared" not in host.registry.namespaces
@@ -159,7 +159,12 @@ def test_status_without_a_token_says_only_up_and_ready(live: Live) -> None:
         for headers in ({"Authorization": "Bearer tsk_not-a-token"}, live.auth("revoked")):
             refused = live.client.get(path, headers=headers)
             assert refused.status_code == 401 and refused.json()["error"] == "unauthorized", path
-    detailed = live.client.get("/health/status", headers=live.auth("payments_viewer")).json()
+    for team in ("payments", "payments_viewer"):  # details name every team's plugins: admins only
+        for path in ("/health/status", "/health/ready"):
+            coarse = live.client.get(path, headers=live.auth(team))
+            assert coarse.status_code == 200 and "tasker-" not in coarse.text and "inventory" not in coarse.text
+            assert set(coarse.json()) <= {"status", "ready", "failing"}, (team, path)
+    detailed = live.client.get("/health/status", headers=live.auth("admin")).json()
     assert {d["distribution"] for d in detailed["plugins"]["distributions"]} >= {"tasker-payments", "tasker-shared"}
 
 

@@ -50,6 +50,7 @@ def test_serve_command_serves_logs_json_and_stops_on_sigterm(tmp_path: Path) -> 
     url = f"sqlite:///{tmp_path / 't.db'}"
     store = open_store(url)
     token = issue_token(token_store_for(store), "ci-payments", grants=["payments"], now=time.time()).token
+    admin = issue_token(token_store_for(store), "ops", admin=True, now=time.time()).token
     store.close()
     port = free_port()
     process = subprocess.Popen([sys.executable, "-c", CLI, "--database-url", url, "serve", "--port", str(port),
@@ -58,7 +59,7 @@ def test_serve_command_serves_logs_json_and_stops_on_sigterm(tmp_path: Path) -> 
     try:
         base = f"http://127.0.0.1:{port}/api"
         wait_until_up(f"{base}/health/live", process)
-        status = httpx.get(f"{base}/health/status", headers={"Authorization": f"Bearer {token}"}).json()
+        status = httpx.get(f"{base}/health/status", headers={"Authorization": f"Bearer {admin}"}).json()
         assert status["worker"]["enabled"] is False
         listed = httpx.get(f"{base}/handlers", headers={"Authorization": f"Bearer {token}"})
         assert [ns["namespace"] for ns in listed.json()["namespaces"]] == ["payments"]
