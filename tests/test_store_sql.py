@@ -22,9 +22,9 @@ from tasker_host.store._common import RECLAIM_REASON
 from tasker_host.store.base import Claim, ClaimRequest, StepOutcome, TaskChange, TaskFilter
 from tasker_host.store.memory import MemoryStore
 from tasker_host.store.sql import SqlStore
-from tasker_host.store.sql_batch import PgStatement
-from tasker_host.store.sql_engine import current_revision, head_revision, upgrade
-from tasker_host.store.sql_schema import metadata
+from tasker_host.store.sql.batch import PgStatement
+from tasker_host.store.sql.engine import current_revision, head_revision, upgrade
+from tasker_host.store.sql.schema import metadata
 from tasker_host.store.urls import default_sqlite_url, normalize_url
 
 
@@ -124,7 +124,7 @@ def test_sqlite_data_survives_reopening(tmp_path: Path) -> None:
 
 
 def test_claim_query_uses_the_partial_index_on_sqlite(tmp_path: Path) -> None:
-    from tasker_host.store import sql_work
+    from tasker_host.store.sql import work as sql_work
 
     store = SqlStore(f"sqlite:///{tmp_path / 'tasker.db'}")
     with store.engine.connect() as conn:

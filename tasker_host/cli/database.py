@@ -33,7 +33,7 @@ def db() -> None:
 @pass_state
 def upgrade(state: CliState, as_json: bool) -> None:
     """Apply every pending migration (safe to run repeatedly)."""
-    from tasker_host.store import sql_engine as sql
+    from tasker_host.store.sql import engine as sql
 
     url = _url(state)
     try:
@@ -52,7 +52,7 @@ def upgrade(state: CliState, as_json: bool) -> None:
 @pass_state
 def current(state: CliState, as_json: bool) -> None:
     """Print the schema revision the database is at."""
-    from tasker_host.store import sql_engine as sql
+    from tasker_host.store.sql import engine as sql
 
     url = _url(state)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from tasker_host.store.sql_schema import metadata
+from tasker_host.store.sql.schema import metadata
 
 config = context.config
 target_metadata = metadata

@@ -2,7 +2,7 @@
 
 Data-modifying CTEs over the outcomes as one JSON parameter (``json_to_recordset``), so the SQL
 text is the same for any batch (prepared once per connection, see
-:class:`~tasker_host.store.sql_batch.PgStatement`).
+:class:`~tasker_host.store.sql.batch.PgStatement`).
 Rows are locked in the order separate statements would lock them: named steps in key order, then
 dependents in key order, then tasks in id order, then (``SKIP LOCKED``) the steps to claim, then
 the tasks they start in id order (each phase waits for the previous one through an ``InitPlan``
@@ -36,8 +36,8 @@ from tasker_host.store._common import (
     task_error,
 )
 from tasker_host.store.base import Claim, StepOutcome, StepResultBatch, TaskChange
-from tasker_host.store.sql_batch import PgStatement
-from tasker_host.store.sql_schema import RUNNABLE_PREDICATE, RUNNING_PREDICATE
+from tasker_host.store.sql.batch import PgStatement
+from tasker_host.store.sql.schema import RUNNABLE_PREDICATE, RUNNING_PREDICATE
 
 COMPLETE_REASON = "all steps complete"
 _LIVE = ", ".join(f"'{s.value}'" for s in sorted(LIVE_TASK))

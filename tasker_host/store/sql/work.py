@@ -4,7 +4,7 @@ Each function runs inside the caller's write transaction (``BEGIN IMMEDIATE`` on
 PostgreSQL rows are locked with ``FOR UPDATE [SKIP LOCKED]``, steps before tasks).
 
 PostgreSQL: a claim (without namespace caps), a record and a record-and-claim are ONE statement
-each (:mod:`tasker_host.store.sql_pg`).
+each (:mod:`tasker_host.store.sql.pg`).
 SQLite: one SELECT with ``IN (...)`` per table, one executemany per kind of UPDATE, one
 executemany INSERT of transitions (its calls cost microseconds: statements are not the cost).
 """
@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from tasker_host.models import StepState, TaskState
-from tasker_host.store import sql_pg as pg_work
+from tasker_host.store.sql import pg as pg_work
 from tasker_host.store._common import (
     CLAIM_REASON,
     FINAL_TASK,
@@ -30,9 +30,9 @@ from tasker_host.store._common import (
     task_error,
 )
 from tasker_host.store.base import Claim, StepOutcome, StepResultBatch, TaskChange
-from tasker_host.store.sql_batch import Many, ManyInsert, Rows, Unindexed, lit
-from tasker_host.store.sql_pg import COMPLETE_REASON
-from tasker_host.store.sql_schema import Json, steps, tasks, transitions
+from tasker_host.store.sql.batch import Many, ManyInsert, Rows, Unindexed, lit
+from tasker_host.store.sql.pg import COMPLETE_REASON
+from tasker_host.store.sql.schema import Json, steps, tasks, transitions
 
 S, T = steps.c, tasks.c
 _B = sa.bindparam
@@ -186,7 +186,7 @@ def _within(rows: list[Any], allowances: Mapping[str, int], need: int) -> list[A
 def fair_order(rows: list[Any], prefer: frozenset[tuple[str, str]] = frozenset()) -> list[Any]:
     """Ready rows with namespaces taking turns: every namespace's first, then every second ...
     (each turn oldest first); within a namespace, ``prefer``-red steps before the others. As
-    :data:`~tasker_host.store.sql_pg.FAIR_ORDER` on PostgreSQL."""
+    :data:`~tasker_host.store.sql.pg.FAIR_ORDER` on PostgreSQL."""
     def key(r: Any) -> tuple[Any, ...]:
         return ((r.task_id, r.name) not in prefer, r.ready_at, r.task_id, r.name)
 

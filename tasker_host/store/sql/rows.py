@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tasker_host.models import StepState, TaskState
-from tasker_host.store import sql_work as work
+from tasker_host.store.sql import work
 from tasker_host.store.base import NewTask, StepRecord, TaskRecord
 
 
