@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import click
 
-from tasker_host.cli.main import CliState
+from tasker_host.cli.state import CliState, pass_state
 from tasker_host.cli.output import emit, fail, json_option
 from tasker_host.errors import TaskerError
 
-pass_state = click.make_pass_decorator(CliState, ensure=True)
 
 
 def _url(state: CliState) -> str:

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
 
 import click
 
+from tasker_host.cli.state import CliState
 from tasker_host.errors import TaskerError
 from tasker_host.registry import ConflictPolicy
 from tasker_host.settings import HostSettings
 
-
-@dataclass
-class CliState:
-    """What the group hands to its commands (tests may pre-fill ``entry_points``)."""
-
-    settings: HostSettings = field(default_factory=HostSettings)
-    entry_points: Any = None
+__all__ = ["CliState", "build_cli", "main"]  # CliState lives in cli/state.py; re-exported for callers
 
 
 def build_cli() -> click.Group:

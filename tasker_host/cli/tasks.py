@@ -15,7 +15,7 @@ import anyio
 import click
 
 from tasker_host.cli.engine_options import engine_options, with_engine_options
-from tasker_host.cli.main import CliState
+from tasker_host.cli.state import CliState, pass_state
 from tasker_host.cli.output import emit, fail, json_option
 from tasker_host.cli.progress import ProgressView
 from tasker_host.engine.outage import Backoff
@@ -27,7 +27,6 @@ from tasker_host.store.base import TaskFilter
 from tasker_host.versions import split_reference
 from tasker_host.views import task_doc
 
-pass_state = click.make_pass_decorator(CliState, ensure=True)
 
 
 def parse_context(text: str | None) -> dict[str, Any]:

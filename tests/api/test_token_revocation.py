@@ -17,7 +17,8 @@ from click.testing import CliRunner
 
 from tasker_host.api import create_app
 from tasker_host.api.auth import TokenCache
-from tasker_host.cli.main import CliState, build_cli
+from tasker_host.cli.main import build_cli
+from tasker_host.cli.state import CliState
 from tasker_host.host import Host, build_host
 from tasker_host.settings import HostSettings
 from tasker_host.store.sql import SqlStore
