@@ -172,7 +172,7 @@ def _drop_duplicates(b: _Build, group: list[TaskTemplate]) -> list[TaskTemplate]
     for t in group:
         by_version[t.version].append(t)
     kept = []
-    for version, same in sorted(by_version.items()):
+    for _version, same in sorted(by_version.items()):
         if len(same) == 1:
             kept.append(same[0])
             continue

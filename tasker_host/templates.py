@@ -26,8 +26,7 @@ from jsonschema.validators import validator_for
 from packaging.version import InvalidVersion, Version
 
 from tasker_host import dag
-from tasker_host.models import StepTemplate, TaskTemplate, TemplateProblem, Visibility
-from tasker_host.models import frozen_mapping
+from tasker_host.models import StepTemplate, TaskTemplate, TemplateProblem, Visibility, frozen_mapping
 from tasker_host.schema_checks import fast_2020_12_checker, quick_check
 from tasker_host.yaml_nodes import Document, child_path, kind_of
 

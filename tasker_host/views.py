@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from tasker_host.models import TaskTemplate
@@ -103,7 +103,7 @@ def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
     try:
-        moment = datetime.fromtimestamp(ts, tz=timezone.utc)
+        moment = datetime.fromtimestamp(ts, tz=UTC)
     except (OverflowError, ValueError, OSError):  # e.g. a retry a handler asked for in 1e300 seconds
         return None
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -71,7 +71,8 @@ class StoreContract:
         assert task.created_at == task.updated_at == NOW and task.completed_at is None and task.error is None
         assert [s.name for s in task.steps] == ["a", "b", "c", "d"]
         d = task.steps[3]
-        assert (d.state, d.attempts, d.ready_at, d.pending_deps, d.depends_on) == (StepState.PENDING, 0, NOW, 2, ("b", "c"))
+        assert (d.state, d.attempts, d.ready_at, d.pending_deps, d.depends_on) == (
+            StepState.PENDING, 0, NOW, 2, ("b", "c"))
         assert task.steps[0].dependents == ("b", "c") and task.steps[0].pending_deps == 0
         assert (d.retry_limit, d.retryable, d.lease_owner, d.results) == (2, True, None, None)
 

@@ -14,7 +14,7 @@ from tasker_host.registry import ConflictPolicy
 from tasker_host.settings import HostSettings
 from tasker_host.store.base import TaskFilter
 from tasker_host.testing import FakeEntryPoint, make_plugin
-from tests.engine_support import Script, chain, doc, make_host, scripted_handler
+from tests.engine_support import Script, doc, make_host, scripted_handler
 
 pytestmark = pytest.mark.anyio
 

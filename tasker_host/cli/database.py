@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import click
 
-from tasker_host.cli.state import CliState, pass_state
 from tasker_host.cli.output import emit, fail, json_option
+from tasker_host.cli.state import CliState, pass_state
 from tasker_host.errors import TaskerError
-
 
 
 def _url(state: CliState) -> str:

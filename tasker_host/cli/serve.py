@@ -7,8 +7,8 @@ import gc
 import click
 
 from tasker_host.cli.engine_options import engine_options, with_engine_options
-from tasker_host.cli.state import CliState, pass_state
 from tasker_host.cli.output import fail
+from tasker_host.cli.state import CliState, pass_state
 from tasker_host.errors import TaskerError
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")

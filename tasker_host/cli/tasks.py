@@ -16,9 +16,9 @@ import anyio
 import click
 
 from tasker_host.cli.engine_options import engine_options, with_engine_options
-from tasker_host.cli.state import CliState, pass_state
 from tasker_host.cli.output import emit, fail, json_option
 from tasker_host.cli.progress import ProgressView
+from tasker_host.cli.state import CliState, pass_state
 from tasker_host.engine.outage import Backoff
 from tasker_host.engine.supervise import run_supervised
 from tasker_host.errors import ConfigurationError, StoreUnavailableError, TaskerError

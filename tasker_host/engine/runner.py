@@ -13,23 +13,22 @@ from typing import Any
 
 import anyio
 
+from tasker_host.engine import lifecycle
 from tasker_host.engine.clock import Clock
 from tasker_host.engine.config import EngineConfig
-from tasker_host.engine import lifecycle
 from tasker_host.engine.events import EventBus, EventKind
 from tasker_host.engine.heartbeat import Heartbeat
+from tasker_host.engine.outage import Outage
+from tasker_host.engine.poison import record_one_by_one
 from tasker_host.engine.retry import RetryPolicy, error_doc, judge, lost_attempts, retry_delay
 from tasker_host.engine.runtime import RUNTIME_CACHE_SIZE, Lru, StepTemplates, TaskRuntime
 from tasker_host.engine.step_context import RunningStep
-from tasker_host.engine.waiters import TaskWaiters
-from tasker_host.engine.outage import Outage
-from tasker_host.engine.poison import record_one_by_one
 from tasker_host.engine.store_calls import StoreCalls
+from tasker_host.engine.waiters import TaskWaiters
 from tasker_host.errors import InvalidValueError, PermanentError, StoreUnavailableError, TaskNotFoundError
 from tasker_host.models import StepState, TaskState
 from tasker_host.registry import Registry
-from tasker_host.store.base import (Claim, ClaimRequest, StepOutcome, StepResultBatch, Store, TaskChange,
-                                    TaskRecord)
+from tasker_host.store.base import Claim, ClaimRequest, StepOutcome, StepResultBatch, Store, TaskChange, TaskRecord
 from tasker_host.values import require_storable
 
 log = logging.getLogger("tasker_host.engine")

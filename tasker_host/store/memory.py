@@ -14,8 +14,8 @@ results, errors) are stored by reference: treat what you pass in and get back as
 from __future__ import annotations
 
 import heapq
-import json
 import itertools
+import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -37,12 +37,12 @@ from tasker_host.store._common import (
 )
 from tasker_host.store.base import (
     UNFINISHED,
-    StateCounts,
-    ClaimRequest,
     Claim,
+    ClaimRequest,
     CreateResult,
     NewTask,
     RunInputs,
+    StateCounts,
     StepOutcome,
     StepRecord,
     StepResultBatch,

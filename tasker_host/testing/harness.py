@@ -22,7 +22,6 @@ from tasker_host.testing.fakes import UNDER_TEST_DISTRIBUTION, FakeEntryPoint, F
 from tasker_host.values import value_problems
 
 
-
 class HandlerHarness:
     """Runs a plugin's step handlers as the engine would, but in-process and one after another.
 

@@ -177,7 +177,7 @@ class Rows:
             plan = self._plans[conn.dialect.name] = (compiled.string, names, bool(compiled.positional), defaults)
         sql, names, positional, defaults = plan
         values = [params[n] if n in params else defaults[n] for n in names]
-        args = tuple(values) if positional else dict(zip(names, values))
+        args = tuple(values) if positional else dict(zip(names, values, strict=True))
         return list(map(self.row._make, conn.exec_driver_sql(sql, args)))
 
 

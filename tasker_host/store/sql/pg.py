@@ -281,12 +281,13 @@ def _record_params(outcomes: Sequence[StepOutcome]) -> dict[str, Any]:
 def _batch(outcomes: Sequence[StepOutcome], accepted: Any, ids: Any, before: Any, after: Any) -> StepResultBatch:
     taken = set(accepted or ())
     rejected = tuple(o for i, o in enumerate(outcomes, 1) if i not in taken)
-    changes = [TaskChange(i, TaskState(b), TaskState(a)) for i, b, a in zip(ids or (), before or (), after or ())]
+    changes = [TaskChange(i, TaskState(b), TaskState(a))
+               for i, b, a in zip(ids or (), before or (), after or (), strict=True)]
     return StepResultBatch(merge_changes(changes), rejected)
 
 
 def _claims(columns: Sequence[Any]) -> list[Claim]:
-    return [Claim(*row) for row in zip(*columns)] if columns[0] else []
+    return [Claim(*row) for row in zip(*columns, strict=True)] if columns[0] else []
 
 
 def claim(conn: sa.Connection, owner: str, limit: int, now: float, lease_seconds: float) -> list[Claim]:

@@ -20,29 +20,29 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from tasker_host.errors import StoreUnavailableError
-from tasker_host.store.sql import actions, reads, work, workers
-from tasker_host.store.sql import runs as sql_runs
 from tasker_host.store._common import check_outcomes
-from tasker_host.store.faults import unavailable_on_connection_failure
 from tasker_host.store.base import (
-    LostWorker,
-    NewWorker,
-    WorkerRecord,
-    StateCounts,
-    ClaimRequest,
     Claim,
+    ClaimRequest,
     CreateResult,
+    LostWorker,
     NewTask,
+    NewWorker,
     RunInputs,
+    StateCounts,
     StepOutcome,
     StepResultBatch,
     TaskFilter,
     TaskRecord,
     Transition,
+    WorkerRecord,
 )
+from tasker_host.store.faults import unavailable_on_connection_failure
+from tasker_host.store.sql import actions, reads, work, workers
+from tasker_host.store.sql import runs as sql_runs
+from tasker_host.store.sql.creation import create_rows
 from tasker_host.store.sql.engine import READONLY, check_schema, make_engine, step_engine, upgrade_engine
 from tasker_host.store.sql.notify import Notifier, WakeLimiter, WorkListener, listener_conninfo, notify
-from tasker_host.store.sql.creation import create_rows
 from tasker_host.store.sql.rows import keys_of
 from tasker_host.store.sql.schema import tasks
 from tasker_host.store.urls import is_sqlite_memory, parse_url

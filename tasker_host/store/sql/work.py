@@ -19,7 +19,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from tasker_host.models import StepState, TaskState
-from tasker_host.store.sql import pg as pg_work
 from tasker_host.store._common import (
     CLAIM_REASON,
     FINAL_TASK,
@@ -30,6 +29,7 @@ from tasker_host.store._common import (
     task_error,
 )
 from tasker_host.store.base import Claim, StepOutcome, StepResultBatch, TaskChange
+from tasker_host.store.sql import pg as pg_work
 from tasker_host.store.sql.batch import Many, ManyInsert, Rows, Unindexed, lit
 from tasker_host.store.sql.pg import COMPLETE_REASON
 from tasker_host.store.sql.schema import Json, steps, tasks, transitions
