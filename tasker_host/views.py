@@ -81,7 +81,8 @@ def plugins_doc(discovery: Discovery, registry: Registry, policy: ConflictPolicy
     counts: dict[str, int] = defaultdict(int)
     for versions in registry.templates.values():
         for t in versions:
-            counts[t.provenance.distribution] += 1
+            if t.provenance is not None:  # every template a plugin provided has one
+                counts[t.provenance.distribution] += 1
     for h in registry.handlers.values():
         dist(h.provenance.distribution, h.provenance.distribution_version)["handlers"] += 1
     for d in dists.values():

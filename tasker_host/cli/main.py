@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import click
 
@@ -47,7 +48,7 @@ def build_cli() -> click.Group:
           tasker-host check path/to/plugin          a plugin project's CI gate
         """
         state = ctx.ensure_object(CliState)
-        overrides = {"strict_plugins": strict, "database_url": database_url,
+        overrides: dict[str, Any] = {"strict_plugins": strict, "database_url": database_url,
                      "on_conflict": ConflictPolicy(on_conflict) if on_conflict else None}
         # the environment (TASKER_*) unless a caller pre-set settings, then the command line
         try:

@@ -68,7 +68,7 @@ def serve(state: CliState, bind_host: str, port: int, prefix: str, worker: bool,
         fail(exc)
         return
     config = uvicorn.Config(app, host=bind_host, port=port, log_config=None, log_level=log_level,
-                            access_log=False, lifespan="on", timeout_graceful_shutdown=shutdown_timeout,
+                            access_log=False, lifespan="on", timeout_graceful_shutdown=shutdown_timeout,  # type: ignore[arg-type]  # uvicorn waits any number of seconds; it annotates int
                             server_header=False)
     server = uvicorn.Server(config)
     # Everything built so far (plugins, registry, templates) lives as long as the process: keep

@@ -194,7 +194,7 @@ class Engine:
         while True:
             with self._waiters.waiting(task_id) as waiter:
                 if look:
-                    task = await self.db(self.store.get_task, task_id, with_steps=False)
+                    task: TaskRecord | None = await self.db(self.store.get_task, task_id, with_steps=False)
                     if task is None:
                         raise TaskNotFoundError(f"no task {task_id!r}")
                     if task.status in FINAL_TASK_STATES:
@@ -379,6 +379,7 @@ class Engine:
 
     async def _commit_loop(self) -> None:
         while True:
+            assert self._outcome_ready is not None  # set by run() before this loop starts
             await self._outcome_ready.wait()
             self._outcome_ready = anyio.Event()
             await self._commit_pending()
@@ -430,7 +431,8 @@ class Engine:
                         len(batch), type(exc).__name__, str(exc)[:200])
 
         async def record(outcomes: Sequence[StepOutcome]) -> StepResultBatch:
-            return await self.db(self.store.record, outcomes, patience=patience)
+            recorded: StepResultBatch = await self.db(self.store.record, outcomes, patience=patience)
+            return recorded
 
         applied, result = await record_one_by_one(record, batch)
         return applied, result, []

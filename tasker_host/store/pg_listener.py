@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Self
 
 log = logging.getLogger("tasker_host.store")
 
@@ -40,7 +41,7 @@ class ChannelListener:
     def listening(self) -> bool:
         return self._listening.is_set()
 
-    def start(self, timeout: float = 5.0) -> ChannelListener:
+    def start(self, timeout: float = 5.0) -> Self:
         """Start listening; returns once LISTEN is in effect (or after ``timeout``)."""
         self._thread.start()
         self._listening.wait(timeout)

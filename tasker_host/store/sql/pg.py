@@ -295,7 +295,8 @@ def claim(conn: sa.Connection, owner: str, limit: int, now: float, lease_seconds
 
 
 def record(conn: sa.Connection, outcomes: Sequence[StepOutcome]) -> StepResultBatch:
-    return _batch(outcomes, *_RECORD_ONLY(conn, _record_params(outcomes)).one())
+    accepted, ids, before, after = _RECORD_ONLY(conn, _record_params(outcomes)).one()
+    return _batch(outcomes, accepted, ids, before, after)
 
 
 def record_and_claim(conn: sa.Connection, outcomes: Sequence[StepOutcome], owner: str, limit: int, now: float,
@@ -303,4 +304,4 @@ def record_and_claim(conn: sa.Connection, outcomes: Sequence[StepOutcome], owner
     """``record`` then ``claim`` (no namespace caps) as one statement; both parts must have work."""
     params = {**_record_params(outcomes), **_claim_params(owner, limit, now, lease_seconds)}
     row = _RECORD_CLAIM(conn, params).one()
-    return _batch(outcomes, *row[:4]), _claims(row[4:])
+    return _batch(outcomes, row[0], row[1], row[2], row[3]), _claims(row[4:])

@@ -48,6 +48,7 @@ from tasker_host.store.sql.schema import tasks
 from tasker_host.store.urls import is_sqlite_memory, parse_url
 
 R = TypeVar("R")
+W = TypeVar("W", bool, int, list[LostWorker])  # what a waking action returns: truthy when it changed something
 log = logging.getLogger("tasker_host.store")
 T = tasks.c
 _RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
@@ -289,9 +290,9 @@ class SqlStore:
     def resolve_step(self, task_id: str, step: str, now: float, results: Any = None, reason: str = "") -> bool:
         return self._write(self._waking(actions.resolve), task_id, step, now, results, reason)
 
-    def _waking(self, action: Callable[..., bool]) -> Callable[..., bool]:
+    def _waking(self, action: Callable[..., W]) -> Callable[..., W]:
         """``action``, then (when it changed something) a wake-up for runners: its steps are ready."""
-        def run(conn: sa.Connection, *args: Any) -> bool:
+        def run(conn: sa.Connection, *args: Any) -> W:
             changed = action(conn, *args)
             if changed:
                 self._wake_others(conn)

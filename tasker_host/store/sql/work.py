@@ -142,7 +142,7 @@ def claim(conn: sa.Connection, owner: str, limit: int, now: float, lease_seconds
     TAKE(conn, updates)
     pending = sorted({row.task_id for row in (*expired, *ready) if row.status == TaskState.PENDING.value})
     if pending:
-        first = {}
+        first: dict[str, Any] = {}
         for c in claims:
             first.setdefault(c.task_id, c.step)
         for task_id in conn.execute(START_TASKS, {"ids": pending, "now": now}).scalars():
@@ -157,15 +157,16 @@ def _allowances(conn: sa.Connection, pg: bool, need: int, namespace_limits: Mapp
     """(namespace, how many of its ready steps to look at) for each namespace with runnable steps;
     capped namespaces get what their cap leaves (on PostgreSQL their claimers are serialised by
     an advisory lock, so a cap holds across processes)."""
+    limits = namespace_limits or {}
     namespaces = list(conn.execute(READY_NAMESPACES).scalars())
-    capped = sorted(n for n in namespaces if namespace_limits and n in namespace_limits)
+    capped = sorted(n for n in namespaces if n in limits)
     running: dict[str, int] = {}
     if capped:
         if pg:
             for namespace in capped:
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(0x7A5D, sa.func.hashtext(namespace))))
         running = dict(conn.execute(RUNNING_BY_NAMESPACE, {"namespaces": capped}).all())
-    allowances = [(n, min(need, namespace_limits[n] - running.get(n, 0)) if n in capped else need)
+    allowances = [(n, min(need, limits[n] - running.get(n, 0)) if n in capped else need)
                   for n in namespaces]
     return [(n, a) for n, a in allowances if a > 0]
 
@@ -173,7 +174,7 @@ def _allowances(conn: sa.Connection, pg: bool, need: int, namespace_limits: Mapp
 def _within(rows: list[Any], allowances: Mapping[str, int], need: int) -> list[Any]:
     """The first ``need`` rows that keep each namespace within its allowance."""
     taken: Counter[str] = Counter()
-    picked = []
+    picked: list[Any] = []
     for row in rows:
         if len(picked) == need:
             break
