@@ -96,7 +96,8 @@ def explain(host: Any) -> None:
     statements = {
         "task list, newest first (payments)": "SELECT id FROM tasks WHERE namespace IN ('payments') "
                                               "ORDER BY created_at DESC, id DESC LIMIT 51",
-        "task list, status=error": "SELECT id FROM tasks WHERE status = 'error' ORDER BY created_at DESC, id DESC LIMIT 51",
+        "task list, status=error":
+            "SELECT id FROM tasks WHERE status = 'error' ORDER BY created_at DESC, id DESC LIMIT 51",
         "counts by namespace and status": "SELECT namespace, status, count(*) FROM tasks GROUP BY namespace, status",
         "versions": "SELECT namespace, name, version, status, count(*), max(created_at) FROM tasks "
                     "GROUP BY namespace, name, version, status",
@@ -117,7 +118,8 @@ def run(backend: str, n: int, runs: int, show_plans: bool) -> None:
         db: Any = workdir / "bench.db"
     else:
         schema = f"console_bench_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), poolclass=sa.pool.NullPool)
+        admin = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1),
+                                 poolclass=sa.pool.NullPool)
         with admin.begin() as conn:
             conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
         db = f"{PG_URL}?options=-csearch_path%3D{schema}"

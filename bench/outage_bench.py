@@ -173,7 +173,8 @@ def main() -> None:
           f"({', '.join(f'{r:.2f}' for r in recoveries)})")
     print(f"acknowledged {len(feeder.acknowledged)}; tasks {keys[1]} with {keys[0]} distinct keys; "
           f"not complete at the end: {left}; worker exit {worker.returncode}, api exit {api.returncode}")
-    print(f"worker log: {Path('/tmp/outage_bench_worker.log').read_text().count('database unavailable (')} outage lines")
+    outages = Path("/tmp/outage_bench_worker.log").read_text().count("database unavailable (")
+    print(f"worker log: {outages} outage lines")
     admin(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
 
 

@@ -37,13 +37,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import sqlalchemy as sa
-
 from scale_bench import fresh_schema  # noqa: E402 - a sibling script (bench/ is on sys.path)
+
 from tasker_host.host import build_host
 from tasker_host.settings import HostSettings
 from tasker_host.store.urls import normalize_url
@@ -209,7 +210,8 @@ def main() -> None:
     parser.add_argument("--serve", action="store_true", help="SQLite: run `serve` instead of `worker`")
     parser.add_argument("--tasks", type=int, default=5, help="steps in flight when the worker dies")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--settle", type=float, default=1.0, help="PostgreSQL: least seconds between the survivors' start and the kill (plus 0-1.5 s)")
+    parser.add_argument("--settle", type=float, default=1.0,
+                        help="PostgreSQL: least seconds between the survivors' start and the kill (plus 0-1.5 s)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     run = postgres_round if args.postgres else sqlite_round

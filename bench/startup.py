@@ -305,10 +305,10 @@ def linear_fit(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
         return 0.0, ys[0] / xs[0], 1.0
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
     sxx = sum((x - mx) ** 2 for x in xs)
-    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
     a = my - b * mx
     ss_tot = sum((y - my) ** 2 for y in ys)
-    ss_res = sum((y - a - b * x) ** 2 for x, y in zip(xs, ys))
+    ss_res = sum((y - a - b * x) ** 2 for x, y in zip(xs, ys, strict=True))
     return a, b, 1.0 - ss_res / ss_tot if ss_tot else 1.0
 
 

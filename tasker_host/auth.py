@@ -145,7 +145,8 @@ class TokenStore(Protocol):
     def revoke_token(self, id_or_name: str, now: float) -> TokenRecord | None: ...  # None: unknown
 
     #: whether a revocation reaches running servers at once (through :meth:`listen`)
-    revocations_pushed: bool
+    @property
+    def revocations_pushed(self) -> bool: ...
 
     def listen(self, on_revoked: Callable[[str], None], on_reset: Callable[[], None]) -> Any: ...
     # calls on_revoked(digest) for each later revocation, on_reset() when some may have been

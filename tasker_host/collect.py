@@ -172,16 +172,21 @@ def _drop_duplicates(b: _Build, group: list[TaskTemplate]) -> list[TaskTemplate]
     for t in group:
         by_version[t.version].append(t)
     kept = []
-    for version, same in sorted(by_version.items()):
+    for _version, same in sorted(by_version.items()):
         if len(same) == 1:
             kept.append(same[0])
             continue
-        providers = tuple(t.provenance for t in same)
+        providers = tuple(_provenance(t) for t in same)
         b.conflicts.append(Conflict(ConflictKind.DUPLICATE_TEMPLATE, same[0].full_name, providers,
                                     "one (namespace, name, version) has more than one provider"))
         for t in same:
-            b.quarantine("template", t.full_name, t.provenance, "provided more than once")
+            b.quarantine("template", t.full_name, _provenance(t), "provided more than once")
     return kept
+
+
+def _provenance(t: TaskTemplate) -> Provenance:
+    assert t.provenance is not None, f"{t.full_name} was collected without its provenance"  # loaded from a plugin
+    return t.provenance
 
 
 def _record_problems(b: _Build, prov: Provenance, problems: Iterable[TemplateProblem]) -> None:
@@ -198,8 +203,8 @@ def _check_handlers(b: _Build) -> dict[tuple[str, str], list[TaskTemplate]]:
         for t in group:
             problems = missing_handlers(t, b.handlers)
             if problems:
-                _record_problems(b, t.provenance, problems)
-                b.quarantine("template", t.full_name, t.provenance, problems[0].message)
+                _record_problems(b, _provenance(t), problems)
+                b.quarantine("template", t.full_name, _provenance(t), problems[0].message)
             else:
                 ok.append(t)
         if ok:

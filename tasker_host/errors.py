@@ -36,7 +36,7 @@ them in a list so callers (CLI ``--json``, REST API) can report all of them at o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from tasker_host.models import Conflict, PluginFailure, TemplateProblem
@@ -144,7 +144,7 @@ class RequestError(TaskerError):
 class InvalidContextError(RequestError):
     """The task context violates the template's JSON Schema; every violation is listed."""
 
-    def __init__(self, full_name: str, violations: Sequence[dict]):
+    def __init__(self, full_name: str, violations: Sequence[dict[str, Any]]):
         self.violations = tuple(violations)
         lines = [f"context for {full_name} is invalid ({len(self.violations)} problem(s)):"]
         lines += [f"  - {v['path']}: {v['message']}" for v in self.violations]

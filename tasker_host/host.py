@@ -13,11 +13,12 @@ import pluggy
 from tasker_host.auth import TokenStore
 from tasker_host.collect import build_registry
 from tasker_host.engine.clock import Clock, RealClock
+from tasker_host.engine.config import EngineConfig
 from tasker_host.engine.events import EventBus
 from tasker_host.engine.invocation import Invoker, LocalRoute, LocalRoutePlugin
 from tasker_host.engine.policy import InvocationPolicy
 from tasker_host.engine.retry import RetryPolicy
-from tasker_host.engine.runner import Engine, EngineConfig
+from tasker_host.engine.runner import Engine
 from tasker_host.engine.service import TaskService
 from tasker_host.errors import PluginLoadFailures
 from tasker_host.plugins import Discovery, EntryPointLike, discover
@@ -135,11 +136,11 @@ def build_host(
     service = TaskService(catalog.registry, store, clock, events, on_created=engine.on_work,
                           claim_request=engine.claim_request)
     engine.invoke = Invoker(catalog.manager)
-    policy = InvocationPolicy.from_rules(settings.allow_invocations, settings.deny_invocations)
+    invocations = InvocationPolicy.from_rules(settings.allow_invocations, settings.deny_invocations)
     if settings.remote_hosts:  # namespaces served by other hosts: routed before the local route
         from tasker_host.remote import RemoteRoutePlugin  # imports httpx: only when configured
 
         catalog.manager.register(RemoteRoutePlugin(settings.remote_hosts), name=REMOTE_ROUTE_PLUGIN)
-    route = LocalRoute(service, engine, catalog.manager, policy)
+    route = LocalRoute(service, engine, catalog.manager, invocations)
     catalog.manager.register(LocalRoutePlugin(route), name="tasker_host.local_route")
     return Host(settings, catalog, store, events, service, engine, clock, tokens=tokens)

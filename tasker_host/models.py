@@ -82,7 +82,7 @@ class Provenance:
         }
 
 
-def frozen_mapping(data: Mapping[str, Any] | None) -> Mapping[str, Any]:
+def frozen_mapping(data: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
     return MappingProxyType(dict(data or {}))
 
 

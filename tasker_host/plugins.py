@@ -23,9 +23,14 @@ REGISTRATION_HOOKS = ("tasker_namespaces", "tasker_templates", "tasker_step_hand
 class EntryPointLike(Protocol):
     """What discovery needs of an entry point (``importlib.metadata.EntryPoint`` or a fake)."""
 
-    name: str
-    value: str
-    dist: Any
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def value(self) -> str: ...
+
+    @property
+    def dist(self) -> Any: ...
 
     def load(self) -> Any: ...
 

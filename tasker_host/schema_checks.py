@@ -27,7 +27,7 @@ _ANNOTATIONS = frozenset({
     "$schema", "$id", "$comment", "$defs", "$anchor", "$dynamicAnchor", "title", "description",
     "default", "deprecated", "examples", "readOnly", "writeOnly",
 })  # fmt: skip
-_JSON_TYPES = MappingProxyType(
+_JSON_TYPES: Mapping[str, type] = MappingProxyType(
     {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
 )
 _TYPE_NAMES = frozenset({*_JSON_TYPES, "number", "integer"})

@@ -129,7 +129,7 @@ def _remote_host(source: str, namespace: str, entry: Any, env: Mapping[str, str]
         raise bad(unknown[0], f"is not a known key (expected {', '.join(REMOTE_HOST_KEYS)})")
     url = entry.get("url")
     parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+    if not isinstance(url, str) or parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
         raise bad("url", f"must be an http(s) URL such as http://host:8081/tasker, not {url!r}")
     return RemoteHost(namespace, url.rstrip("/"), _remote_token(entry, env, bad))
 

@@ -26,8 +26,7 @@ from jsonschema.validators import validator_for
 from packaging.version import InvalidVersion, Version
 
 from tasker_host import dag
-from tasker_host.models import StepTemplate, TaskTemplate, TemplateProblem, Visibility
-from tasker_host.models import frozen_mapping
+from tasker_host.models import StepTemplate, TaskTemplate, TemplateProblem, Visibility, frozen_mapping
 from tasker_host.schema_checks import fast_2020_12_checker, quick_check
 from tasker_host.yaml_nodes import Document, child_path, kind_of
 
@@ -272,8 +271,8 @@ def _build_step(step: dict[str, Any]) -> StepTemplate:
 
 
 def _unknown_keys(doc: Document, error: ValidationError, path: str) -> None:
-    known = error.schema.get("properties", {})
-    for key in error.instance:
+    known = error.schema.get("properties", {}) if isinstance(error.schema, Mapping) else {}
+    for key in error.instance if isinstance(error.instance, Mapping) else ():
         if key not in known and not key.startswith("x-"):
             doc.add(f"unknown key {key!r}{_did_you_mean(key, known)}", child_path(path, key))
 
@@ -290,7 +289,7 @@ def _describe(error: ValidationError) -> str:
         expected = " or ".join(expected) if isinstance(expected, list) else expected
         return f"must be of type {expected}, found {kind_of(error.instance)}"
     if error.validator == "enum":
-        choices = ", ".join(map(repr, error.validator_value))
+        choices = ", ".join(map(repr, error.validator_value if isinstance(error.validator_value, list) else ()))
         return f"must be one of {choices}, found {error.instance!r}"
     message = error.message
     return message if len(message) <= 200 else message[:197] + "..."

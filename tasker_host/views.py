@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from tasker_host.models import TaskTemplate
@@ -81,7 +81,8 @@ def plugins_doc(discovery: Discovery, registry: Registry, policy: ConflictPolicy
     counts: dict[str, int] = defaultdict(int)
     for versions in registry.templates.values():
         for t in versions:
-            counts[t.provenance.distribution] += 1
+            if t.provenance is not None:  # every template a plugin provided has one
+                counts[t.provenance.distribution] += 1
     for h in registry.handlers.values():
         dist(h.provenance.distribution, h.provenance.distribution_version)["handlers"] += 1
     for d in dists.values():
@@ -103,7 +104,7 @@ def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
     try:
-        moment = datetime.fromtimestamp(ts, tz=timezone.utc)
+        moment = datetime.fromtimestamp(ts, tz=UTC)
     except (OverflowError, ValueError, OSError):  # e.g. a retry a handler asked for in 1e300 seconds
         return None
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -95,6 +95,7 @@ class Document:
         try:
             if isinstance(node, yaml.MappingNode):
                 return self._mapping(node, path)
+            assert isinstance(node, yaml.SequenceNode)  # the composer makes scalars, mappings, sequences
             return self._sequence(node, path)
         finally:
             self._active.discard(id(node))

@@ -12,7 +12,8 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-from tasker_host.cli.main import CliState, build_cli
+from tasker_host.cli.main import build_cli
+from tasker_host.cli.state import CliState
 from tasker_host.scaffold import PluginSpec, create, host_requirement
 from tasker_host.testing.entry_point_dir import write_plugin_dist
 

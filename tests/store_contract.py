@@ -7,7 +7,6 @@ Time is always explicit (``now``); nothing sleeps.
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import threading
 from collections.abc import Mapping, Sequence
@@ -73,7 +72,8 @@ class StoreContract:
         assert task.created_at == task.updated_at == NOW and task.completed_at is None and task.error is None
         assert [s.name for s in task.steps] == ["a", "b", "c", "d"]
         d = task.steps[3]
-        assert (d.state, d.attempts, d.ready_at, d.pending_deps, d.depends_on) == (StepState.PENDING, 0, NOW, 2, ("b", "c"))
+        assert (d.state, d.attempts, d.ready_at, d.pending_deps, d.depends_on) == (
+            StepState.PENDING, 0, NOW, 2, ("b", "c"))
         assert task.steps[0].dependents == ("b", "c") and task.steps[0].pending_deps == 0
         assert (d.retry_limit, d.retryable, d.lease_owner, d.results) == (2, True, None, None)
 
@@ -570,7 +570,8 @@ class StoreContract:
     def test_list_tasks_by_correlation_id_and_context_text(self, store: Store) -> None:
         store.create_task(dataclasses.replace(single("t1", correlation_id="corr-a"),
                                               context={"order": "ord_1", "note": "50% off_"}), NOW)
-        store.create_task(dataclasses.replace(single("t2", correlation_id="corr-b"), context={"order": "ord_2"}), NOW + 1)
+        second = dataclasses.replace(single("t2", correlation_id="corr-b"), context={"order": "ord_2"})
+        store.create_task(second, NOW + 1)
 
         def ids(**kw: object) -> list[str]:
             return [t.id for t in store.list_tasks(TaskFilter(**kw))]  # type: ignore[arg-type]
@@ -592,7 +593,8 @@ class StoreContract:
         claims = store.claim("w1", 10, NOW + 5, LEASE)
         store.record([done(c, NOW + 6) for c in claims if c.task_id in ("p2", "c2")])  # p2, c2 complete
         stats = store.version_stats()
-        assert stats.versions() == [("cs", "escalate", "1.0.0"), ("cs", "escalate", "2.0.0"), ("pay", "refund", "1.0.0")]
+        assert stats.versions() == [("cs", "escalate", "1.0.0"), ("cs", "escalate", "2.0.0"),
+                                    ("pay", "refund", "1.0.0")]
         assert stats.by_status[("pay", "refund", "1.0.0", "in_progress")] == 2
         assert stats.by_status[("pay", "refund", "1.0.0", "complete")] == 1
         assert stats.by_status[("cs", "escalate", "2.0.0", "complete")] == 1

@@ -6,7 +6,8 @@ import json
 
 from click.testing import CliRunner
 
-from tasker_host.cli.main import CliState, build_cli
+from tasker_host.cli.main import build_cli
+from tasker_host.cli.state import CliState
 from tasker_host.testing import FakeEntryPoint, NoopHandler, make_plugin, template_doc
 
 

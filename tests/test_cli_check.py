@@ -109,7 +109,8 @@ def test_every_problem_is_listed_at_once(tmp_path):
 
 def test_a_project_without_an_entry_point_is_a_problem(tmp_path):
     project = scaffold(tmp_path)
-    edit(project / "pyproject.toml", '[project.entry-points."tasker_host.plugins"]\nshipping = "tasker_shipping.plugin"', "")
+    edit(project / "pyproject.toml",
+         '[project.entry-points."tasker_host.plugins"]\nshipping = "tasker_shipping.plugin"', "")
     assert _problems(project) == [("project", "tasker-shipping declares no entry point in the group "
                                               "'tasker_host.plugins': the host will never find it")]
 

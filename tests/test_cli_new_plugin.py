@@ -15,7 +15,8 @@ from tasker_host import scaffold
 from tasker_host.scaffold import PluginSpec, create
 from tasker_host.templates import TemplateLoader
 from tasker_host.testing import FakeEntryPoint, NoopHandler, make_plugin
-from tests.kit_support import fake_install, invoke, invoke_json, run_pytest, scaffold as scaffold_project
+from tests.kit_support import fake_install, invoke, invoke_json, run_pytest
+from tests.kit_support import scaffold as scaffold_project
 
 EXPECTED_FILES = [
     ".github/workflows/plugin.yml", ".gitignore", "README.md", "ci.sh", "pyproject.toml",

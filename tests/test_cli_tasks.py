@@ -7,7 +7,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from tasker_host.cli.main import CliState, build_cli
+from tasker_host.cli.main import build_cli
+from tasker_host.cli.state import CliState
 
 PAYMENTS = json.dumps({"payment_id": "pay_123", "refund_amount": 4999, "refund_reason": "customer_request",
                        "partial_refund": False})

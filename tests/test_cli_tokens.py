@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from tasker_host.auth import Access, Grant, Principal
-from tasker_host.cli.main import CliState, build_cli
+from tasker_host.cli.main import build_cli
+from tasker_host.cli.state import CliState
 from tasker_host.store.sql import SqlStore
 from tasker_host.store.tokens import token_store_for
 from tasker_host.tokens import authenticate

@@ -6,7 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from tasker_host.cli.engine_options import with_engine_options
-from tasker_host.cli.main import CliState, build_cli
+from tasker_host.cli.main import build_cli
+from tasker_host.cli.state import CliState
 from tasker_host.engine.config import EngineConfig, parse_namespace_limits
 from tasker_host.errors import ConfigurationError
 from tasker_host.settings import HostSettings

@@ -53,7 +53,7 @@ async def test_a_new_runner_finishes_a_dead_runners_work_without_a_second_child(
     dying = make_host(script, templates, handlers={"Delegate": Delegate}, store=frozen)  # another process
     parent = dying.service.create_task("caller", "delegate", context={"child_script": {"b": ["wait"]}}).task
 
-    with pytest.raises(BaseException):  # the runner dies: its next write fails
+    with pytest.RaisesGroup(_Frozen, flatten_subgroups=True):  # the runner dies: its next write fails
         async with anyio.create_task_group() as tg:
             tg.start_soon(dying.engine.run)
             await script.started["b"].wait()  # the parent waits on its child, whose step b runs

@@ -18,9 +18,9 @@ from tasker_host.engine.config import EngineConfig
 from tasker_host.engine.heartbeat import Heartbeat
 from tasker_host.errors import StoreUnavailableError
 from tasker_host.models import TaskState
-from tasker_host.store import sql_engine
 from tasker_host.store.base import TaskFilter
 from tasker_host.store.sql import SqlStore
+from tasker_host.store.sql import engine as sql_engine
 from tests.engine_support import Script, chain, doc, fan, make_host
 from tests.fault_support import FaultyStore, Terminator, with_application_name
 

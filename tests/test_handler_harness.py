@@ -12,8 +12,7 @@ import pytest
 from tasker_host import Namespace, PermanentError, StepContext, StepHandler
 from tasker_host.context import InvocationResult, TaskInfo
 from tasker_host.errors import PluginLoadFailures
-from tasker_host.testing import FakeStepContext, HandlerHarness, NoopHandler, answer_with, make_plugin
-from tasker_host.testing import template_doc
+from tasker_host.testing import FakeStepContext, HandlerHarness, NoopHandler, answer_with, make_plugin, template_doc
 
 pytestmark = pytest.mark.anyio
 REFUND = {"payment_id": "pay_123", "refund_amount": 4999}

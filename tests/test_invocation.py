@@ -14,7 +14,7 @@ from tasker_host.registry import ConflictPolicy
 from tasker_host.settings import HostSettings
 from tasker_host.store.base import TaskFilter
 from tasker_host.testing import FakeEntryPoint, make_plugin
-from tests.engine_support import Script, chain, doc, make_host, scripted_handler
+from tests.engine_support import Script, doc, make_host, scripted_handler
 
 pytestmark = pytest.mark.anyio
 
@@ -57,6 +57,19 @@ async def test_invoke_creates_a_linked_child_resolved_by_range_and_waits_for_it(
     [child] = children_of(host, parent.id)
     assert (child.parent_task_id, child.parent_step, child.version) == (parent.id, "call", "1.2.0")
     assert child.correlation_id == parent.correlation_id == results["correlation_id"]
+
+
+async def test_the_service_reads_what_the_api_shows_without_touching_the_store():
+    host = host_with(Script())
+    parent = host.service.create_task("caller", "delegate").task
+    assert host.service.next_ready_at() == host.clock.now()  # its first step is due now
+    await host.engine.run_until_idle()
+    [child] = host.service.children(parent.id, limit=10)
+    assert child.parent_task_id == parent.id and host.service.children(child.id, limit=10) == []
+    assert host.service.find_task(child.id) == host.service.get_task(child.id)
+    assert host.service.find_task("no-such-task") is None
+    assert host.service.count_by_state().tasks_by_state() == {"complete": 2}
+    assert host.service.next_ready_at() is None
 
 
 async def test_rerunning_the_calling_step_reattaches_to_the_same_child():

@@ -76,7 +76,8 @@ def test_conflict_report_does_not_depend_on_load_order():
 
 def test_quarantine_serves_the_rest_and_lists_what_was_left_out():
     rogue = plugin_ep("tasker-rogue", "0.0.1", ["payments"], [template_doc("payments", "process_refund", "9.0.0")])
-    inventory = plugin_ep("tasker-inventory", "0.3.1", ["inventory"], [template_doc("inventory", "process_return", "1.4.0")])
+    inventory = plugin_ep("tasker-inventory", "0.3.1", ["inventory"],
+                          [template_doc("inventory", "process_return", "1.4.0")])
     host = build_host(QUARANTINE, entry_points=[payments(), rogue, inventory])
     reg = host.registry
     assert "payments" not in reg.namespaces
@@ -99,8 +100,10 @@ def test_quarantine_serves_the_rest_and_lists_what_was_left_out():
 
 def test_duplicate_template_in_one_namespace_names_every_provider():
     # one distribution ships the same key in two entry points with different files
-    a = plugin_ep("tasker-payments", "1.4.0", ["payments"], [template_doc("payments", "process_refund", "2.1.3")], name="a")
-    b = plugin_ep("tasker-payments", "1.4.0", ["payments"], [template_doc("payments", "process_refund", "2.1.3.0")], name="b")
+    a = plugin_ep("tasker-payments", "1.4.0", ["payments"], [template_doc("payments", "process_refund", "2.1.3")],
+                  name="a")
+    b = plugin_ep("tasker-payments", "1.4.0", ["payments"], [template_doc("payments", "process_refund", "2.1.3.0")],
+                  name="b")
     reg = load_catalog(QUARANTINE, entry_points=[a, b]).registry
     [conflict] = reg.conflicts
     assert conflict.kind is ConflictKind.DUPLICATE_TEMPLATE

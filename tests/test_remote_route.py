@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from email.utils import format_datetime
-from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -183,7 +183,7 @@ async def test_retry_after_seconds_is_honoured():
 
 
 async def test_retry_after_http_date_is_honoured():
-    date = format_datetime(datetime.fromtimestamp(NOW + 30, tz=timezone.utc), usegmt=True)
+    date = format_datetime(datetime.fromtimestamp(NOW + 30, tz=UTC), usegmt=True)
     with pytest.raises(RetryableError) as caught:
         await deliver(FakeRemote(answer(503, **{"Retry-After": date})))
     assert caught.value.retry_after == pytest.approx(30.0)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 import tests.store_contract as contract
-from tests.worker_contract import WorkerContract
 from tasker_host.models import StepState
 from tasker_host.store.memory import MemoryStore
-
-
+from tests.worker_contract import WorkerContract
 
 
 class TestMemoryStore(contract.StoreContract, WorkerContract):

@@ -14,7 +14,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 import tests.store_contract as contract
-from tests.worker_contract import WorkerContract
 from tasker_host.errors import ConfigurationError
 from tasker_host.models import StepState, TaskState
 from tasker_host.store import open_store
@@ -22,11 +21,11 @@ from tasker_host.store._common import RECLAIM_REASON
 from tasker_host.store.base import Claim, ClaimRequest, StepOutcome, TaskChange, TaskFilter
 from tasker_host.store.memory import MemoryStore
 from tasker_host.store.sql import SqlStore
-from tasker_host.store.sql_batch import PgStatement
-from tasker_host.store.sql_engine import current_revision, head_revision, upgrade
-from tasker_host.store.sql_schema import metadata
+from tasker_host.store.sql.batch import PgStatement
+from tasker_host.store.sql.engine import current_revision, head_revision, upgrade
+from tasker_host.store.sql.schema import metadata
 from tasker_host.store.urls import default_sqlite_url, normalize_url
-
+from tests.worker_contract import WorkerContract
 
 NOW, LEASE = contract.NOW, contract.LEASE
 names = contract.names
@@ -124,7 +123,7 @@ def test_sqlite_data_survives_reopening(tmp_path: Path) -> None:
 
 
 def test_claim_query_uses_the_partial_index_on_sqlite(tmp_path: Path) -> None:
-    from tasker_host.store import sql_work
+    from tasker_host.store.sql import work as sql_work
 
     store = SqlStore(f"sqlite:///{tmp_path / 'tasker.db'}")
     with store.engine.connect() as conn:
@@ -454,10 +453,12 @@ def test_postgres_writes_that_leave_work_unclaimed_notify_listeners(postgres_url
     assert notifications(lambda: store.create_task(contract.make_task("t1", one), NOW)) == 1  # nobody claimed it
     assert len(sent) == 1 and not requested  # no other creation under way: the insert notifies
     # claimed with its creation, t1's step too, room left: nothing for anyone else
-    assert notifications(lambda: store.create_task(contract.make_task("t2", one), NOW, ClaimRequest("w1", 5, LEASE))) == 0
+    t2 = contract.make_task("t2", one)
+    assert notifications(lambda: store.create_task(t2, NOW, ClaimRequest("w1", 5, LEASE))) == 0
     # a full claim (1 of 2 ready steps): the other may wait for an idle runner
     two = {"a": (), "b": ()}
-    assert notifications(lambda: store.create_task(contract.make_task("t3", two), NOW, ClaimRequest("w1", 1, LEASE))) == 1
+    t3 = contract.make_task("t3", two)
+    assert notifications(lambda: store.create_task(t3, NOW, ClaimRequest("w1", 1, LEASE))) == 1
     assert notifications(lambda: store.claim("w1", 5, NOW, LEASE)) == 0  # t3's b, room left
     store._creations = 1  # another creation under way: this one leaves the wake-up to the notifier
     assert notifications(lambda: store.create_task(contract.make_task("t4", one), NOW)) == 1

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tasker_host.cli.main import CliState, build_cli
+from tasker_host.cli.main import build_cli
+from tasker_host.cli.state import CliState
 from tasker_host.errors import PluginLoadFailures
 from tasker_host.host import build_host, load_catalog
 from tasker_host.registry import ConflictPolicy

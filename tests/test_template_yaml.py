@@ -72,7 +72,7 @@ def test_yaml_features_outside_plain_json_data(
 def test_alias_bombs_are_cut_short(loader: TemplateLoader) -> None:
     bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
-        for p, c in zip("abcde", "bcdef")
+        for p, c in zip("abcde", "bcdef", strict=True)
     )
     problems = problems_of(loader, MINIMAL + bomb)
     assert any("document too large" in p.message for p in problems)

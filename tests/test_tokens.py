@@ -16,7 +16,7 @@ from tasker_host.host import build_host
 from tasker_host.settings import HostSettings
 from tasker_host.store.memory import MemoryStore
 from tasker_host.store.sql import SqlStore
-from tasker_host.store.sql_engine import current_revision, head_revision, upgrade
+from tasker_host.store.sql.engine import current_revision, head_revision, upgrade
 from tasker_host.store.tokens import MemoryTokenStore, SqlTokenStore, token_store_for
 from tasker_host.tokens import authenticate, check_token_request, issue_token, token_doc
 

@@ -27,7 +27,7 @@ def _host(url: str, poll_seconds: float = 1.0):  # type: ignore[no-untyped-def]
 
 
 async def test_an_idle_runner_is_woken_by_work_another_host_creates(postgres_url: str) -> None:
-    from tasker_host.store.sql_engine import upgrade
+    from tasker_host.store.sql.engine import upgrade
 
     upgrade(postgres_url)
     worker, api = _host(postgres_url, poll_seconds=HOUR), _host(postgres_url)

@@ -15,7 +15,7 @@ import re
 import sys
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -101,7 +101,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds"),
+            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage(),
         }
         doc.update(getattr(record, "fields", None) or {})
@@ -114,7 +114,7 @@ class KeyValueFormatter(logging.Formatter):
     """``time=... level=info logger=... msg="..." method=GET status=200 ...`` (for people)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        fields = {"time": datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds"),
+        fields = {"time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
                   "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage(),
                   **(getattr(record, "fields", None) or {})}
         text = " ".join(f"{k}={_kv(v)}" for k, v in fields.items())

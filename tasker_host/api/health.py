@@ -42,13 +42,13 @@ async def live(request: Request) -> JSONResponse:
 
 
 async def _database_problem(api: Api) -> str | None:
-    store = api.host.store
+    probe = api.host.service.next_ready_at
     try:
         with anyio.fail_after(DATABASE_TIMEOUT):
             if api.inline:
-                store.next_ready_at()
+                probe()
             else:
-                await anyio.to_thread.run_sync(store.next_ready_at, abandon_on_cancel=True)
+                await anyio.to_thread.run_sync(probe, abandon_on_cancel=True)
     except TimeoutError:
         return f"database did not answer within {DATABASE_TIMEOUT:g} s"
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
@@ -122,7 +122,7 @@ async def status(request: Request) -> JSONResponse:
         return JSONResponse(doc)
     host = api.host
     try:
-        counts: Any = (await api.call(host.store.count_by_state)).tasks_by_state()
+        counts: Any = (await api.call(host.service.count_by_state)).tasks_by_state()
     except Exception as exc:  # noqa: BLE001 - status reports, it does not fail
         counts = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
     return JSONResponse({

@@ -8,7 +8,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.datastructures import Headers, QueryParams
@@ -177,7 +177,7 @@ def parse_timestamp(text: str) -> float:
     except ValueError:
         moment = datetime.fromisoformat(text.strip().upper())
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
         return moment.timestamp()
     if not math.isfinite(value):
         raise ValueError("not a finite number")

@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 from starlette.requests import Request
 
-from tasker_host.auth import Principal
-
 from tasker_host.api.batching import CreateBatcher, batcher_for
+from tasker_host.auth import Principal
 from tasker_host.engine.outage import Outage
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -13,6 +13,7 @@ replay whose name, context or version request does not match that task is a **40
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from packaging.version import Version
@@ -34,6 +35,7 @@ from tasker_host.api.requests import (
 from tasker_host.api.responses import JSONResponse
 from tasker_host.api.state import Api, api_of
 from tasker_host.auth import Action, Principal
+from tasker_host.engine.service import TaskService
 from tasker_host.models import TaskTemplate
 from tasker_host.store.base import TaskFilter, TaskRecord
 from tasker_host.values import value_problems
@@ -115,7 +117,7 @@ async def list_tasks(request: Request) -> JSONResponse:
 async def visible_task(request: Request, api: Api, principal: Principal) -> TaskRecord:
     """The task of the path, or 404 when it does not exist or its namespace is not viewable."""
     task_id = request.path_params["task_id"]
-    task = None if value_problems(task_id) else await api.call(api.host.store.get_task, task_id)  # (NUL: none)
+    task = None if value_problems(task_id) else await api.call(api.host.service.find_task, task_id)  # (NUL: none)
     if task is None or not may(api, principal, Action.SHOW, task.namespace):
         raise ApiError(404, "not_found", f"no task {task_id!r}")
     note_task(request, task)
@@ -124,7 +126,7 @@ async def visible_task(request: Request, api: Api, principal: Principal) -> Task
 
 async def full_doc(api: Api, principal: Principal, task: TaskRecord) -> dict[str, Any]:
     """The task document with its steps and the ids of its (viewable) child tasks."""
-    children = await api.call(api.host.store.list_tasks, TaskFilter(parent_task_id=task.id, limit=MAX_CHILDREN))
+    children = await api.call(api.host.service.children, task.id, MAX_CHILDREN)
     doc = task_doc(task)
     doc["children"] = [c.id for c in children if may(api, principal, Action.SHOW, c.namespace)]
     return doc
@@ -137,12 +139,14 @@ async def show_task(request: Request) -> JSONResponse:
     return JSONResponse(await full_doc(api, principal, task))
 
 
-async def _act(request: Request, api: Api, principal: Principal, action: Action, fn_name: str,
-               *args: Any) -> JSONResponse:
+async def _act(request: Request, api: Api, principal: Principal, action: Action,
+               change: Callable[[TaskService, str], TaskRecord]) -> JSONResponse:
+    """Check the principal may ``action`` the path's task, then ``change(service, task_id)``."""
     task = await visible_task(request, api, principal)
     if not may(api, principal, action, task.namespace):
         raise forbidden(f"{principal.name} may not {action.value} tasks in namespace {task.namespace!r}")
-    updated = await api.call(getattr(api.host.service, fn_name), task.id, *args)
+    service = api.host.service
+    updated = await api.call(change, service, task.id)
     if action is Action.CANCEL:
         api.host.engine.cancel_running(task.id)  # steps running here stop now (on the loop)
     return JSONResponse(await full_doc(api, principal, updated))
@@ -150,18 +154,20 @@ async def _act(request: Request, api: Api, principal: Principal, action: Action,
 
 async def cancel_task(request: Request) -> JSONResponse:
     api, principal = api_of(request), await require_principal(request)
-    return await _act(request, api, principal, Action.CANCEL, "cancel_task")
+    return await _act(request, api, principal, Action.CANCEL, TaskService.cancel_task)
 
 
 async def retry_task(request: Request) -> JSONResponse:
     api, principal = api_of(request), await require_principal(request)
-    return await _act(request, api, principal, Action.RETRY, "retry_task")
+    return await _act(request, api, principal, Action.RETRY, TaskService.retry_task)
 
 
 async def resolve_step(request: Request) -> JSONResponse:
     api, principal = api_of(request), await require_principal(request)
     results = parse_resolve(await read_json(request, api.max_body_bytes, optional=True))
-    return await _act(request, api, principal, Action.RESOLVE, "resolve_step", request.path_params["step"], results)
+    step = request.path_params["step"]
+    return await _act(request, api, principal, Action.RESOLVE,
+                      lambda service, task_id: service.resolve_step(task_id, step, results))
 
 
 def by_method(path: str, **endpoints: Any) -> Route:

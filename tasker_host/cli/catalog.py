@@ -7,17 +7,15 @@ from typing import Any
 
 import click
 
-from tasker_host.cli.main import CliState
 from tasker_host.cli.output import emit, fail, json_option
 from tasker_host.cli.render import render_catalogue, render_plugins, render_resolved, render_validation
+from tasker_host.cli.state import CliState, pass_state
 from tasker_host.collect import missing_handlers
 from tasker_host.errors import TaskerError
 from tasker_host.host import Catalog, load_catalog, open_catalog
 from tasker_host.templates import TemplateLoader
 from tasker_host.versions import VersionRequest, split_reference
 from tasker_host.views import catalogue_doc, namespace_doc, plugins_doc, template_doc
-
-pass_state = click.make_pass_decorator(CliState, ensure=True)
 
 
 def _catalog(state: CliState, as_json: bool) -> Catalog:

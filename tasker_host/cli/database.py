@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import click
 
-from tasker_host.cli.main import CliState
 from tasker_host.cli.output import emit, fail, json_option
+from tasker_host.cli.state import CliState, pass_state
 from tasker_host.errors import TaskerError
-
-pass_state = click.make_pass_decorator(CliState, ensure=True)
 
 
 def _url(state: CliState) -> str:
@@ -33,7 +31,7 @@ def db() -> None:
 @pass_state
 def upgrade(state: CliState, as_json: bool) -> None:
     """Apply every pending migration (safe to run repeatedly)."""
-    from tasker_host.store import sql_engine as sql
+    from tasker_host.store.sql import engine as sql
 
     url = _url(state)
     try:
@@ -52,7 +50,7 @@ def upgrade(state: CliState, as_json: bool) -> None:
 @pass_state
 def current(state: CliState, as_json: bool) -> None:
     """Print the schema revision the database is at."""
-    from tasker_host.store import sql_engine as sql
+    from tasker_host.store.sql import engine as sql
 
     url = _url(state)
     try:

@@ -42,8 +42,9 @@ def with_engine_options(settings: HostSettings, concurrency: int | None, lease_s
     try:
         limits = parse_namespace_limits(namespace_limits, "--namespace-limit") if namespace_limits else None
         base = settings.engine or EngineConfig.from_env()
-        overrides = {"concurrency": concurrency, "lease_seconds": lease_seconds, "poll_seconds": poll_seconds,
-                     "namespace_limits": limits, "heartbeat_seconds": heartbeat_seconds}
+        overrides: dict[str, Any] = {"concurrency": concurrency, "lease_seconds": lease_seconds,
+                                     "poll_seconds": poll_seconds, "namespace_limits": limits,
+                                     "heartbeat_seconds": heartbeat_seconds}
         engine = replace(base, **{k: v for k, v in overrides.items() if v is not None})
     except TaskerError as exc:
         raise click.UsageError(str(exc)) from None

@@ -13,12 +13,10 @@ from typing import Any
 import click
 from packaging.utils import canonicalize_name
 
-from tasker_host.cli.main import CliState
 from tasker_host.cli.output import emit, fail, json_option
+from tasker_host.cli.state import CliState, pass_state
 from tasker_host.errors import ConfigurationError, TaskerError
 from tasker_host.plugins import provenance_of
-
-pass_state = click.make_pass_decorator(CliState, ensure=True)
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 

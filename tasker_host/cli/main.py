@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import click
 
+from tasker_host.cli.state import CliState
 from tasker_host.errors import TaskerError
 from tasker_host.registry import ConflictPolicy
 from tasker_host.settings import HostSettings
 
-
-@dataclass
-class CliState:
-    """What the group hands to its commands (tests may pre-fill ``entry_points``)."""
-
-    settings: HostSettings = field(default_factory=HostSettings)
-    entry_points: Any = None
+__all__ = ["CliState", "build_cli", "main"]  # CliState lives in cli/state.py; re-exported for callers
 
 
 def build_cli() -> click.Group:
@@ -53,7 +48,7 @@ def build_cli() -> click.Group:
           tasker-host check path/to/plugin          a plugin project's CI gate
         """
         state = ctx.ensure_object(CliState)
-        overrides = {"strict_plugins": strict, "database_url": database_url,
+        overrides: dict[str, Any] = {"strict_plugins": strict, "database_url": database_url,
                      "on_conflict": ConflictPolicy(on_conflict) if on_conflict else None}
         # the environment (TASKER_*) unless a caller pre-set settings, then the command line
         try:

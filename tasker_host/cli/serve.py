@@ -7,11 +7,10 @@ import gc
 import click
 
 from tasker_host.cli.engine_options import engine_options, with_engine_options
-from tasker_host.cli.main import CliState
 from tasker_host.cli.output import fail
+from tasker_host.cli.state import CliState, pass_state
 from tasker_host.errors import TaskerError
 
-pass_state = click.make_pass_decorator(CliState, ensure=True)
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
@@ -69,7 +68,7 @@ def serve(state: CliState, bind_host: str, port: int, prefix: str, worker: bool,
         fail(exc)
         return
     config = uvicorn.Config(app, host=bind_host, port=port, log_config=None, log_level=log_level,
-                            access_log=False, lifespan="on", timeout_graceful_shutdown=shutdown_timeout,
+                            access_log=False, lifespan="on", timeout_graceful_shutdown=shutdown_timeout,  # type: ignore[arg-type]  # uvicorn waits any number of seconds; it annotates int
                             server_header=False)
     server = uvicorn.Server(config)
     # Everything built so far (plugins, registry, templates) lives as long as the process: keep

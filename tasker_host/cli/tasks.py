@@ -8,26 +8,29 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import click
 
 from tasker_host.cli.engine_options import engine_options, with_engine_options
-from tasker_host.cli.main import CliState
 from tasker_host.cli.output import emit, fail, json_option
 from tasker_host.cli.progress import ProgressView
+from tasker_host.cli.state import CliState, pass_state
 from tasker_host.engine.outage import Backoff
 from tasker_host.engine.supervise import run_supervised
 from tasker_host.errors import ConfigurationError, StoreUnavailableError, TaskerError
 from tasker_host.host import Host, build_host
 from tasker_host.models import TaskState
-from tasker_host.store.base import TaskFilter
+from tasker_host.store.base import TaskFilter, TaskRecord
 from tasker_host.versions import split_reference
 from tasker_host.views import task_doc
 
-pass_state = click.make_pass_decorator(CliState, ensure=True)
+if TYPE_CHECKING:
+    from tasker_host.engine.service import TaskService
+
 
 
 def parse_context(text: str | None) -> dict[str, Any]:
@@ -187,10 +190,10 @@ def list_tasks(state: CliState, namespace: tuple[str, ...], name: str | None, st
         f"{d['id']}  {d['status']:<18}{d['full_name']}  {d['created_at']}" for d in ds) or "no tasks")
 
 
-def _action(state: CliState, as_json: bool, fn: str, *args: Any, wait: bool = False) -> None:
+def _action(state: CliState, as_json: bool, act: Callable[[TaskService], TaskRecord], wait: bool = False) -> None:
     host = open_host(state, as_json)
     try:
-        task = getattr(host.service, fn)(*args)
+        task = act(host.service)
     except TaskerError as exc:
         fail(exc, as_json=as_json)
     if wait:
@@ -207,7 +210,7 @@ wait_option = click.option("--wait", is_flag=True, help="Run the engine here unt
 @pass_state
 def show(state: CliState, task_id: str, as_json: bool) -> None:
     """Show a task with its steps (state, attempts, results, last error)."""
-    _action(state, as_json, "get_task", task_id)
+    _action(state, as_json, lambda service: service.get_task(task_id))
 
 
 @tasks.command()
@@ -216,7 +219,7 @@ def show(state: CliState, task_id: str, as_json: bool) -> None:
 @pass_state
 def cancel(state: CliState, task_id: str, as_json: bool) -> None:
     """Cancel a task: pending steps never start."""
-    _action(state, as_json, "cancel_task", task_id)
+    _action(state, as_json, lambda service: service.cancel_task(task_id))
 
 
 @tasks.command()
@@ -226,7 +229,7 @@ def cancel(state: CliState, task_id: str, as_json: bool) -> None:
 @pass_state
 def retry(state: CliState, task_id: str, wait: bool, as_json: bool) -> None:
     """Retry a task that ended in error (its failed steps get fresh attempts)."""
-    _action(state, as_json, "retry_task", task_id, wait=wait)
+    _action(state, as_json, lambda service: service.retry_task(task_id), wait=wait)
 
 
 @tasks.command("resolve-step")
@@ -243,7 +246,7 @@ def resolve_step(state: CliState, task_id: str, step: str, results_arg: str | No
         results = parse_context(results_arg) if results_arg else None
     except TaskerError as exc:
         fail(exc, as_json=as_json)
-    _action(state, as_json, "resolve_step", task_id, step, results, wait=wait)
+    _action(state, as_json, lambda service: service.resolve_step(task_id, step, results), wait=wait)
 
 
 @click.command()

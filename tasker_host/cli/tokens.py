@@ -9,11 +9,9 @@ from typing import Any
 import click
 
 from tasker_host.auth import TokenStore
-from tasker_host.cli.main import CliState
 from tasker_host.cli.output import emit, fail, json_option
+from tasker_host.cli.state import CliState, pass_state
 from tasker_host.errors import ConfigurationError, TaskerError
-
-pass_state = click.make_pass_decorator(CliState, ensure=True)
 
 
 @contextmanager

@@ -7,6 +7,7 @@ render the console's errors as pages; ``make_console()`` is the per-app state.""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -62,5 +63,5 @@ async def _sign_in(request: Request, exc: Exception) -> Response:
     return RedirectResponse(f"/ui/sign-in?next={quote(target)}", status_code=303)
 
 
-def exception_handlers() -> dict[type[Exception], object]:
+def exception_handlers() -> dict[Any, Any]:  # (Starlette types handlers per exception loosely)
     return {PageError: _page_error, SignInRequired: _sign_in}

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import json
 import secrets
-
 from urllib.parse import parse_qsl, quote
 
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -51,7 +50,8 @@ async def _form(request: Request) -> FormData:
     if body and kind != "application/x-www-form-urlencoded":
         raise PageError(415, "Unsupported form", "The console accepts application/x-www-form-urlencoded forms.")
     try:
-        return FormData(parse_qsl(body.decode(), keep_blank_values=True))
+        fields: list[tuple[str, str | UploadFile]] = list(parse_qsl(body.decode(), keep_blank_values=True))
+        return FormData(fields)
     except UnicodeDecodeError:
         raise PageError(400, "Invalid form", "The form is not UTF-8.") from None
 
@@ -158,6 +158,7 @@ async def bulk(request: Request) -> Response:
     back = str(form.get("back") or "/ui/tasks")
     back = back if back.startswith("/ui/tasks") else "/ui/tasks"
     verb = "cancelled" if action is Action.CANCEL else "retried"
-    return _see_other(back, f"{done} {verb}" + (f", {refused} not (not allowed or wrong state)" if refused else "") + ".")
+    refusals = f", {refused} not (not allowed or wrong state)" if refused else ""
+    return _see_other(back, f"{done} {verb}{refusals}.")
 
 

@@ -21,7 +21,6 @@ from tasker_host.console.access import Viewer, console_of, viewer, visible_task
 from tasker_host.engine.events import LifecycleEvent
 from tasker_host.store.base import StateCounts, TaskRecord
 
-
 MIN_GAP = 0.25  # seconds between two events of one stream (a busy namespace does not flood a page)
 
 

@@ -24,7 +24,8 @@ MAX_CHILDREN = 200
 
 
 def render(request: Request, who: Viewer | None, template: str, status_code: int = 200, **context: Any) -> Response:
-    context.update(request=request, who=who, iso=iso, duration=task_view.duration, notice=request.query_params.get("notice"))
+    context.update(request=request, who=who, iso=iso, duration=task_view.duration,
+                   notice=request.query_params.get("notice"))
     return console_of(request).templates.TemplateResponse(request, template, context, status_code=status_code)
 
 
@@ -85,7 +86,8 @@ async def task_page(request: Request) -> Response:
         found = await api.call(api.host.store.get_task, task.parent_task_id, with_steps=False)
         parent = found if found is not None and who.sees(found.namespace) else None
     ns = task.namespace
-    return render(request, who, "task.html", task=task, seen=live.task_fingerprint(task), rows=task_view.step_rows(task, transitions, time.time()),
+    return render(request, who, "task.html", task=task, seen=live.task_fingerprint(task),
+                  rows=task_view.step_rows(task, transitions, time.time()),
                   dag=task_view.dag(task), context_json=task_view.pretty(dict(task.context)),
                   error_json=task_view.pretty(dict(task.error)) if task.error else None,
                   children=[c for c in children if who.sees(c.namespace)], parent=parent,

@@ -55,8 +55,9 @@ def step_rows(task: TaskRecord, transitions: Sequence[Transition], now: float) -
 
 def _durations(ts: Sequence[Transition], ready_from: float, now: float) -> tuple[float, float]:
     waited = ran = 0.0
-    for this, following in zip(ts, [*ts[1:], None]):
-        end = following.at if following is not None else (now if this.to_state in WAITING | {"in_progress"} else this.at)
+    for this, following in zip(ts, [*ts[1:], None], strict=True):
+        still = this.to_state in WAITING | {"in_progress"}
+        end = following.at if following is not None else (now if still else this.at)
         if this.to_state == StepState.IN_PROGRESS.value:
             ran += max(0.0, end - this.at)
         elif this.to_state in WAITING:

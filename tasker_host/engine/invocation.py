@@ -68,7 +68,8 @@ class Invoker:
         route = self.manager.hook.tasker_route_invocation(request=request)
         if route is None:
             raise PermanentError(f"no route delivers calls to namespace {namespace!r}")
-        return await route.deliver(request)
+        result: InvocationResult = await route.deliver(request)
+        return result
 
 
 class LocalRoute:

@@ -29,7 +29,7 @@ class Backoff:
 
     def delay(self, failures: int) -> float:
         """The delay after the ``failures``-th consecutive failure (1-based)."""
-        base = min(self.cap, self.first * 2 ** max(0, failures - 1))
+        base = min(self.cap, self.first * 2.0 ** max(0, failures - 1))
         return base * (1 + self.jitter * (2 * self.rng.random() - 1))
 
 

@@ -86,7 +86,7 @@ def retry_delay(handler_config: Mapping[str, Any]) -> float | None:
     return finite(value) if value is not None else None
 
 
-def error_doc(exc: BaseException) -> dict:
+def error_doc(exc: BaseException) -> dict[str, Any]:
     """What is stored of a failure: made storable and bounded (``values.MESSAGE_LIMIT``), whatever
     the exception holds (NUL, lone surrogates, megabytes, a ``__str__`` that raises)."""
     kind = "timeout" if isinstance(exc, TimeoutError) else (

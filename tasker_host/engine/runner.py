@@ -13,23 +13,22 @@ from typing import Any
 
 import anyio
 
+from tasker_host.engine import lifecycle
 from tasker_host.engine.clock import Clock
 from tasker_host.engine.config import EngineConfig
-from tasker_host.engine import lifecycle
 from tasker_host.engine.events import EventBus, EventKind
 from tasker_host.engine.heartbeat import Heartbeat
+from tasker_host.engine.outage import Outage
+from tasker_host.engine.poison import record_one_by_one
 from tasker_host.engine.retry import RetryPolicy, error_doc, judge, lost_attempts, retry_delay
 from tasker_host.engine.runtime import RUNTIME_CACHE_SIZE, Lru, StepTemplates, TaskRuntime
 from tasker_host.engine.step_context import RunningStep
-from tasker_host.engine.waiters import TaskWaiters
-from tasker_host.engine.outage import Outage
-from tasker_host.engine.poison import record_one_by_one
 from tasker_host.engine.store_calls import StoreCalls
+from tasker_host.engine.waiters import TaskWaiters
 from tasker_host.errors import InvalidValueError, PermanentError, StoreUnavailableError, TaskNotFoundError
 from tasker_host.models import StepState, TaskState
 from tasker_host.registry import Registry
-from tasker_host.store.base import (Claim, ClaimRequest, StepOutcome, StepResultBatch, Store, TaskChange,
-                                    TaskRecord)
+from tasker_host.store.base import Claim, ClaimRequest, StepOutcome, StepResultBatch, Store, TaskChange, TaskRecord
 from tasker_host.values import require_storable
 
 log = logging.getLogger("tasker_host.engine")
@@ -195,7 +194,7 @@ class Engine:
         while True:
             with self._waiters.waiting(task_id) as waiter:
                 if look:
-                    task = await self.db(self.store.get_task, task_id, with_steps=False)
+                    task: TaskRecord | None = await self.db(self.store.get_task, task_id, with_steps=False)
                     if task is None:
                         raise TaskNotFoundError(f"no task {task_id!r}")
                     if task.status in FINAL_TASK_STATES:
@@ -380,6 +379,7 @@ class Engine:
 
     async def _commit_loop(self) -> None:
         while True:
+            assert self._outcome_ready is not None  # set by run() before this loop starts
             await self._outcome_ready.wait()
             self._outcome_ready = anyio.Event()
             await self._commit_pending()
@@ -431,7 +431,8 @@ class Engine:
                         len(batch), type(exc).__name__, str(exc)[:200])
 
         async def record(outcomes: Sequence[StepOutcome]) -> StepResultBatch:
-            return await self.db(self.store.record, outcomes, patience=patience)
+            recorded: StepResultBatch = await self.db(self.store.record, outcomes, patience=patience)
+            return recorded
 
         applied, result = await record_one_by_one(record, batch)
         return applied, result, []

@@ -16,7 +16,15 @@ from tasker_host.engine.snapshot import new_steps, snapshot_of
 from tasker_host.errors import InvalidContextError, InvalidStateError, TaskNotFoundError
 from tasker_host.models import TaskTemplate
 from tasker_host.registry import Registry
-from tasker_host.store.base import ClaimRequest, CreateResult, NewTask, Store, TaskFilter, TaskRecord
+from tasker_host.store.base import (
+    ClaimRequest,
+    CreateResult,
+    NewTask,
+    StateCounts,
+    Store,
+    TaskFilter,
+    TaskRecord,
+)
 from tasker_host.values import require_storable, storable_text
 
 MAX_CORRELATION_ID = 200  # column width
@@ -107,8 +115,24 @@ class TaskService:
             raise TaskNotFoundError(f"no task {task_id!r}")
         return task
 
+    def find_task(self, task_id: str) -> TaskRecord | None:
+        """The task, or None when there is none (callers that answer "not found" their own way)."""
+        return self.store.get_task(task_id)
+
     def list_tasks(self, query: TaskFilter) -> list[TaskRecord]:
         return self.store.list_tasks(query)
+
+    def children(self, task_id: str, limit: int) -> list[TaskRecord]:
+        """The tasks that ``task_id``'s steps invoked (at most ``limit``, oldest first)."""
+        return self.store.list_tasks(TaskFilter(parent_task_id=task_id, limit=limit))
+
+    def count_by_state(self) -> StateCounts:
+        """Tasks and unfinished tasks' steps by namespace and state (status pages, metrics)."""
+        return self.store.count_by_state()
+
+    def next_ready_at(self) -> float | None:
+        """When the next step is due (None: none is); one cheap query, also a database probe."""
+        return self.store.next_ready_at()
 
     # -- actions -----------------------------------------------------------------------------
     def cancel_task(self, task_id: str, reason: str = "cancelled by request") -> TaskRecord:

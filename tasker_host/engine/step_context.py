@@ -26,7 +26,7 @@ class RunningStep:
     _calls: int = field(default=0, repr=False)
 
     @property
-    def log(self) -> logging.LoggerAdapter:
+    def log(self) -> logging.LoggerAdapter[logging.Logger]:
         return logging.LoggerAdapter(step_logger, {
             "task_id": self.task.id, "step": self.step_name, "namespace": self.task.namespace,
             "correlation_id": self.task.correlation_id,

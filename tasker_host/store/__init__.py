@@ -30,7 +30,7 @@ from tasker_host.store.memory import MemoryStore
 
 if TYPE_CHECKING:  # pragma: no cover
     from tasker_host.store.sql import SqlStore
-    from tasker_host.store.sql_engine import current_revision, head_revision, upgrade
+    from tasker_host.store.sql.engine import current_revision, head_revision, upgrade
     from tasker_host.store.urls import default_sqlite_url, normalize_url
 
 __all__ = [
@@ -41,9 +41,9 @@ __all__ = [
 
 _LAZY = {
     "SqlStore": "tasker_host.store.sql",
-    "current_revision": "tasker_host.store.sql_engine",
-    "head_revision": "tasker_host.store.sql_engine",
-    "upgrade": "tasker_host.store.sql_engine",
+    "current_revision": "tasker_host.store.sql.engine",
+    "head_revision": "tasker_host.store.sql.engine",
+    "upgrade": "tasker_host.store.sql.engine",
     "default_sqlite_url": "tasker_host.store.urls",
     "normalize_url": "tasker_host.store.urls",
 }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from tasker_host.models import StepState, TaskState
@@ -35,7 +35,7 @@ def worker_dead(worker: WorkerRecord, now: float, watching_since: float | None) 
 
 
 def silence_cause(worker: WorkerRecord) -> str:
-    at = datetime.fromtimestamp(worker.heartbeat_at, timezone.utc).isoformat(timespec="milliseconds")
+    at = datetime.fromtimestamp(worker.heartbeat_at, UTC).isoformat(timespec="milliseconds")
     return f"no heartbeat since {at.replace('+00:00', 'Z')}"
 
 

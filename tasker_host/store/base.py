@@ -58,7 +58,8 @@ Semantics every implementation must follow
 * ``retry_task``: only for a task in ``error``: its ``error`` steps go back to ``pending`` with
   ``attempts`` 0, ``ready_at`` = now, cleared lease; task → ``in_progress``; error cleared.
 * ``resolve_step``: for a step in ``error`` (or ``pending``/``waiting_retry``, when its task is in
-  ``error``) of a task that is not final: step → ``resolved_manually`` with optional ``results`` (what dependents will read);
+  ``error``) of a task that is not final: step → ``resolved_manually`` with optional ``results``
+  (what dependents will read);
   dependents' ``pending_deps`` drop and the remaining-step count drops as for ``complete``. The task
   then becomes ``complete`` if no steps remain, else ``in_progress`` if it was ``error`` and no other
   step is in ``error``. Returns False (and writes nothing) when the step is not resolvable.
@@ -102,7 +103,7 @@ leases run out)
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 

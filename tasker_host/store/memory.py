@@ -14,15 +14,14 @@ results, errors) are stored by reference: treat what you pass in and get back as
 from __future__ import annotations
 
 import heapq
-import json
 import itertools
+import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from tasker_host.models import StepState, TaskState
-from tasker_host.store.version_stats import VersionStats, stats_of
 from tasker_host.store._common import (
     CANCELLABLE_STEP,
     CLAIM_REASON,
@@ -38,12 +37,12 @@ from tasker_host.store._common import (
 )
 from tasker_host.store.base import (
     UNFINISHED,
-    StateCounts,
-    ClaimRequest,
     Claim,
+    ClaimRequest,
     CreateResult,
     NewTask,
     RunInputs,
+    StateCounts,
     StepOutcome,
     StepRecord,
     StepResultBatch,
@@ -54,6 +53,7 @@ from tasker_host.store.base import (
     WorkerRecord,
 )
 from tasker_host.store.memory_workers import MemoryWorkers
+from tasker_host.store.version_stats import VersionStats, stats_of
 
 Key = tuple[str, str]  # (task_id, step name)
 Entry = tuple[float, int, Key]  # (ready_at or lease expiry, sequence, key)

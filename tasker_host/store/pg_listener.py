@@ -5,7 +5,7 @@ each notification to a callback. When the connection is lost (server restart, te
 backend, network) it reconnects every ``retry_seconds``, logging one line when the connection is
 lost and one when it listens again — not one per try. Notifications sent while it was away are
 lost, so ``on_connect`` runs after every (re)connection for the owner to catch up. Used for
-work wake-ups (:mod:`tasker_host.store.sql_notify`) and token revocations
+work wake-ups (:mod:`tasker_host.store.sql.notify`) and token revocations
 (:mod:`tasker_host.store.token_notify`).
 """
 
@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Self
 
 log = logging.getLogger("tasker_host.store")
 
@@ -40,7 +41,7 @@ class ChannelListener:
     def listening(self) -> bool:
         return self._listening.is_set()
 
-    def start(self, timeout: float = 5.0) -> ChannelListener:
+    def start(self, timeout: float = 5.0) -> Self:
         """Start listening; returns once LISTEN is in effect (or after ``timeout``)."""
         self._thread.start()
         self._listening.wait(timeout)

@@ -123,7 +123,7 @@ class SqlTokenStore:
         """PostgreSQL: a started :class:`RevocationListener` (close it when done); SQLite: None."""
         if not self.revocations_pushed:
             return None
-        from tasker_host.store.sql_notify import listener_conninfo
+        from tasker_host.store.sql.notify import listener_conninfo
         from tasker_host.store.token_notify import RevocationListener
 
         return RevocationListener(listener_conninfo(self._store.engine.url), on_revoked, on_reset).start()
@@ -142,7 +142,7 @@ class SqlTokenStore:
     def _add(self, conn: sa.Connection, record: TokenRecord) -> None:
         import sqlalchemy as sa
 
-        from tasker_host.store.sql_schema import api_tokens
+        from tasker_host.store.sql.schema import api_tokens
 
         if self._name_taken(conn, record.name):
             raise _taken(record.name)  # nothing written: the transaction rolls back
@@ -155,14 +155,14 @@ class SqlTokenStore:
     def _name_taken(conn: sa.Connection, name: str) -> bool:
         import sqlalchemy as sa
 
-        from tasker_host.store.sql_schema import api_tokens
+        from tasker_host.store.sql.schema import api_tokens
 
         return conn.execute(sa.select(api_tokens.c.id).where(api_tokens.c.name == name)).first() is not None
 
     def token_by_digest(self, digest: str) -> TokenRecord | None:
         import sqlalchemy as sa
 
-        from tasker_host.store.sql_schema import api_tokens
+        from tasker_host.store.sql.schema import api_tokens
 
         query = sa.select(api_tokens).where(api_tokens.c.digest == digest)
         return self._store._read(lambda conn: _one(conn.execute(query).first()))
@@ -170,7 +170,7 @@ class SqlTokenStore:
     def list_tokens(self) -> Sequence[TokenRecord]:
         import sqlalchemy as sa
 
-        from tasker_host.store.sql_schema import api_tokens
+        from tasker_host.store.sql.schema import api_tokens
 
         query = sa.select(api_tokens).order_by(api_tokens.c.created_at, api_tokens.c.name)
         return self._store._read(lambda conn: [_record(r) for r in conn.execute(query)])
@@ -181,7 +181,7 @@ class SqlTokenStore:
     def _revoke(self, conn: sa.Connection, id_or_name: str, now: float) -> TokenRecord | None:
         import sqlalchemy as sa
 
-        from tasker_host.store.sql_schema import api_tokens
+        from tasker_host.store.sql.schema import api_tokens
 
         c = api_tokens.c
         for condition in (c.id == id_or_name, c.name == id_or_name):

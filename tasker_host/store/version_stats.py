@@ -1,7 +1,7 @@
 """Per template version (``namespace.name@version``): tasks by status, the last start, tasks
 waiting on a child task, and which namespaces call it (from the parent links recorded by
 ``ctx.invoke``). For the console's versions page; the SQL store aggregates in the database
-(``sql_version_stats``), the memory store with :func:`stats_of` over its records."""
+(``store/sql/version_stats.py``), the memory store with :func:`stats_of` over its records."""
 
 from __future__ import annotations
 

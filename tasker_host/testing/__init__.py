@@ -50,7 +50,12 @@ _SOURCES = {  # exported name -> the submodule defining it
     "TaskRun": "task_run",
 }
 
-__all__ = sorted(_SOURCES)
+__all__ = [
+    "FakeDistribution", "FakeEntryPoint", "FakeStepContext", "HandlerHarness", "NoopHandler", "PluginHost",
+    "PluginReport", "PluginUnderTest", "TaskRun", "answer_with", "check_plugin", "make_plugin",
+    "record_simulated_sleeps", "start_plugin_host", "template_doc",
+]
+assert sorted(__all__) == sorted(_SOURCES)  # one name list for type checkers, one map for lazy imports
 
 
 def __getattr__(name: str) -> Any:

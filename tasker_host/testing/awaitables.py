@@ -42,7 +42,7 @@ class Pending(Coroutine[Any, Any, T]):
         self.started = True
         return self._coro.send(value)
 
-    def throw(self, *args: Any) -> Any:  # type: ignore[override]
+    def throw(self, *args: Any) -> Any:
         self.started = True
         return self._coro.throw(*args)
 

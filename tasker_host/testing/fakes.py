@@ -138,7 +138,7 @@ def answer_with(child: InvocationResult) -> Callable[..., InvocationResult]:
 
     def answer(namespace: str, name: str, version: str | None,
                context: Mapping[str, Any]) -> InvocationResult:
-        return replace(child, correlation_id=context.get("correlation_id"))
+        return replace(child, correlation_id=str(context.get("correlation_id", child.correlation_id)))
 
     return answer
 

@@ -22,7 +22,6 @@ from tasker_host.testing.fakes import UNDER_TEST_DISTRIBUTION, FakeEntryPoint, F
 from tasker_host.values import value_problems
 
 
-
 class HandlerHarness:
     """Runs a plugin's step handlers as the engine would, but in-process and one after another.
 
@@ -83,13 +82,13 @@ class HandlerHarness:
         return dag.topological_order({s.name: s.depends_on for s in template.steps})
 
     # --- running handlers -------------------------------------------------------------------------
-    def ctx(self, name: str, step: str, context: Mapping[str, Any], results: Mapping[str, Any] = (),
+    def ctx(self, name: str, step: str, context: Mapping[str, Any], results: Mapping[str, Any] | None = None,
             attempt: int = 1, *, version: str | None = None, **fields: Any) -> FakeStepContext:
         """A :class:`FakeStepContext` for ``step`` of task ``task-1`` of ``name`` (``version``)."""
         template = self.template(name, version)
         task = TaskInfo("task-1", self.namespace, name, str(template.version), context)
         config = dict(self.step(name, step, str(template.version)).handler_config)
-        return FakeStepContext(task, step, config, dict(results), attempt, **{**self.defaults, **fields})
+        return FakeStepContext(task, step, config, dict(results or {}), attempt, **{**self.defaults, **fields})
 
     def handler(self, ctx: FakeStepContext) -> StepHandler:
         handler_class = self.step(ctx.task.name, ctx.step_name, ctx.task.version).handler_class

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, distribution as installed_distribution
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import distribution as installed_distribution
 from importlib.metadata import entry_points as installed_entry_points
 from importlib.resources import files
 from pathlib import Path

@@ -143,7 +143,8 @@ def from_directory(directory: Path) -> PluginProject:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         return PluginProject("<unknown>", "?", (), directory, problems=(
             Problem(ProblemKind.PROJECT, f"pyproject.toml cannot be read: {exc}"),))
-    project = data.get("project") if isinstance(data.get("project"), dict) else {}
+    table = data.get("project")
+    project = table if isinstance(table, dict) else {}
     name = project.get("name")
     if not isinstance(name, str) or not name:
         return PluginProject("<unknown>", "?", (), directory, problems=(

@@ -40,7 +40,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Self
 
 from anyio import sleep
@@ -81,7 +81,7 @@ def digest(*parts: Any) -> str:
 
 def now_iso() -> str:
     """The current UTC time, to the second, in ISO 8601."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True, slots=True)

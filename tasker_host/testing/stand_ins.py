@@ -8,7 +8,7 @@ to the host's routes.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Union
+from typing import Any
 
 from tasker_host.context import InvocationResult
 from tasker_host.engine.invocation import InvocationRequest
@@ -17,8 +17,7 @@ from tasker_host.markers import hookimpl
 #: how a stand-in answers: the child's results by step (a completed child), an
 #: :class:`InvocationResult` as it is, an exception ``ctx.invoke`` raises, or a callable of the
 #: request returning one of those
-Answer = Union[Mapping[str, Any], InvocationResult, BaseException,
-               Callable[[InvocationRequest], Any]]
+Answer = Mapping[str, Any] | InvocationResult | BaseException | Callable[[InvocationRequest], Any]
 STAND_IN_VERSION = "0.0.0+stand-in"
 
 

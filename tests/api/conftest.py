@@ -29,7 +29,7 @@ from tasker_host.host import Host, build_host
 from tasker_host.plugins import installed_entry_points
 from tasker_host.settings import HostSettings
 from tasker_host.store.base import TaskFilter
-from tasker_host.store.sql_engine import upgrade
+from tasker_host.store.sql.engine import upgrade
 from tasker_host.testing import FakeEntryPoint, NoopHandler, make_plugin, template_doc
 from tasker_host.tokens import issue_token
 

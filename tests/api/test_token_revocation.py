@@ -17,11 +17,12 @@ from click.testing import CliRunner
 
 from tasker_host.api import create_app
 from tasker_host.api.auth import TokenCache
-from tasker_host.cli.main import CliState, build_cli
+from tasker_host.cli.main import build_cli
+from tasker_host.cli.state import CliState
 from tasker_host.host import Host, build_host
 from tasker_host.settings import HostSettings
 from tasker_host.store.sql import SqlStore
-from tasker_host.store.sql_notify import listener_conninfo
+from tasker_host.store.sql.notify import listener_conninfo
 from tasker_host.store.token_notify import RevocationListener
 from tasker_host.store.tokens import token_store_for
 from tasker_host.tokens import issue_token
@@ -69,7 +70,7 @@ class Served:
 
 @pytest.fixture
 def served(postgres_url: str) -> Iterator[Served]:
-    from tasker_host.store.sql_engine import upgrade
+    from tasker_host.store.sql.engine import upgrade
 
     upgrade(postgres_url)
     node = Served(build_host(HostSettings(database_url=postgres_url), entry_points=[shared_entry_point()]))
@@ -111,7 +112,7 @@ def test_a_token_revoked_through_another_store_is_refused_at_once_and_others_sta
 @pytest.mark.postgres
 def test_the_listener_resets_the_cache_after_losing_its_connection(postgres_url: str) -> None:
     """Notices sent while disconnected are lost: after reconnecting, the listener says so."""
-    from tasker_host.store.sql_engine import upgrade
+    from tasker_host.store.sql.engine import upgrade
 
     upgrade(postgres_url)
     store = SqlStore(postgres_url)

@@ -18,7 +18,7 @@ from tasker_host.engine.retry import RetryPolicy
 from tasker_host.host import Host, build_host
 from tasker_host.models import Namespace
 from tasker_host.settings import HostSettings
-from tasker_host.store.sql_engine import upgrade
+from tasker_host.store.sql.engine import upgrade
 from tasker_host.testing import FakeEntryPoint, make_plugin, template_doc
 from tasker_host.tokens import issue_token
 

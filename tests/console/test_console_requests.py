@@ -226,7 +226,8 @@ async def test_unknown_tasks_are_404_and_bad_filters_400_listing_every_problem(c
     await sign_in(client, world.tokens["admin"])
     assert (await client.get("/ui/tasks/no-such-task")).status_code == 404
     assert (await client.get("/ui/tasks/%00")).status_code == 404
-    bad = await client.get("/ui/tasks", params={"status": "done", "since": "yesterday", "after": "\ud800"[:0] + "x\x00"})
+    bad = await client.get("/ui/tasks",
+                           params={"status": "done", "since": "yesterday", "after": "\ud800"[:0] + "x\x00"})
     assert bad.status_code == 400
     assert "status" in bad.text and "since" in bad.text and "after" in bad.text
 

@@ -176,7 +176,7 @@ def build_wheels(sandbox: Sandbox) -> Callable[[Sequence[Path], Path], dict[str,
         scratch, dist = out_dir / "src", out_dir / "dist"
         assert not dist.exists(), f"{dist} already holds wheels"
         copies = [scratch / s.name for s in sources]
-        for source, copy in zip(sources, copies):
+        for source, copy in zip(sources, copies, strict=True):
             copy_project(source, copy)
         proc = sandbox.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", dist,
                             *copies], timeout=PIP_TIMEOUT)

@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 import pytest
-
 from tasker_host import InvocationResult, PermanentError, RetryableError, TaskerError
 from tasker_host.testing import HandlerHarness, answer_with, simulation
+
 from tasker_customer_success import plugin
 
 NAMESPACE = "customer_success"

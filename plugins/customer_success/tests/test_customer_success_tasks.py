@@ -4,7 +4,6 @@ call into ``payments`` answered by a stand-in (the Payments plugin is not loaded
 from __future__ import annotations
 
 import pytest
-
 from tasker_host import PermanentError, RetryableError
 
 REFUND = {"ticket_id": "cs_456", "customer_id": "cust_789", "refund_amount": 4999,

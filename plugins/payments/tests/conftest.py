@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import pytest
-
 from tasker_host.testing import PluginUnderTest
+
 from tasker_payments import plugin
 
 SAMPLE_CONTEXTS = {

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from tasker_host import PermanentError, RetryableError
 from tasker_host.testing import HandlerHarness, simulation
+
 from tasker_payments import plugin
 
 NAMESPACE = "payments"

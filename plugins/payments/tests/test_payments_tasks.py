@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from tasker_host import ServiceRejected, StepContext
+
 from tasker_payments.base import PaymentsHandler
 from tasker_payments.services import PaymentGateway, PaymentsServices, simulated_services
 

@@ -136,7 +136,7 @@ class ApiTokenRow(Base):
 
 class WorkerRow(Base):
     """A registered runner (``id`` = its lease owner), beating every few seconds; see
-    :mod:`tasker_host.store.sql_workers`. ``pid_scope`` / ``pid_started`` say which process
+    :mod:`tasker_host.store.sql.workers`. ``pid_scope`` / ``pid_started`` say which process
     ``pid`` is where the platform tells (Linux), so only a worker's own host judges its pid."""
 
     __tablename__ = "workers"

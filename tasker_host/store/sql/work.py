@@ -4,7 +4,7 @@ Each function runs inside the caller's write transaction (``BEGIN IMMEDIATE`` on
 PostgreSQL rows are locked with ``FOR UPDATE [SKIP LOCKED]``, steps before tasks).
 
 PostgreSQL: a claim (without namespace caps), a record and a record-and-claim are ONE statement
-each (:mod:`tasker_host.store.sql_pg`).
+each (:mod:`tasker_host.store.sql.pg`).
 SQLite: one SELECT with ``IN (...)`` per table, one executemany per kind of UPDATE, one
 executemany INSERT of transitions (its calls cost microseconds: statements are not the cost).
 """
@@ -19,7 +19,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from tasker_host.models import StepState, TaskState
-from tasker_host.store import sql_pg as pg_work
 from tasker_host.store._common import (
     CLAIM_REASON,
     FINAL_TASK,
@@ -30,9 +29,10 @@ from tasker_host.store._common import (
     task_error,
 )
 from tasker_host.store.base import Claim, StepOutcome, StepResultBatch, TaskChange
-from tasker_host.store.sql_batch import Many, ManyInsert, Rows, Unindexed, lit
-from tasker_host.store.sql_pg import COMPLETE_REASON
-from tasker_host.store.sql_schema import Json, steps, tasks, transitions
+from tasker_host.store.sql import pg as pg_work
+from tasker_host.store.sql.batch import Many, ManyInsert, Rows, Unindexed, lit
+from tasker_host.store.sql.pg import COMPLETE_REASON
+from tasker_host.store.sql.schema import Json, steps, tasks, transitions
 
 S, T = steps.c, tasks.c
 _B = sa.bindparam
@@ -142,7 +142,7 @@ def claim(conn: sa.Connection, owner: str, limit: int, now: float, lease_seconds
     TAKE(conn, updates)
     pending = sorted({row.task_id for row in (*expired, *ready) if row.status == TaskState.PENDING.value})
     if pending:
-        first = {}
+        first: dict[str, Any] = {}
         for c in claims:
             first.setdefault(c.task_id, c.step)
         for task_id in conn.execute(START_TASKS, {"ids": pending, "now": now}).scalars():
@@ -157,15 +157,16 @@ def _allowances(conn: sa.Connection, pg: bool, need: int, namespace_limits: Mapp
     """(namespace, how many of its ready steps to look at) for each namespace with runnable steps;
     capped namespaces get what their cap leaves (on PostgreSQL their claimers are serialised by
     an advisory lock, so a cap holds across processes)."""
+    limits = namespace_limits or {}
     namespaces = list(conn.execute(READY_NAMESPACES).scalars())
-    capped = sorted(n for n in namespaces if namespace_limits and n in namespace_limits)
+    capped = sorted(n for n in namespaces if n in limits)
     running: dict[str, int] = {}
     if capped:
         if pg:
             for namespace in capped:
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(0x7A5D, sa.func.hashtext(namespace))))
         running = dict(conn.execute(RUNNING_BY_NAMESPACE, {"namespaces": capped}).all())
-    allowances = [(n, min(need, namespace_limits[n] - running.get(n, 0)) if n in capped else need)
+    allowances = [(n, min(need, limits[n] - running.get(n, 0)) if n in capped else need)
                   for n in namespaces]
     return [(n, a) for n, a in allowances if a > 0]
 
@@ -173,7 +174,7 @@ def _allowances(conn: sa.Connection, pg: bool, need: int, namespace_limits: Mapp
 def _within(rows: list[Any], allowances: Mapping[str, int], need: int) -> list[Any]:
     """The first ``need`` rows that keep each namespace within its allowance."""
     taken: Counter[str] = Counter()
-    picked = []
+    picked: list[Any] = []
     for row in rows:
         if len(picked) == need:
             break
@@ -186,7 +187,7 @@ def _within(rows: list[Any], allowances: Mapping[str, int], need: int) -> list[A
 def fair_order(rows: list[Any], prefer: frozenset[tuple[str, str]] = frozenset()) -> list[Any]:
     """Ready rows with namespaces taking turns: every namespace's first, then every second ...
     (each turn oldest first); within a namespace, ``prefer``-red steps before the others. As
-    :data:`~tasker_host.store.sql_pg.FAIR_ORDER` on PostgreSQL."""
+    :data:`~tasker_host.store.sql.pg.FAIR_ORDER` on PostgreSQL."""
     def key(r: Any) -> tuple[Any, ...]:
         return ((r.task_id, r.name) not in prefer, r.ready_at, r.task_id, r.name)
 

@@ -10,9 +10,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from tasker_host.models import StepState, TaskState
-from tasker_host.store import sql_work as work
 from tasker_host.store._common import CANCELLABLE_STEP, FINAL_TASK, WAITING_STEP
-from tasker_host.store.sql_schema import steps, tasks
+from tasker_host.store.sql import work
+from tasker_host.store.sql.schema import steps, tasks
 
 S, T = steps.c, tasks.c
 

@@ -38,13 +38,13 @@ def run_inputs(conn: sa.Connection, task_ids: Sequence[str]) -> dict[str, RunInp
         return {}
     if conn.dialect.name == "postgresql":  # psycopg decodes jsonb itself
         rows = conn.exec_driver_sql(_PG, {"ids": ids})
-        return {r[0]: RunInputs(*r[:7], r[7] or {}) for r in rows}
+        return {r[0]: RunInputs(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or {}) for r in rows}
     marks = ", ".join("?" * len(ids))
     try:
-        rows = conn.exec_driver_sql(_SQLITE.format(marks=marks), tuple(ids)).all()
+        found = conn.exec_driver_sql(_SQLITE.format(marks=marks), tuple(ids)).all()
     except sa.exc.OperationalError:  # "malformed JSON": results SQLite's json() refuses (below)
         return _legacy_sqlite(conn, ids, marks)
-    return {r[0]: RunInputs(*r[:4], _json(r[4]), r[5], r[6], _json(r[7]) or {}) for r in rows}
+    return {r[0]: RunInputs(r[0], r[1], r[2], r[3], _json(r[4]), r[5], r[6], _json(r[7]) or {}) for r in found}
 
 
 def _legacy_sqlite(conn: sa.Connection, ids: list[str], marks: str) -> dict[str, RunInputs]:
@@ -55,7 +55,7 @@ def _legacy_sqlite(conn: sa.Connection, ids: list[str], marks: str) -> dict[str,
             f"SELECT task_id, name, results FROM steps WHERE task_id IN ({marks}) AND state IN ({_DONE})", tuple(ids)):
         results[task_id][name] = _json(text)
     rows = conn.exec_driver_sql(_SQLITE_TASKS.format(marks=marks), tuple(ids))
-    return {r[0]: RunInputs(*r[:4], _json(r[4]), r[5], r[6], results[r[0]]) for r in rows}
+    return {r[0]: RunInputs(r[0], r[1], r[2], r[3], _json(r[4]), r[5], r[6], results[r[0]]) for r in rows}
 
 
 def _json(text: str | float | None) -> Any:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from tasker_host.store.sql_schema import tasks
+from tasker_host.store.sql.schema import tasks
 from tasker_host.store.version_stats import LIVE, VersionStats
 
 T = tasks.c

@@ -74,7 +74,8 @@ class Notifier:
                 break
             self._wanted.clear()
             try:
-                conn = conn if conn is not None and not conn.closed else psycopg.connect(self._conninfo, autocommit=True)
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(self._conninfo, autocommit=True)
                 conn.execute(f"NOTIFY {CHANNEL}")
             except Exception as exc:  # noqa: BLE001 - runners still poll; try again next time
                 log.warning("could not send a wake-up (%s: %s)", type(exc).__name__, exc)

@@ -1,7 +1,7 @@
 """The SQL :class:`~tasker_host.store.base.Store`: SQLite (embedded default) or PostgreSQL.
 
-See :mod:`tasker_host.store.sql_engine` for connection settings and the schema life cycle,
-:mod:`tasker_host.store.sql_schema` for the tables and :mod:`tasker_host.store.sql_work` for the
+See :mod:`tasker_host.store.sql.engine` for connection settings and the schema life cycle,
+:mod:`tasker_host.store.sql.schema` for the tables and :mod:`tasker_host.store.sql.work` for the
 claim / record hot paths. Every method is one transaction. On SQLite this process serialises its
 own writers with a lock (cheaper than SQLite's busy-wait); on PostgreSQL transactions that hit a
 deadlock or serialization failure are retried.
@@ -20,45 +20,38 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from tasker_host.errors import StoreUnavailableError
-from tasker_host.models import TaskState
-from tasker_host.store import sql_actions as actions
-from tasker_host.store import sql_runs, sql_version_stats
-from tasker_host.store import sql_work as work
-from tasker_host.store import sql_workers as workers
 from tasker_host.store._common import check_outcomes
-from tasker_host.store.faults import unavailable_on_connection_failure
 from tasker_host.store.base import (
-    UNFINISHED,
-    LostWorker,
-    NewWorker,
-    WorkerRecord,
-    StateCounts,
-    ClaimRequest,
     Claim,
+    ClaimRequest,
     CreateResult,
+    LostWorker,
     NewTask,
+    NewWorker,
     RunInputs,
+    StateCounts,
     StepOutcome,
     StepResultBatch,
     TaskFilter,
     TaskRecord,
     Transition,
+    WorkerRecord,
 )
-from tasker_host.store.sql_batch import InsertAll, ManyInsert
-from tasker_host.store.sql_engine import READONLY, check_schema, make_engine, step_engine, upgrade_engine
-from tasker_host.store.sql_notify import NOTIFY_SELECT, Notifier, WakeLimiter, WorkListener, listener_conninfo, notify
-from tasker_host.store.sql_rows import keys_of, new_rows, step_record, task_record
-from tasker_host.store.sql_schema import steps, tasks, transitions
+from tasker_host.store.faults import unavailable_on_connection_failure
+from tasker_host.store.sql import actions, reads, version_stats, work, workers
+from tasker_host.store.sql import runs as sql_runs
+from tasker_host.store.sql.creation import create_rows
+from tasker_host.store.sql.engine import READONLY, check_schema, make_engine, step_engine, upgrade_engine
+from tasker_host.store.sql.notify import Notifier, WakeLimiter, WorkListener, listener_conninfo, notify
+from tasker_host.store.sql.rows import keys_of
+from tasker_host.store.sql.schema import tasks
 from tasker_host.store.urls import is_sqlite_memory, parse_url
 from tasker_host.store.version_stats import VersionStats
 
 R = TypeVar("R")
+W = TypeVar("W", bool, int, list[LostWorker])  # what a waking action returns: truthy when it changed something
 log = logging.getLogger("tasker_host.store")
-S, T, X = steps.c, tasks.c, transitions.c
-_TASK_COLUMNS = [c for c in tasks.c if c.key != "steps_remaining"]
-_STEP_COLUMNS = [c for c in steps.c if c.key not in ("position", "namespace")]
-_INSERT_TASK = InsertAll(ManyInsert(tasks, [c.key for c in tasks.c]), ManyInsert(steps, [c.key for c in steps.c]),
-                         work.INSERT_TRANSITIONS)
+T = tasks.c
 _RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
 _ATTEMPTS = 5
 
@@ -71,7 +64,7 @@ class SqlStore:
     ``engine_options``: extra keyword arguments for :func:`sqlalchemy.create_engine`.
     ``durable_steps``: PostgreSQL: step claims and outcomes wait for the WAL flush like every
     other write (default: they commit with ``synchronous_commit=off``, see
-    :func:`~tasker_host.store.sql_engine.step_engine`).
+    :func:`~tasker_host.store.sql.engine.step_engine`).
     """
 
     def __init__(self, url: str, *, auto_upgrade: bool | None = None,
@@ -195,7 +188,7 @@ class SqlStore:
             results = self._creating([task], now, claim)
         except IntegrityError:
             # a concurrent create with the same idempotency / invocation key won the race
-            existing = self._read(self._existing, task)
+            existing = self._read(reads.existing, task)
             if existing is None:
                 raise
             return CreateResult(existing, created=False)
@@ -235,7 +228,7 @@ class SqlStore:
 
     def _create_many(self, conn: sa.Connection, tasks: Sequence[NewTask], now: float,
                      claim: ClaimRequest | None, wake: bool = False) -> list[CreateResult]:
-        results = self._create_rows(conn, tasks, now, wake=wake)
+        results = create_rows(conn, tasks, now, wake=wake)
         if claim is None or claim.limit <= 0 or not any(r.created for r in results):
             return results
         claims = tuple(work.claim(conn, claim.owner, claim.limit, now, claim.lease_seconds, None))
@@ -243,44 +236,6 @@ class SqlStore:
         results[first] = CreateResult(results[first].task, True, claims)
         if len(claims) >= claim.limit:  # steps may be left for others
             self._wake_others(conn)
-        return results
-
-    def _existing(self, conn: sa.Connection, task: NewTask) -> TaskRecord | None:
-        conditions = []
-        if task.idempotency_key is not None:
-            conditions.append(sa.and_(T.namespace == task.namespace, T.idempotency_key == task.idempotency_key))
-        if task.parent_task_id is not None and task.invocation_key is not None:
-            conditions.append(sa.and_(T.parent_task_id == task.parent_task_id,
-                                      T.invocation_key == task.invocation_key))
-        for condition in conditions:
-            found = self._load(conn, condition, with_steps=True)
-            if found:
-                return found[0]
-        return None
-
-    def _create_rows(self, conn: sa.Connection, tasks: Sequence[NewTask], now: float, *,
-                     wake: bool = False) -> list[CreateResult]:
-        """Create tasks with ONE insert for all their rows (PostgreSQL: one statement, notifying
-        the runners when ``wake``); a task whose idempotency / invocation key exists already, or
-        repeats an earlier one of the batch, is answered with that task and writes nothing."""
-        results: list[CreateResult] = []
-        fresh: dict[tuple[Any, ...], TaskRecord] = {}
-        rows: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
-        for task in tasks:
-            keys = keys_of(task)
-            earlier = next((fresh[k] for k in keys if k in fresh), None)
-            existing = earlier or (self._existing(conn, task) if keys else None)
-            if existing is not None:
-                results.append(CreateResult(existing, created=False))
-                continue
-            record, task_row, step_rows, log = new_rows(task, now)
-            rows[0].append(task_row)
-            rows[1].extend(step_rows)
-            rows[2].extend(log)
-            fresh.update(dict.fromkeys(keys, record))
-            results.append(CreateResult(record, created=True))
-        if rows[0]:
-            _INSERT_TASK(conn, *rows, then=NOTIFY_SELECT if wake else None)  # PostgreSQL: one statement
         return results
 
     # -- claiming and outcomes -------------------------------------------------------------
@@ -336,9 +291,9 @@ class SqlStore:
     def resolve_step(self, task_id: str, step: str, now: float, results: Any = None, reason: str = "") -> bool:
         return self._write(self._waking(actions.resolve), task_id, step, now, results, reason)
 
-    def _waking(self, action: Callable[..., bool]) -> Callable[..., bool]:
+    def _waking(self, action: Callable[..., W]) -> Callable[..., W]:
         """``action``, then (when it changed something) a wake-up for runners: its steps are ready."""
-        def run(conn: sa.Connection, *args: Any) -> bool:
+        def run(conn: sa.Connection, *args: Any) -> W:
             changed = action(conn, *args)
             if changed:
                 self._wake_others(conn)
@@ -366,15 +321,14 @@ class SqlStore:
     def workers(self) -> list[WorkerRecord]:
         return self._read(workers.list_workers)
 
-    # -- reading ---------------------------------------------------------------------------
+    # -- reading (sql.reads) ---------------------------------------------------------------
     def get_task(self, task_id: str, *, with_steps: bool = True) -> TaskRecord | None:
-        found = self._read(self._load, T.id == task_id, with_steps)
-        return found[0] if found else None
+        return self._read(reads.load_one, T.id == task_id, with_steps)
 
     def get_tasks(self, task_ids: Sequence[str]) -> dict[str, TaskRecord]:
         if not task_ids:
             return {}
-        found = self._read(self._load, T.id.in_(sorted(set(task_ids))), True)
+        found = self._read(reads.load, T.id.in_(sorted(set(task_ids))), True)
         return {t.id: t for t in found}
 
     def run_inputs(self, task_ids: Sequence[str]) -> dict[str, RunInputs]:
@@ -382,78 +336,26 @@ class SqlStore:
         return self._read(sql_runs.run_inputs, task_ids, one_statement=True)
 
     def find_child(self, parent_task_id: str, invocation_key: str) -> TaskRecord | None:
-        found = self._read(self._load, sa.and_(T.parent_task_id == parent_task_id,
-                                               T.invocation_key == invocation_key), True)
-        return found[0] if found else None
-
-    def _load(self, conn: sa.Connection, where: sa.ColumnElement[bool], with_steps: bool,
-              order: Sequence[Any] = (), limit: int | None = None) -> list[TaskRecord]:
-        query = sa.select(*_TASK_COLUMNS).where(where).order_by(*order)
-        if limit is not None:
-            query = query.limit(limit)
-        found = [task_record(r) for r in conn.execute(query)]
-        if with_steps and found:
-            by_id = {t.id: t for t in found}
-            query = (sa.select(*_STEP_COLUMNS).where(S.task_id.in_(list(by_id)))
-                     .order_by(S.task_id, S.position))
-            for r in conn.execute(query):
-                by_id[r.task_id].steps.append(step_record(r))
-        return found
+        return self._read(reads.load_one, sa.and_(T.parent_task_id == parent_task_id,
+                                                  T.invocation_key == invocation_key))
 
     def step_results(self, task_id: str) -> dict[str, Any]:
-        query = sa.select(S.name, S.results).where(S.task_id == task_id, S.state.in_(work.DONE)).order_by(S.position)
-        return self._read(lambda conn: dict(conn.execute(query).all()))
+        return self._read(reads.step_results, task_id)
 
     def list_tasks(self, query: TaskFilter) -> list[TaskRecord]:
-        return self._read(self._list, query)
-
-    def _list(self, conn: sa.Connection, q: TaskFilter) -> list[TaskRecord]:
-        where: list[sa.ColumnElement[bool]] = []
-        if q.after_id is not None:
-            created = conn.execute(sa.select(T.created_at).where(T.id == q.after_id)).scalar()
-            if created is None:
-                return []
-            where += _after(created, q.after_id, q.newest_first)
-        if q.namespaces is not None:
-            where.append(T.namespace.in_(list(q.namespaces)))
-        for column, value in ((T.name, q.name), (T.version, q.version), (T.parent_task_id, q.parent_task_id),
-                              (T.correlation_id, q.correlation_id),
-                              (T.status, TaskState(q.status).value if q.status is not None else None)):
-            if value is not None:
-                where.append(column == value)
-        if q.created_after is not None:
-            where.append(T.created_at >= q.created_after)
-        if q.created_before is not None:
-            where.append(T.created_at < q.created_before)
-        if q.context_text:
-            where.append(sa.cast(T.context, sa.Text).contains(q.context_text, autoescape=True))
-        order = (T.created_at.desc(), T.id.desc()) if q.newest_first else (T.created_at, T.id)
-        return self._load(conn, sa.and_(sa.true(), *where), False, order, max(q.limit, 0))
+        return self._read(reads.list_tasks, query)
 
     def transitions(self, task_id: str) -> list[Transition]:
-        query = (sa.select(X.task_id, X.step, X.from_state, X.to_state, X.at, X.reason)
-                 .where(X.task_id == task_id).order_by(X.id))
-        return self._read(lambda conn: [Transition(*r) for r in conn.execute(query)])
+        return self._read(reads.task_transitions, task_id)
 
     def count_by_state(self) -> StateCounts:
-        return self._read(_count_by_state)
+        return self._read(reads.count_by_state)
 
     def version_stats(self, namespaces: Sequence[str] | None = None) -> VersionStats:
-        return self._read(sql_version_stats.version_stats, namespaces)
+        return self._read(version_stats.version_stats, namespaces)
 
     def next_ready_at(self) -> float | None:
-        query = (sa.select(S.ready_at).join_from(steps, tasks, S.task_id == T.id)
-                 .where(work.RUNNABLE, work.LIVE).order_by(S.ready_at).limit(1))
-        return self._read(lambda conn: conn.execute(query).scalar())
-
-
-def _after(created: float, task_id: str, newest_first: bool) -> list[sa.ColumnElement[bool]]:
-    """Keyset condition: the rows after (created, task_id) in the listing's order (the first
-    term lets both planners use the (created_at, id) indexes as a range)."""
-    if newest_first:
-        return [T.created_at <= created,
-                sa.or_(T.created_at < created, sa.and_(T.created_at == created, T.id < task_id))]
-    return [T.created_at >= created, sa.or_(T.created_at > created, sa.and_(T.created_at == created, T.id > task_id))]
+        return self._read(reads.next_ready_at)
 
 
 @contextlib.contextmanager
@@ -462,14 +364,3 @@ def _autocommit(engine: sa.Engine) -> Iterator[sa.Connection]:
     with engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT")
         yield conn
-
-
-def _count_by_state(conn: sa.Connection) -> StateCounts:
-    unfinished = [state.value for state in UNFINISHED]
-    by_task = sa.select(T.namespace, T.status, sa.func.count()).group_by(T.namespace, T.status)
-    by_step = (sa.select(T.namespace, S.state, sa.func.count()).select_from(tasks.join(steps, S.task_id == T.id))
-               .where(T.status.in_(unfinished)).group_by(T.namespace, S.state))
-    counts = StateCounts()
-    counts.tasks.update({(ns, st): n for ns, st, n in conn.execute(by_task)})
-    counts.steps.update({(ns, st): n for ns, st, n in conn.execute(by_step)})
-    return counts

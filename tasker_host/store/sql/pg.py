@@ -2,7 +2,7 @@
 
 Data-modifying CTEs over the outcomes as one JSON parameter (``json_to_recordset``), so the SQL
 text is the same for any batch (prepared once per connection, see
-:class:`~tasker_host.store.sql_batch.PgStatement`).
+:class:`~tasker_host.store.sql.batch.PgStatement`).
 Rows are locked in the order separate statements would lock them: named steps in key order, then
 dependents in key order, then tasks in id order, then (``SKIP LOCKED``) the steps to claim, then
 the tasks they start in id order (each phase waits for the previous one through an ``InitPlan``
@@ -36,8 +36,8 @@ from tasker_host.store._common import (
     task_error,
 )
 from tasker_host.store.base import Claim, StepOutcome, StepResultBatch, TaskChange
-from tasker_host.store.sql_batch import PgStatement
-from tasker_host.store.sql_schema import RUNNABLE_PREDICATE, RUNNING_PREDICATE
+from tasker_host.store.sql.batch import PgStatement
+from tasker_host.store.sql.schema import RUNNABLE_PREDICATE, RUNNING_PREDICATE
 
 COMPLETE_REASON = "all steps complete"
 _LIVE = ", ".join(f"'{s.value}'" for s in sorted(LIVE_TASK))
@@ -281,12 +281,13 @@ def _record_params(outcomes: Sequence[StepOutcome]) -> dict[str, Any]:
 def _batch(outcomes: Sequence[StepOutcome], accepted: Any, ids: Any, before: Any, after: Any) -> StepResultBatch:
     taken = set(accepted or ())
     rejected = tuple(o for i, o in enumerate(outcomes, 1) if i not in taken)
-    changes = [TaskChange(i, TaskState(b), TaskState(a)) for i, b, a in zip(ids or (), before or (), after or ())]
+    changes = [TaskChange(i, TaskState(b), TaskState(a))
+               for i, b, a in zip(ids or (), before or (), after or (), strict=True)]
     return StepResultBatch(merge_changes(changes), rejected)
 
 
 def _claims(columns: Sequence[Any]) -> list[Claim]:
-    return [Claim(*row) for row in zip(*columns)] if columns[0] else []
+    return [Claim(*row) for row in zip(*columns, strict=True)] if columns[0] else []
 
 
 def claim(conn: sa.Connection, owner: str, limit: int, now: float, lease_seconds: float) -> list[Claim]:
@@ -294,7 +295,8 @@ def claim(conn: sa.Connection, owner: str, limit: int, now: float, lease_seconds
 
 
 def record(conn: sa.Connection, outcomes: Sequence[StepOutcome]) -> StepResultBatch:
-    return _batch(outcomes, *_RECORD_ONLY(conn, _record_params(outcomes)).one())
+    accepted, ids, before, after = _RECORD_ONLY(conn, _record_params(outcomes)).one()
+    return _batch(outcomes, accepted, ids, before, after)
 
 
 def record_and_claim(conn: sa.Connection, outcomes: Sequence[StepOutcome], owner: str, limit: int, now: float,
@@ -302,4 +304,4 @@ def record_and_claim(conn: sa.Connection, outcomes: Sequence[StepOutcome], owner
     """``record`` then ``claim`` (no namespace caps) as one statement; both parts must have work."""
     params = {**_record_params(outcomes), **_claim_params(owner, limit, now, lease_seconds)}
     row = _RECORD_CLAIM(conn, params).one()
-    return _batch(outcomes, *row[:4]), _claims(row[4:])
+    return _batch(outcomes, row[0], row[1], row[2], row[3]), _claims(row[4:])

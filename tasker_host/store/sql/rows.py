@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from tasker_host.models import StepState, TaskState
-from tasker_host.store import sql_work as work
 from tasker_host.store.base import NewTask, StepRecord, TaskRecord
+from tasker_host.store.sql import work
 
 
 def keys_of(task: NewTask) -> list[tuple[Any, ...]]:
@@ -39,7 +39,8 @@ def new_rows(task: NewTask, now: float) -> tuple[TaskRecord, dict[str, Any], lis
         "invocation_key": task.invocation_key, "error": None, "steps_remaining": len(task.steps),
         "created_at": now, "updated_at": now, "completed_at": None}
     step_rows = [
-        {"task_id": task.id, "name": s.name, "namespace": task.namespace, "position": i, "state": StepState.PENDING.value,
+        {"task_id": task.id, "name": s.name, "namespace": task.namespace, "position": i,
+         "state": StepState.PENDING.value,
          "attempts": 0, "retry_limit": s.retry_limit, "retryable": s.retryable,
          "depends_on": list(s.depends_on), "dependents": list(s.dependents),
          "pending_deps": len(s.depends_on), "ready_at": now, "results": None, "last_error": None,

@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
@@ -38,7 +39,7 @@ class Many:
     (JSON serialisation).
     """
 
-    def __init__(self, statement: sa.Executable):
+    def __init__(self, statement: sa.ClauseElement):
         self.statement = statement
         self._plans: dict[str, tuple[str, Callable[[Mapping[str, Any]], Any]]] = {}
 
@@ -46,6 +47,7 @@ class Many:
         plan = self._plans.get(dialect.name)
         if plan is None:
             compiled = self.statement.compile(dialect=dialect)
+            assert isinstance(compiled, SQLCompiler)  # a Core statement compiles to SQL
             positional = bool(compiled.positional)
             names = list(compiled.positiontup or ()) if positional else list(compiled.binds)
             env: dict[str, Any] = {}
@@ -164,7 +166,7 @@ class Rows:
 
     def __init__(self, statement: sa.Select[Any]):
         self.statement = statement
-        self.row = namedtuple("row", [c.key for c in statement.selected_columns])  # type: ignore[misc]
+        self.row: Any = namedtuple("row", [c.key for c in statement.selected_columns])  # type: ignore[misc]
         self._plans: dict[str, tuple[str, list[str], bool, dict[str, Any]]] = {}
 
     def __call__(self, conn: sa.Connection, params: Mapping[str, Any]) -> list[Any]:
@@ -177,7 +179,7 @@ class Rows:
             plan = self._plans[conn.dialect.name] = (compiled.string, names, bool(compiled.positional), defaults)
         sql, names, positional, defaults = plan
         values = [params[n] if n in params else defaults[n] for n in names]
-        args = tuple(values) if positional else dict(zip(names, values))
+        args = tuple(values) if positional else dict(zip(names, values, strict=True))
         return list(map(self.row._make, conn.exec_driver_sql(sql, args)))
 
 
@@ -202,7 +204,7 @@ class PgStatement:
         self.sql = re.sub(r"%\((\w+)\)s", number, sql).replace("%%", "%")
         self.names = tuple(names)
 
-    def __call__(self, conn: sa.Connection, params: Mapping[str, Any]) -> sa.CursorResult[Any]:
+    def __call__(self, conn: sa.Connection, params: Mapping[str, Any]) -> sa.CursorResult[*tuple[Any, ...]]:
         raw = _raw_cursor()
         if raw is None:  # psycopg < 3.2
             return conn.exec_driver_sql(self.named, dict(params))

@@ -16,11 +16,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from tasker_host.models import StepState
-from tasker_host.store import sql_work as work
 from tasker_host.store._common import LOST_OWNER, RELEASE_REASON, gone_cause, lost_error, silence_cause, worker_dead
 from tasker_host.store.base import LostWorker, NewWorker, WorkerRecord
-from tasker_host.store.sql_batch import Many
-from tasker_host.store.sql_schema import Json, steps, workers
+from tasker_host.store.sql import work
+from tasker_host.store.sql.batch import Many
+from tasker_host.store.sql.schema import Json, steps, workers
 
 S, W = steps.c, workers.c
 _B = sa.bindparam
