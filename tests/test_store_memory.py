@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 import tests.store_contract as contract
+from tests.step_log_contract import StepLogContract
 from tests.worker_contract import WorkerContract
 from tasker_host.models import StepState
 from tasker_host.store.memory import MemoryStore
@@ -13,7 +14,7 @@ from tasker_host.store.memory import MemoryStore
 
 
 
-class TestMemoryStore(contract.StoreContract, WorkerContract):
+class TestMemoryStore(contract.StoreContract, WorkerContract, StepLogContract):
     @pytest.fixture
     def store(self) -> MemoryStore:
         return MemoryStore()

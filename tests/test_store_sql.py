@@ -14,6 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 import tests.store_contract as contract
+from tests.step_log_contract import StepLogContract
 from tests.worker_contract import WorkerContract
 from tasker_host.errors import ConfigurationError
 from tasker_host.models import StepState, TaskState
@@ -32,7 +33,7 @@ NOW, LEASE = contract.NOW, contract.LEASE
 names = contract.names
 
 
-class TestSqliteStore(contract.StoreContract, WorkerContract):
+class TestSqliteStore(contract.StoreContract, WorkerContract, StepLogContract):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[SqlStore]:
         store = SqlStore(f"sqlite:///{tmp_path / 'tasker.db'}")
@@ -41,7 +42,7 @@ class TestSqliteStore(contract.StoreContract, WorkerContract):
 
 
 @pytest.mark.postgres
-class TestPostgresStore(contract.StoreContract, WorkerContract):
+class TestPostgresStore(contract.StoreContract, WorkerContract, StepLogContract):
     @pytest.fixture
     def store(self, postgres_url: str) -> Iterator[SqlStore]:
         store = SqlStore(postgres_url, auto_upgrade=True)
@@ -146,7 +147,7 @@ def _assert_schema_matches_models(engine: sa.Engine) -> None:
 def test_sqlite_migrations_produce_the_models(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'tasker.db'}"
     assert current_revision(url) is None
-    assert upgrade(url) == head_revision() == "0004"
+    assert upgrade(url) == head_revision() == "0006"
     assert current_revision(url) == head_revision()
     store = SqlStore(url, auto_upgrade=False)  # up to date: opens
     _assert_schema_matches_models(store.engine)

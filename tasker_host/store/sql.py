@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from tasker_host.errors import StoreUnavailableError
 from tasker_host.models import TaskState
 from tasker_host.store import sql_actions as actions
-from tasker_host.store import sql_runs, sql_version_stats
+from tasker_host.store import sql_runs, sql_step_logs, sql_version_stats
 from tasker_host.store import sql_work as work
 from tasker_host.store import sql_workers as workers
 from tasker_host.store._common import check_outcomes
@@ -49,6 +49,7 @@ from tasker_host.store.sql_engine import READONLY, check_schema, make_engine, st
 from tasker_host.store.sql_notify import NOTIFY_SELECT, Notifier, WakeLimiter, WorkListener, listener_conninfo, notify
 from tasker_host.store.sql_rows import keys_of, new_rows, step_record, task_record
 from tasker_host.store.sql_schema import steps, tasks, transitions
+from tasker_host.store.step_logs import StepLogEntry
 from tasker_host.store.urls import is_sqlite_memory, parse_url
 from tasker_host.store.version_stats import VersionStats
 
@@ -300,9 +301,10 @@ class SqlStore:
                          lease_seconds: float, namespace_limits: Mapping[str, int] | None = None,
                          ) -> tuple[StepResultBatch, list[Claim]]:
         check_outcomes(outcomes)
-        batch, claims = self._write(work.record_and_claim, outcomes, owner, limit, now, lease_seconds,
-                                    namespace_limits, step=True,
-                                    one_statement=work.single_statement(self.dialect, namespace_limits))
+        logs = sql_step_logs.has_logs(outcomes)  # lines: one more INSERT in the same transaction
+        recording = sql_step_logs.keeping_logs(work.record_and_claim) if logs else work.record_and_claim
+        batch, claims = self._write(recording, outcomes, owner, limit, now, lease_seconds, namespace_limits, step=True,
+                                    one_statement=not logs and work.single_statement(self.dialect, namespace_limits))
         if not self._sqlite and (len(claims) >= limit if limit else len(batch.rejected) < len(outcomes)):
             self._write_busy_wake()  # a full batch, or outcomes recorded with no room to claim
         return batch, claims
@@ -321,7 +323,7 @@ class SqlStore:
 
     def record(self, outcomes: Sequence[StepOutcome]) -> StepResultBatch:
         check_outcomes(outcomes)
-        batch = self._write(work.record, outcomes, step=True)
+        batch = self._write(sql_step_logs.keeping_logs(work.record), outcomes, step=True)
         if not self._sqlite and len(batch.rejected) < len(outcomes):
             self._write_busy_wake()  # recorded outcomes may have made steps ready
         return batch
@@ -434,6 +436,9 @@ class SqlStore:
         query = (sa.select(X.task_id, X.step, X.from_state, X.to_state, X.at, X.reason)
                  .where(X.task_id == task_id).order_by(X.id))
         return self._read(lambda conn: [Transition(*r) for r in conn.execute(query)])
+
+    def step_logs(self, task_id: str, step: str | None = None) -> list[StepLogEntry]:
+        return self._read(sql_step_logs.read, task_id, step)
 
     def count_by_state(self) -> StateCounts:
         return self._read(_count_by_state)
