@@ -49,4 +49,5 @@ class StepLogContract:
                                           "w1", 4, NOW + 1, LEASE)
         assert batch.rejected == ()
         for task_id in ("t1", "t2"):
-            assert [(e.step, e.attempt, e.message) for e in store.step_logs(task_id)] == [("a", 1, f"{task_id} says hi")]
+            found = [(e.step, e.attempt, e.message) for e in store.step_logs(task_id)]
+            assert found == [("a", 1, f"{task_id} says hi")]

@@ -62,7 +62,7 @@ class StepLog(logging.LoggerAdapter[logging.Logger]):
         super().__init__(step_logger, extra)
         self.buffer = buffer
 
-    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:  # type: ignore[override]
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         if self.buffer is not None:
             self.buffer.add(level, _text(msg, args))
         super().log(level, msg, *args, **kwargs)
