@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from tasker_host.context import InvocationResult, TaskInfo
@@ -24,7 +25,7 @@ class RunningStep:
     _calls: int = field(default=0, repr=False)
     logs: StepLogBuffer | None = field(default=None, repr=False)  # what ctx.log keeps of this attempt
 
-    @property
+    @cached_property
     def log(self) -> StepLog:
         return StepLog({
             "task_id": self.task.id, "step": self.step_name, "namespace": self.task.namespace,
