@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from tasker_host import StepHandler
@@ -9,6 +10,8 @@ from tasker_host.testing import FakeEntryPoint, make_plugin, template_doc
 
 W1_STEPS = 4
 W2_STEPS = 10
+#: ``TASKER_BENCH_LOG_LINES=N``: every step writes N lines through ``ctx.log`` (the cost of step logs)
+LOG_LINES = int(os.environ.get("TASKER_BENCH_LOG_LINES", "0"))
 
 
 class Probe:
@@ -26,6 +29,8 @@ def handler_for(probe: Probe) -> type[StepHandler]:
             probe.running[task] = probe.running.get(task, 0) + 1
             probe.max_parallel = max(probe.max_parallel, probe.running[task])
             try:
+                for i in range(LOG_LINES):
+                    ctx.log.info("line %d of %s", i, ctx.step_name)
                 if ctx.step_name.startswith("branch"):
                     import anyio
 

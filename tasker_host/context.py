@@ -51,7 +51,10 @@ class StepContext(Protocol):
     * ``step_name`` and ``config`` (the step's ``handler_config`` mapping);
     * ``results``: earlier steps' results by step name;
     * ``attempt``: 1 for the first attempt, 2 for the first retry, ...;
-    * ``log``: a logger bound to the task and step ids;
+    * ``log``: a :class:`logging.LoggerAdapter` bound to the task and step ids; what a handler
+      writes through it (``ctx.log.info("charged %s", amount)``) is also kept with the attempt
+      (at most 200 lines / 64 KiB per attempt) and shown by the API, the console and
+      ``tasker-host tasks watch``;
     * ``invoke(...)``: call another namespace's workflow (see below).
     """
 

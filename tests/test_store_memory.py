@@ -7,10 +7,11 @@ import pytest
 import tests.store_contract as contract
 from tasker_host.models import StepState
 from tasker_host.store.memory import MemoryStore
+from tests.step_log_contract import StepLogContract
 from tests.worker_contract import WorkerContract
 
 
-class TestMemoryStore(contract.StoreContract, WorkerContract):
+class TestMemoryStore(contract.StoreContract, WorkerContract, StepLogContract):
     @pytest.fixture
     def store(self) -> MemoryStore:
         return MemoryStore()

@@ -25,13 +25,14 @@ from tasker_host.store.sql.batch import PgStatement
 from tasker_host.store.sql.engine import current_revision, head_revision, upgrade
 from tasker_host.store.sql.schema import metadata
 from tasker_host.store.urls import default_sqlite_url, normalize_url
+from tests.step_log_contract import StepLogContract
 from tests.worker_contract import WorkerContract
 
 NOW, LEASE = contract.NOW, contract.LEASE
 names = contract.names
 
 
-class TestSqliteStore(contract.StoreContract, WorkerContract):
+class TestSqliteStore(contract.StoreContract, WorkerContract, StepLogContract):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[SqlStore]:
         store = SqlStore(f"sqlite:///{tmp_path / 'tasker.db'}")
@@ -40,7 +41,7 @@ class TestSqliteStore(contract.StoreContract, WorkerContract):
 
 
 @pytest.mark.postgres
-class TestPostgresStore(contract.StoreContract, WorkerContract):
+class TestPostgresStore(contract.StoreContract, WorkerContract, StepLogContract):
     @pytest.fixture
     def store(self, postgres_url: str) -> Iterator[SqlStore]:
         store = SqlStore(postgres_url, auto_upgrade=True)
@@ -145,7 +146,7 @@ def _assert_schema_matches_models(engine: sa.Engine) -> None:
 def test_sqlite_migrations_produce_the_models(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'tasker.db'}"
     assert current_revision(url) is None
-    assert upgrade(url) == head_revision() == "0004"
+    assert upgrade(url) == head_revision() == "0006"
     assert current_revision(url) == head_revision()
     store = SqlStore(url, auto_upgrade=False)  # up to date: opens
     _assert_schema_matches_models(store.engine)

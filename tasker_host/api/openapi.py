@@ -79,6 +79,10 @@ def schemas() -> dict[str, Any]:
         "Task": obj({**task, "steps": {"type": "array", "items": ref("Step")},
                      "children": {**STRINGS, "description": "ids of child tasks (cross-namespace calls)"}},
                     [*task, "steps"]),
+        "StepLogs": obj({"task_id": {"type": "string"}, "step": {"type": "string"},
+                         "lines": {"type": "array", "items": obj({
+                             "attempt": {"type": "integer"}, "seq": {"type": "integer"}, "at": TIME,
+                             "level": {"type": "string"}, "message": {"type": "string"}})}}),
         "TaskList": obj({"tasks": {"type": "array", "items": ref("TaskSummary")},
                          "next_cursor": nullable({"type": "string"})}),
         "TaskFields": obj(fields, ["name", "namespace"], additionalProperties=False),
@@ -185,6 +189,11 @@ def _task_paths(p: str) -> dict[str, Any]:
             "post": {"operationId": "resolveStep", "summary": "Resolve a failed step by hand",
                      "requestBody": {"required": False, "content": _content(ref("ResolveRequest"))},
                      "responses": {"200": task_ok, **errors(400, 401, 403, 404, 409, 413, 415, 422)}},
+        },
+        f"{p}/tasks/{{task_id}}/steps/{{step}}/logs": {
+            "parameters": [task_id, param("step", "path", {"type": "string"})],
+            "get": {"operationId": "showStepLogs", "summary": "What the step's attempts wrote through ctx.log",
+                    "responses": {"200": ok("The lines, oldest first", "StepLogs"), **errors(401, 404)}},
         },
     }
 

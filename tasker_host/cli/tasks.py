@@ -19,6 +19,7 @@ from tasker_host.cli.engine_options import engine_options, with_engine_options
 from tasker_host.cli.output import emit, fail, json_option
 from tasker_host.cli.progress import ProgressView
 from tasker_host.cli.state import CliState, pass_state
+from tasker_host.cli.watch import Screen, watch
 from tasker_host.engine.outage import Backoff
 from tasker_host.engine.supervise import run_supervised
 from tasker_host.errors import ConfigurationError, StoreUnavailableError, TaskerError
@@ -247,6 +248,24 @@ def resolve_step(state: CliState, task_id: str, step: str, results_arg: str | No
     except TaskerError as exc:
         fail(exc, as_json=as_json)
     _action(state, as_json, lambda service: service.resolve_step(task_id, step, results), wait=wait)
+
+
+@tasks.command("watch")
+@click.argument("task_id")
+@click.option("--interval", default=0.5, show_default=True, type=click.FloatRange(0.05),
+              help="Seconds between looks at the database.")
+@json_option
+@pass_state
+def watch_task(state: CliState, task_id: str, interval: float, as_json: bool) -> None:
+    """Follow a task run by any process: its steps (and child tasks) as a tree, updated in place
+    on a terminal (a line per change otherwise; on standard error with --json, which prints the
+    final task document). Exit status: 0 when it completes, 1 when it ends otherwise."""
+    host = open_host(state, as_json)
+    stream = sys.stderr if as_json else sys.stdout
+    task = watch(host.store, task_id, Screen(stream, stream.isatty()), interval)
+    if task is None:
+        return fail(f"no task {task_id!r}", as_json=as_json)
+    finish(task, as_json)
 
 
 @click.command()

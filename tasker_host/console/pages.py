@@ -80,6 +80,7 @@ async def task_page(request: Request) -> Response:
     api, who = api_of(request), await viewer(request)
     task = await visible_task(api, who, request.path_params["task_id"])
     transitions = await api.call(api.host.store.transitions, task.id)
+    logs = await api.call(api.host.store.step_logs, task.id)
     children = await api.call(api.host.store.list_tasks, TaskFilter(parent_task_id=task.id, limit=MAX_CHILDREN))
     parent = None
     if task.parent_task_id:
@@ -87,7 +88,7 @@ async def task_page(request: Request) -> Response:
         parent = found if found is not None and who.sees(found.namespace) else None
     ns = task.namespace
     return render(request, who, "task.html", task=task, seen=live.task_fingerprint(task),
-                  rows=task_view.step_rows(task, transitions, time.time()),
+                  rows=task_view.step_rows(task, transitions, time.time(), logs),
                   dag=task_view.dag(task), context_json=task_view.pretty(dict(task.context)),
                   error_json=task_view.pretty(dict(task.error)) if task.error else None,
                   children=[c for c in children if who.sees(c.namespace)], parent=parent,

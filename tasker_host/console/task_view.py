@@ -1,5 +1,6 @@
 """What the task page shows of a task: per step, its attempts, the time it waited (ready but
-not running) and ran, results as pretty JSON and the error; the DAG's drawing."""
+not running) and ran, results as pretty JSON, the error and the log lines of each attempt; the
+DAG's drawing."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from markupsafe import Markup
 from tasker_host.console import dag_svg
 from tasker_host.models import StepState, TaskState
 from tasker_host.store.base import StepRecord, TaskRecord, Transition
+from tasker_host.store.step_logs import StepLogEntry
 
 WAITING = {StepState.PENDING.value, StepState.WAITING_RETRY.value}
 DONE = {StepState.COMPLETE.value, StepState.RESOLVED_MANUALLY.value}
@@ -29,6 +31,7 @@ class StepRow:
     waited: float  # seconds ready but not running (from when its dependencies were done)
     ran: float  # seconds in progress, over every attempt
     resolvable: bool
+    logs: tuple[tuple[int, tuple[StepLogEntry, ...]], ...] = ()  # (attempt, its lines), oldest first
 
     @property
     def results_json(self) -> str | None:
@@ -39,7 +42,8 @@ class StepRow:
         return None if not self.step.last_error else pretty(dict(self.step.last_error))
 
 
-def step_rows(task: TaskRecord, transitions: Sequence[Transition], now: float) -> list[StepRow]:
+def step_rows(task: TaskRecord, transitions: Sequence[Transition], now: float,
+              logs: Sequence[StepLogEntry] = ()) -> list[StepRow]:
     by_step: dict[str, list[Transition]] = {}
     for t in transitions:
         if t.step is not None:
@@ -49,8 +53,19 @@ def step_rows(task: TaskRecord, transitions: Sequence[Transition], now: float) -
     for s in task.steps:
         ready_from = max((done_at.get(d) or now for d in s.depends_on), default=task.created_at)
         waited, ran = _durations(by_step.get(s.name, []), ready_from, now)
-        rows.append(StepRow(s, waited, ran, resolvable(task, s)))
+        rows.append(StepRow(s, waited, ran, resolvable(task, s), by_attempt([e for e in logs if e.step == s.name])))
     return rows
+
+
+def by_attempt(entries: Sequence[StepLogEntry]) -> tuple[tuple[int, tuple[StepLogEntry, ...]], ...]:
+    """A step's lines (in write order) per attempt; a new group where ``seq`` restarts (the same
+    attempt number runs again after a retry of the task)."""
+    groups: list[tuple[int, list[StepLogEntry]]] = []
+    for e in entries:
+        if not groups or e.seq == 0 or groups[-1][0] != e.attempt:
+            groups.append((e.attempt, []))
+        groups[-1][1].append(e)
+    return tuple((attempt, tuple(lines)) for attempt, lines in groups)
 
 
 def _durations(ts: Sequence[Transition], ready_from: float, now: float) -> tuple[float, float]:

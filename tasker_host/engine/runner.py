@@ -4,6 +4,7 @@ commit). Any number of runners may share one database."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import threading
@@ -23,6 +24,7 @@ from tasker_host.engine.poison import record_one_by_one
 from tasker_host.engine.retry import RetryPolicy, error_doc, judge, lost_attempts, retry_delay
 from tasker_host.engine.runtime import RUNTIME_CACHE_SIZE, Lru, StepTemplates, TaskRuntime
 from tasker_host.engine.step_context import RunningStep
+from tasker_host.engine.step_log import StepLogBuffer
 from tasker_host.engine.store_calls import StoreCalls
 from tasker_host.engine.waiters import TaskWaiters
 from tasker_host.errors import InvalidValueError, PermanentError, StoreUnavailableError, TaskNotFoundError
@@ -313,10 +315,11 @@ class Engine:
         self.events.emit(lifecycle.started(EventKind.STEP_STARTED, rt, claim, self.clock.now()))
         scope = anyio.CancelScope()
         self._running[key] = scope
+        logs = StepLogBuffer(self.clock.now)
         outcome: StepOutcome
         try:
             with scope:
-                results = await self._execute(claim, rt)
+                results = await self._execute(claim, rt, logs)
             outcome = (self._outcome(claim, StepState.CANCELLED, "task cancelled") if scope.cancelled_caught
                        else self._outcome(claim, StepState.COMPLETE, "completed", results=results))
         except anyio.get_cancelled_exc_class():
@@ -326,9 +329,11 @@ class Engine:
             outcome = self._failure(claim, rt, exc)
         finally:
             self._running.pop(key, None)
+        if lines := logs.lines():
+            outcome = dataclasses.replace(outcome, logs=lines)
         self._queue(outcome)
 
-    async def _execute(self, claim: Claim, rt: TaskRuntime) -> Any:
+    async def _execute(self, claim: Claim, rt: TaskRuntime, logs: StepLogBuffer) -> Any:
         step = rt.steps[claim.step]
         try:
             handler = self.registry.handler_class(rt.info.namespace, step.handler_class)()
@@ -336,7 +341,7 @@ class Engine:
             raise PermanentError(f"handler {step.handler_class!r} is no longer provided in "
                                  f"namespace {rt.info.namespace!r}") from None
         ctx = RunningStep(rt.info, step.name, step.handler_config, MappingProxyType(rt.results),
-                          claim.attempt, self._invoke)
+                          claim.attempt, self._invoke, logs=logs)
         with self.clock.deadline(step.timeout_seconds):
             if inspect.iscoroutinefunction(handler.process):
                 output = await handler.process(ctx)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from tasker_host.context import InvocationResult, TaskInfo
-
-step_logger = logging.getLogger("tasker_host.step")
+from tasker_host.engine.step_log import StepLog, StepLogBuffer
 
 InvokeFn = Callable[["RunningStep", str, str, str | None, Mapping[str, Any] | None, bool, str],
                     Awaitable[InvocationResult]]
@@ -24,13 +23,14 @@ class RunningStep:
     attempt: int
     _invoke: InvokeFn = field(repr=False)
     _calls: int = field(default=0, repr=False)
+    logs: StepLogBuffer | None = field(default=None, repr=False)  # what ctx.log keeps of this attempt
 
-    @property
-    def log(self) -> logging.LoggerAdapter[logging.Logger]:
-        return logging.LoggerAdapter(step_logger, {
+    @cached_property
+    def log(self) -> StepLog:
+        return StepLog({
             "task_id": self.task.id, "step": self.step_name, "namespace": self.task.namespace,
             "correlation_id": self.task.correlation_id,
-        })
+        }, self.logs)
 
     async def invoke(self, namespace: str, name: str, *, version: str | None = None,
                      context: Mapping[str, Any] | None = None, wait: bool = True) -> InvocationResult:

@@ -46,7 +46,8 @@ Semantics every implementation must follow
     (plus ``"step": <name>``) if it is ``pending``/``in_progress`` (a second failure keeps the first
     cause).
   - ``cancelled`` (a running step interrupted by cancellation): state only.
-  Every applied outcome clears the step's lease. Returns the tasks whose status changed as
+  Every applied outcome clears the step's lease and stores its ``logs`` (``step_logs`` returns
+  them, oldest first); a rejected outcome's logs are dropped with it. Returns the tasks whose status changed as
   ``TaskChange`` values (one per task). A step named twice in one batch: the second is rejected.
 * Final task states are ``complete``, ``cancelled`` and ``resolved_manually``. ``error`` is not
   final: it can be retried, resolved or cancelled. A task's ``completed_at`` is set when it becomes
@@ -108,6 +109,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tasker_host.models import StepState, TaskState
+from tasker_host.store.step_logs import LogLine, StepLogEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +240,7 @@ class StepOutcome:
     results: Any = None
     error: Mapping[str, Any] | None = None
     ready_at: float | None = None  # WAITING_RETRY: when the backoff ends
+    logs: tuple[LogLine, ...] = ()  # what the attempt wrote through ctx.log (stored if applied)
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,6 +377,8 @@ class Store(Protocol):
                      reason: str = "") -> bool: ...
 
     def transitions(self, task_id: str) -> list[Transition]: ...
+
+    def step_logs(self, task_id: str, step: str | None = None) -> list[StepLogEntry]: ...  # in write order
 
     def next_ready_at(self) -> float | None: ...
 

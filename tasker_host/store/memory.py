@@ -52,14 +52,16 @@ from tasker_host.store.base import (
     Transition,
     WorkerRecord,
 )
+from tasker_host.store.memory_step_logs import MemoryStepLogs
 from tasker_host.store.memory_workers import MemoryWorkers
+from tasker_host.store.step_logs import StepLogEntry
 from tasker_host.store.version_stats import VersionStats, stats_of
 
 Key = tuple[str, str]  # (task_id, step name)
 Entry = tuple[float, int, Key]  # (ready_at or lease expiry, sequence, key)
 
 
-class MemoryStore(MemoryWorkers):
+class MemoryStore(MemoryWorkers, MemoryStepLogs):
     """Dictionaries and heaps behind one lock (see the module docstring); the worker registrations
     are in :mod:`~tasker_host.store.memory_workers`."""
 
@@ -80,6 +82,7 @@ class MemoryStore(MemoryWorkers):
         self._running: dict[str, int] = {}  # namespace -> in-progress steps
         self._owned: dict[str, set[Key]] = {}  # lease owner -> in-progress steps
         self._workers: dict[str, WorkerRecord] = {}  # worker id -> registration
+        self._step_logs: dict[str, list[StepLogEntry]] = {}  # task id -> log lines (memory_step_logs)
 
     # -- creation --------------------------------------------------------------------------
     def create_task(self, task: NewTask, now: float, claim: ClaimRequest | None = None) -> CreateResult:
@@ -252,6 +255,7 @@ class MemoryStore(MemoryWorkers):
                 self._transitions[task.id].append(
                     Transition(task.id, step.name, StepState.IN_PROGRESS.value, state.value, o.at, o.reason))
                 step.state = state
+                self._keep_logs(o)
                 if state is StepState.COMPLETE:
                     step.results, step.completed_at = o.results, o.at
                     self._done(task, step, o.at, changes, "all steps complete")

@@ -3,13 +3,14 @@ step context for calling handlers directly."""
 
 from __future__ import annotations
 
-import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import Any
 
 from tasker_host.context import InvocationResult, StepContext, TaskInfo
+from tasker_host.engine.step_log import StepLog, StepLogBuffer
 from tasker_host.handler import StepHandler
 from tasker_host.markers import hookimpl
 from tasker_host.models import Namespace
@@ -111,10 +112,14 @@ class FakeStepContext:
     config: Mapping[str, Any] = field(default_factory=dict)
     results: Mapping[str, Any] = field(default_factory=dict)
     attempt: int = 1
-    log: logging.LoggerAdapter = field(
-        default_factory=lambda: logging.LoggerAdapter(logging.getLogger("tasker_host.testing"), {}))
+    log: StepLog = field(default_factory=lambda: StepLog({}, StepLogBuffer(time.time)))
     calls: list[dict[str, Any]] = field(default_factory=list)
     child: Any = None
+
+    @property
+    def log_lines(self) -> list[str]:
+        """The messages ``log`` kept, in order (with the engine's bounds and marker line)."""
+        return [line.message for line in self.log.buffer.lines()] if self.log.buffer is not None else []
 
     async def invoke(self, namespace: str, name: str, *, version: str | None = None,
                      context: Mapping[str, Any] | None = None, wait: bool = True) -> InvocationResult:

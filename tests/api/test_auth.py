@@ -61,7 +61,8 @@ def test_payments_token_cannot_create_or_see_customer_success_tasks(live: Live, 
     assert live.rows() == before
     cs_task = f"/tasks/{tasks['customer_success']}"
     for method, path in (("GET", cs_task), ("DELETE", cs_task), ("POST", f"{cs_task}/retry"),
-                         ("POST", f"{cs_task}/steps/validate_refund_request/resolve")):
+                         ("POST", f"{cs_task}/steps/validate_refund_request/resolve"),
+                         ("GET", f"{cs_task}/steps/validate_refund_request/logs")):
         response = live.client.request(method, path, headers=live.auth("payments"))
         assert response.status_code == 404 and response.json()["error"] == "not_found"
     listed = live.client.get("/tasks", params={"limit": 200}, headers=live.auth("payments")).json()["tasks"]

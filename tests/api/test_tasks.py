@@ -128,6 +128,27 @@ def test_retry_then_resolve_a_failed_step(live: Live) -> None:
     assert unknown.status_code == 404 and unknown.json()["error"] == "not_found"
 
 
+def test_a_steps_log_lines_are_served_with_the_tasks_authorization(live: Live) -> None:
+    doc = live.create(refund(simulate={"notify_customer": "auth"})).json()  # the simulation logs its fault
+    assert live.waiter.wait(doc["id"]) is EventKind.TASK_FAILED
+    url = f"/tasks/{doc['id']}/steps/notify_customer/logs"
+    response = live.client.get(url, headers=live.auth("payments"))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["task_id"], body["step"]) == (doc["id"], "notify_customer")
+    line = body["lines"][0]
+    assert (line["attempt"], line["seq"], line["level"]) == (1, 0, "info") and line["at"].endswith("Z"), body
+    assert "simulating 'auth' on attempt 1 of notify_customer" in line["message"]
+    assert [x["seq"] for x in body["lines"]] == list(range(len(body["lines"])))
+    quiet = live.client.get(f"/tasks/{doc['id']}/steps/validate_payment_eligibility/logs",
+                            headers=live.auth("payments"))
+    assert quiet.status_code == 200 and quiet.json()["lines"] == []
+    for path in (f"/tasks/{doc['id']}/steps/no_such_step/logs", "/tasks/nope/steps/notify_customer/logs"):
+        missing = live.client.get(path, headers=live.auth("payments"))
+        assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    assert live.client.get(url).status_code == 401
+
+
 def test_resolve_without_a_body(live: Live) -> None:
     doc = live.create(refund(simulate={"notify_customer": "auth"})).json()
     assert live.waiter.wait(doc["id"]) is EventKind.TASK_FAILED

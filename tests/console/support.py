@@ -1,8 +1,9 @@
 """A small two-team host for the console's tests: ``payments`` and ``customer_success``
 namespaces (fake plugins), steps driven by the task context:
 
-``{"plan": {"step": "ok" | "fail" | "gate"}}``: ``fail`` raises a permanent error until the step
-is marked fixed; ``gate`` blocks (a worker thread) until the test opens that step's gate.
+``{"plan": {"step": "ok" | "fail" | "gate"}}``: ``fail`` logs a warning (``ctx.log``) and raises
+a permanent error until the step is marked fixed; ``gate`` blocks (a worker thread) until the test
+opens that step's gate.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def planned_handler(plan: Plan) -> type[StepHandler]:
         def process(self, ctx: Any) -> Any:
             action = ctx.task.context.get("plan", {}).get(ctx.step_name, "ok")
             if action == "fail" and ctx.step_name not in plan.fixed:
+                ctx.log.warning("declining the card in %s (attempt %d)", ctx.step_name, ctx.attempt)
                 raise PermanentError(f"{ctx.step_name} failed: card declined")
             if action == "gate":
                 plan.gates[ctx.step_name].wait(GATE_TIMEOUT)

@@ -102,6 +102,7 @@ def test_retry_a_failed_task_from_the_page(tab: Tab, console: Console) -> None:
     tab.sign_in(console.tokens["payments"])
     tab.goto(f"/ui/tasks/{task}")
     expect(tab.page.locator("#task-status")).to_have_text("error")
+    expect(tab.page.locator("#step-notify details.log pre")).to_contain_text("declining the card in notify (attempt 1)")
     tab.shot("task-failed", console.backend)
     console.plan.fixed.add("notify")
     tab.page.click("button:has-text('Retry task')")

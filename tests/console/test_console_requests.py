@@ -258,6 +258,8 @@ async def test_task_page_shows_dag_steps_results_errors(client: httpx.AsyncClien
     assert page.count('<g class="node') == 4 and "st-error" in page and "st-complete" in page
     assert "charge failed: card declined" in page and "Resolve manually" in page and "Retry task" in page
     assert "&#34;step&#34;: &#34;validate&#34;" in page or '"step": "validate"' in page
+    assert "log of attempt 1 (1 line)" in page and "declining the card in charge (attempt 1)" in page
+    assert page.count('<pre class="log">') == 1  # only the step that logged
 
 
 @pytest.mark.anyio

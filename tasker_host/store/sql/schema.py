@@ -65,6 +65,7 @@ class TaskRow(Base):
         sa.Index("ix_tasks_namespace_created", "namespace", "created_at", "id"),
         sa.Index("ix_tasks_created", "created_at", "id"),
         sa.Index("ix_tasks_status_created", "status", "created_at", "id"),
+        sa.Index("ix_tasks_namespace_status", "namespace", "status"),  # counts, from the index alone
         sa.Index("uq_tasks_idempotency", "namespace", "idempotency_key", unique=True),
         sa.Index("uq_tasks_invocation", "parent_task_id", "invocation_key", unique=True),
     )
@@ -117,6 +118,23 @@ class TransitionRow(Base):
     __table_args__ = (sa.Index("ix_transitions_task", "task_id", "id"),)
 
 
+class StepLogRow(Base):
+    """A line a handler wrote through ``ctx.log`` (see :mod:`tasker_host.store.step_logs`)."""
+
+    __tablename__ = "step_logs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(sa.String(64), sa.ForeignKey("tasks.id"))
+    step: Mapped[str] = mapped_column(sa.String(200))
+    attempt: Mapped[int] = mapped_column(sa.Integer)
+    seq: Mapped[int] = mapped_column(sa.Integer)  # position in its attempt
+    at: Mapped[float] = mapped_column(sa.Double)
+    level: Mapped[str] = mapped_column(sa.String(16))
+    message: Mapped[str] = mapped_column(sa.Text)
+
+    __table_args__ = (sa.Index("ix_step_logs_task", "task_id", "id"),)
+
+
 class ApiTokenRow(Base):
     """An API bearer token: only its SHA-256 ``digest`` is kept, never the token itself.
 
@@ -157,3 +175,4 @@ steps: sa.Table = StepRow.__table__  # type: ignore[assignment]
 transitions: sa.Table = TransitionRow.__table__  # type: ignore[assignment]
 api_tokens: sa.Table = ApiTokenRow.__table__  # type: ignore[assignment]
 workers: sa.Table = WorkerRow.__table__  # type: ignore[assignment]
+step_logs: sa.Table = StepLogRow.__table__  # type: ignore[assignment]

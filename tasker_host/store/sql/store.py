@@ -40,11 +40,13 @@ from tasker_host.store.base import (
 from tasker_host.store.faults import unavailable_on_connection_failure
 from tasker_host.store.sql import actions, reads, version_stats, work, workers
 from tasker_host.store.sql import runs as sql_runs
+from tasker_host.store.sql import step_logs as sql_step_logs
 from tasker_host.store.sql.creation import create_rows
 from tasker_host.store.sql.engine import READONLY, check_schema, make_engine, step_engine, upgrade_engine
 from tasker_host.store.sql.notify import Notifier, WakeLimiter, WorkListener, listener_conninfo, notify
 from tasker_host.store.sql.rows import keys_of
 from tasker_host.store.sql.schema import tasks
+from tasker_host.store.step_logs import StepLogEntry
 from tasker_host.store.urls import is_sqlite_memory, parse_url
 from tasker_host.store.version_stats import VersionStats
 
@@ -255,9 +257,10 @@ class SqlStore:
                          lease_seconds: float, namespace_limits: Mapping[str, int] | None = None,
                          ) -> tuple[StepResultBatch, list[Claim]]:
         check_outcomes(outcomes)
-        batch, claims = self._write(work.record_and_claim, outcomes, owner, limit, now, lease_seconds,
-                                    namespace_limits, step=True,
-                                    one_statement=work.single_statement(self.dialect, namespace_limits))
+        logs = sql_step_logs.has_logs(outcomes)  # lines: one more INSERT in the same transaction
+        recording = sql_step_logs.keeping_logs(work.record_and_claim) if logs else work.record_and_claim
+        batch, claims = self._write(recording, outcomes, owner, limit, now, lease_seconds, namespace_limits, step=True,
+                                    one_statement=not logs and work.single_statement(self.dialect, namespace_limits))
         if not self._sqlite and (len(claims) >= limit if limit else len(batch.rejected) < len(outcomes)):
             self._write_busy_wake()  # a full batch, or outcomes recorded with no room to claim
         return batch, claims
@@ -276,7 +279,7 @@ class SqlStore:
 
     def record(self, outcomes: Sequence[StepOutcome]) -> StepResultBatch:
         check_outcomes(outcomes)
-        batch = self._write(work.record, outcomes, step=True)
+        batch = self._write(sql_step_logs.keeping_logs(work.record), outcomes, step=True)
         if not self._sqlite and len(batch.rejected) < len(outcomes):
             self._write_busy_wake()  # recorded outcomes may have made steps ready
         return batch
@@ -347,6 +350,9 @@ class SqlStore:
 
     def transitions(self, task_id: str) -> list[Transition]:
         return self._read(reads.task_transitions, task_id)
+
+    def step_logs(self, task_id: str, step: str | None = None) -> list[StepLogEntry]:
+        return self._read(sql_step_logs.read, task_id, step)
 
     def count_by_state(self) -> StateCounts:
         return self._read(reads.count_by_state)
