@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tasker_host import StepHandler
-from tasker_host.engine import runner as runner_module
+from tasker_host.engine import execute as execute_module
 from tasker_host.models import TaskState
 from tasker_host.store.sql import SqlStore
 from tests.engine_support import Script, chain, doc, make_host
@@ -50,7 +50,7 @@ def url(dialect: str, request: pytest.FixtureRequest, tmp_path: Any) -> str:
 
 
 async def test_a_poison_outcome_fails_its_step_and_the_other_500_tasks_complete(dialect, url, monkeypatch):
-    monkeypatch.setattr(runner_module, "require_storable", lambda *args, **kwargs: None)
+    monkeypatch.setattr(execute_module, "require_storable", lambda *args, **kwargs: None)
     host = make_host(Script(), [doc(steps=chain(["a", "b"], handler_class="Poisonous"))],
                      handlers={"Poisonous": Poisonous}, store=SqlStore(url, auto_upgrade=True))
     healthy = [host.service.create_task("team", "flow", context={"i": i}).task.id for i in range(HEALTHY // 2)]

@@ -5,11 +5,9 @@ commit). Any number of runners may share one database."""
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from types import MappingProxyType
 from typing import Any
 
 import anyio
@@ -18,20 +16,20 @@ from tasker_host.engine import lifecycle
 from tasker_host.engine.clock import Clock
 from tasker_host.engine.config import EngineConfig
 from tasker_host.engine.events import EventBus, EventKind
+from tasker_host.engine.execute import StepExecutor
 from tasker_host.engine.heartbeat import Heartbeat
 from tasker_host.engine.outage import Outage
 from tasker_host.engine.poison import record_one_by_one
-from tasker_host.engine.retry import RetryPolicy, error_doc, judge, lost_attempts, retry_delay
+from tasker_host.engine.retry import RetryPolicy, lost_attempts
 from tasker_host.engine.runtime import RUNTIME_CACHE_SIZE, Lru, StepTemplates, TaskRuntime
 from tasker_host.engine.step_context import RunningStep
 from tasker_host.engine.step_log import StepLogBuffer
 from tasker_host.engine.store_calls import StoreCalls
 from tasker_host.engine.waiters import TaskWaiters
-from tasker_host.errors import InvalidValueError, PermanentError, StoreUnavailableError, TaskNotFoundError
+from tasker_host.errors import PermanentError, StoreUnavailableError, TaskNotFoundError
 from tasker_host.models import StepState, TaskState
 from tasker_host.registry import Registry
 from tasker_host.store.base import Claim, ClaimRequest, StepOutcome, StepResultBatch, Store, TaskChange, TaskRecord
-from tasker_host.values import require_storable
 
 log = logging.getLogger("tasker_host.engine")
 
@@ -74,6 +72,7 @@ class Engine:
         self._look_after_commit = False  # the claim loop gave way to a commit: look once it ends
         self._held: set[tuple[str, str]] = set()  # steps claimed here whose outcomes are not committed
         self._heartbeat = Heartbeat(self)  # registration, heartbeats, reaping dead workers, leases
+        self._executor = StepExecutor(registry, clock, self.policy, self.config.owner, self._invoke)
 
     # -- public ------------------------------------------------------------------------------
     def nudge(self) -> None:
@@ -190,22 +189,18 @@ class Engine:
 
     async def wait_for_task(self, task_id: str) -> TaskState:
         """Wait until a task is final and return its status (woken by this runner's commits at
-        once; by polling for other runners'). Raises :class:`TaskNotFoundError` for no such task.
-        A task this runner is working on is not read first (its end reaches the waiter)."""
-        look = self._tg is None or self._cache.get(task_id) is None
-        while True:
-            with self._waiters.waiting(task_id) as waiter:
-                if look:
-                    task: TaskRecord | None = await self.db(self.store.get_task, task_id, with_steps=False)
-                    if task is None:
-                        raise TaskNotFoundError(f"no task {task_id!r}")
-                    if task.status in FINAL_TASK_STATES:
-                        return task.status
-                look = True
-                if waiter.state is None:
-                    await self.clock.wait(waiter.event, self.clock.now() + self.config.poll_seconds)
-                if waiter.state is not None:
-                    return waiter.state
+        once; by polling for other runners'). Raises :class:`TaskNotFoundError` for no such task."""
+
+        async def read(tid: str) -> TaskState | None:
+            task = await self.db(self.store.get_task, tid, with_steps=False)
+            return None if task is None else task.status
+
+        status = await self._waiters.until_final(
+            task_id, read=read, final=FINAL_TASK_STATES, clock=self.clock, poll_seconds=self.config.poll_seconds,
+            look_first=self._tg is None or self._cache.get(task_id) is None)
+        if status is None:
+            raise TaskNotFoundError(f"no task {task_id!r}")
+        return status
 
     async def db(self, fn: Callable[..., Any], *args: Any, patience: float | None = None, **kwargs: Any) -> Any:
         """Call the (synchronous) store, riding out outages (see :class:`StoreCalls`)."""
@@ -307,7 +302,7 @@ class Engine:
     async def _run_step(self, claim: Claim, rt: TaskRuntime) -> None:
         step = rt.steps[claim.step]
         if lost := lost_attempts(claim.attempt, retryable=step.retryable, retry_limit=step.retry_limit):
-            self._queue(self._outcome(claim, StepState.ERROR, lost["message"], error=lost))
+            self._queue(self._executor.outcome(claim, StepState.ERROR, lost["message"], error=lost))
             return  # past its last attempt (earlier ones died with their workers): not run again
         key = (claim.task_id, claim.step)
         if claim.attempt == 1 and claim.step == rt.first_root:
@@ -319,62 +314,24 @@ class Engine:
         outcome: StepOutcome
         try:
             with scope:
-                results = await self._execute(claim, rt, logs)
-            outcome = (self._outcome(claim, StepState.CANCELLED, "task cancelled") if scope.cancelled_caught
-                       else self._outcome(claim, StepState.COMPLETE, "completed", results=results))
+                results = await self._executor.execute(claim, rt, logs)
+            outcome = (self._executor.outcome(claim, StepState.CANCELLED, "task cancelled") if scope.cancelled_caught
+                       else self._executor.outcome(claim, StepState.COMPLETE, "completed", results=results))
         except anyio.get_cancelled_exc_class():
             self._inflight -= 1  # the runner stops: deregistering releases the step (attempt not counted)
             raise
         except Exception as exc:  # a handler failure, classified by the retry rules
-            outcome = self._failure(claim, rt, exc)
+            outcome = self._executor.failure(claim, rt, exc)
         finally:
             self._running.pop(key, None)
         if lines := logs.lines():
             outcome = dataclasses.replace(outcome, logs=lines)
         self._queue(outcome)
 
-    async def _execute(self, claim: Claim, rt: TaskRuntime, logs: StepLogBuffer) -> Any:
-        step = rt.steps[claim.step]
-        try:
-            handler = self.registry.handler_class(rt.info.namespace, step.handler_class)()
-        except KeyError:
-            raise PermanentError(f"handler {step.handler_class!r} is no longer provided in "
-                                 f"namespace {rt.info.namespace!r}") from None
-        ctx = RunningStep(rt.info, step.name, step.handler_config, MappingProxyType(rt.results),
-                          claim.attempt, self._invoke, logs=logs)
-        with self.clock.deadline(step.timeout_seconds):
-            if inspect.iscoroutinefunction(handler.process):
-                output = await handler.process(ctx)
-            else:
-                output = await anyio.to_thread.run_sync(handler.process, ctx)
-            shaped = handler.process_results(ctx, output)
-            if inspect.isawaitable(shaped):
-                shaped = await shaped
-        try:
-            require_storable(shaped, "results", "step results")
-        except InvalidValueError as exc:
-            raise PermanentError(str(exc)) from None
-        return shaped
-
     async def _invoke(self, ctx: RunningStep, *args: Any) -> Any:
         if self.invoke is None:
             raise PermanentError("cross-namespace invocation is not configured on this host")
         return await self.invoke(ctx, *args)
-
-    def _failure(self, claim: Claim, rt: TaskRuntime, exc: Exception) -> StepOutcome:
-        step = rt.steps[claim.step]
-        verdict = judge(exc, attempt=claim.attempt, retryable=step.retryable, retry_limit=step.retry_limit,
-                        policy=self.policy, base_delay=retry_delay(step.handler_config))
-        now = self.clock.now()
-        ready_at = now + verdict.delay if verdict.delay is not None else None
-        error = error_doc(exc)  # storable and bounded, whatever the exception holds
-        return StepOutcome(claim.task_id, claim.step, self.config.owner, claim.attempt, verdict.state, now,
-                           f"{verdict.reason}: {error['type']}: {error['message']}", error=error,
-                           ready_at=ready_at)
-
-    def _outcome(self, claim: Claim, state: StepState, reason: str, **kw: Any) -> StepOutcome:
-        return StepOutcome(claim.task_id, claim.step, self.config.owner, claim.attempt, state,
-                           self.clock.now(), reason, **kw)
 
     # -- committing --------------------------------------------------------------------------
     def _queue(self, outcome: StepOutcome) -> None:
