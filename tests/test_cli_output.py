@@ -171,3 +171,44 @@ def test_api_documents_show_plugin_files_relative_to_their_distribution(cli):
     files = [t["provider"]["file"] for ns in doc["namespaces"] for t in ns["handlers"]]
     assert files and all(f.startswith("tasker_payments/templates/process_refund-") for f in files), files
 
+
+
+def run_in_pty(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """The CLI as a person runs it: standard output and error on a pseudo-terminal."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    full_env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")} | env
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-c", "from tasker_host.cli import main; main()", *args],
+                            stdin=follower, stdout=follower, stderr=follower, env=full_env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    return proc.wait(timeout=60), b"".join(chunks).decode()
+
+
+def test_run_on_a_terminal_redraws_the_step_tree_in_place_in_colour(tmp_path):
+    env = {"TASKER_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}", "COLUMNS": "120", "TERM": "xterm"}
+    code, out = run_in_pty(["run", "payments.process_refund@2.1.3", "--context", json.dumps(PAYMENTS)], env)
+    assert code == 0, out
+    assert "\x1b[" in out and "F\x1b[J" in out  # cursor up over the previous tree, then clear below
+    assert "└─ ✓ notify_customer" in out  # the tree, last drawn with every step complete
+    assert " attempt 1" not in out  # no appended progress lines
+    assert "\x1b[32mcomplete" in out  # the final table in colour
+
+
+def test_run_not_on_a_terminal_appends_plain_lines(cli):
+    result = cli("run", "payments.process_refund@2.1.3", "--context", json.dumps(PAYMENTS))
+    assert result.exit_code == 0 and "\x1b" not in result.output + result.stderr
+    assert "✓ notify_customer" in result.stderr and "attempt 1" in result.stderr

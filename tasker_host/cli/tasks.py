@@ -22,7 +22,7 @@ from tasker_host.cli.output import emit, fail, hint, json_option
 from tasker_host.cli.progress import ProgressView
 from tasker_host.cli.state import CliState, pass_state
 from tasker_host.cli.tables import SHORT_ID, task_detail, task_list
-from tasker_host.cli.watch import Screen, watch
+from tasker_host.cli.watch import LiveTree, Screen, watch
 from tasker_host.engine.outage import Backoff
 from tasker_host.engine.supervise import run_supervised
 from tasker_host.errors import ConfigurationError, StoreUnavailableError, TaskerError
@@ -146,7 +146,8 @@ def create_surely(host: Host, namespace: str, name: str, spec: str | None, conte
 @pass_state
 def run(state: CliState, reference: str, context_arg: str | None, idempotency_key: str | None,
         quiet: bool, detach: bool, as_json: bool) -> None:
-    """Run a workflow to completion, showing each step's state and attempts as it happens.
+    """Run a workflow to completion, showing each step's state and attempts as it happens
+    (on a terminal, a step tree redrawn in place; otherwise a line per change, on standard error).
 
     \b
     Examples:
@@ -167,7 +168,9 @@ def run(state: CliState, reference: str, context_arg: str | None, idempotency_ke
         return emit(task_doc(task), as_json, render_task)
     if not quiet:
         click.echo(f"▶ {task.full_name}  task {task.id}", err=True)
-        host.events.subscribe(ProgressView(task.id))
+        live = sys.stderr.isatty()  # the step tree redrawn in place; else a line per change
+        host.events.subscribe(LiveTree(host.store, task.id, Screen(sys.stderr, True)) if live
+                              else ProgressView(task.id))
     finish(anyio.run(drive, host, task.id), as_json)
 
 
