@@ -6,9 +6,11 @@ provider is a conflict whose entries are all quarantined.
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from tasker_host.models import (
@@ -147,15 +149,35 @@ def _report_foreign(b: _Build, foreign: dict[tuple[str, str], list[str]],
             b.quarantine(kind, f"{ns}/{name}", prov, f"contributed to {ns_text} {whose}")
 
 
+def import_roots() -> list[Path]:
+    """The import path's directories, deepest first (a ``src`` layout's before the project's)."""
+    roots = {Path(p).resolve() for p in sys.path if p and Path(p).is_dir()}
+    return sorted(roots, key=lambda r: len(r.parts), reverse=True)
+
+
+def shown_path(source: str | None, roots: Sequence[Path]) -> str | None:
+    """A plugin file as its distribution has it (``tasker_payments/templates/x.yaml``): relative
+    to the import path entry it was found under, so documents (the API's ``provider.file``) do not
+    show where this machine installed it; just the file's name when it is under none."""
+    if not source or not Path(source).is_absolute():
+        return source
+    path = Path(source).resolve()
+    for root in roots:
+        if path.is_relative_to(root):
+            return path.relative_to(root).as_posix()
+    return path.name
+
+
 def _collect_templates(b: _Build, contributions: Sequence[Contribution], loader: Any) -> None:
     foreign: dict[tuple[str, str], list[str]] = defaultdict(list)
+    roots = import_roots()
     for c in contributions:
         prov = c.plugin.provenance
         for item in c.template_items:
             templates, problems = loader.load_item(item)
             _record_problems(b, prov, problems)
             for t in templates:
-                t = replace(t, provenance=prov.with_file(t.source))
+                t = replace(t, provenance=prov.with_file(shown_path(t.source, roots)))
                 if t.namespace in b.contested:
                     b.quarantine("template", t.full_name, t.provenance, f"namespace {t.namespace} is contested")
                 elif t.namespace not in b.claimed.get(prov.distribution, ()):

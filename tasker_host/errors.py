@@ -166,6 +166,16 @@ class TaskNotFoundError(RequestError):
     """No task with that id (or not one the caller may see)."""
 
 
+class AmbiguousTaskIdError(TaskNotFoundError):
+    """A short task id that starts more than one task's id (``candidates`` lists some)."""
+
+    def __init__(self, prefix: str, candidates: list[str]):
+        self.candidates = candidates
+        shown = ", ".join(candidates[:5])
+        super().__init__(f"task id {prefix!r} is ambiguous: it starts {shown}"
+                         f"{' and more' if len(candidates) > 5 else ''}; give more characters")
+
+
 class InvalidStateError(RequestError):
     """The task or step is not in a state that allows the action."""
 

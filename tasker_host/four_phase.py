@@ -80,7 +80,7 @@ class FourPhaseHandler(StepHandler):
             return
         if status in self.permanent_statuses or status in self.refused_statuses:
             raise PermanentError(f"{ctx.step_name}: service answered {status!r}, not retrying")
-        raise RetryableError(f"{ctx.step_name}: unknown service status {status!r}, will retry")
+        raise RetryableError(f"{ctx.step_name}: unknown service status {status!r}")
 
     async def invoke_workflow(self, ctx: StepContext, namespace: str, workflow: str, *,
                               version: str | None, context: Mapping[str, Any],

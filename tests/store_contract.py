@@ -582,6 +582,17 @@ class StoreContract:
         assert ids(context_text="0_o") == [] and ids(context_text="%") == ["t1"]
         assert ids(context_text="ord_", correlation_id="corr-a") == ["t1"]
 
+    def test_list_tasks_by_id_prefix(self, store: Store) -> None:
+        for n, task_id in enumerate(("9ef7a482-1", "9ef7b000-2", "a_%1", "ab%1")):
+            store.create_task(single(task_id), NOW + n)
+
+        def ids(prefix: str) -> list[str]:
+            return [t.id for t in store.list_tasks(TaskFilter(id_prefix=prefix))]
+
+        assert ids("9ef7a") == ["9ef7a482-1"] and ids("9ef7") == ["9ef7a482-1", "9ef7b000-2"]
+        assert ids("a_") == ["a_%1"] and ids("a%") == []  # LIKE wildcards are literal text
+        assert ids("zz") == [] and ids("9ef7a482-1") == ["9ef7a482-1"]
+
     def test_version_stats_counts_statuses_last_start_callers_and_waiting_parents(self, store: Store) -> None:
         store.create_task(single("p1", namespace="cs", name="escalate", version="1.0.0"), NOW)
         store.create_task(single("p2", namespace="cs", name="escalate", version="2.0.0"), NOW + 1)

@@ -97,7 +97,7 @@ async def test_missing_inputs_are_permanent_and_no_service_is_called(simulated_s
     ("auth", ServiceRejected, "authentication failed"),
     ("not_found", ServiceRejected, "record not found"),
     ("declined", PermanentError, "service answered 'declined', not retrying"),
-    ("unknown", RetryableError, "unknown service status 'unknown', will retry"),
+    ("unknown", RetryableError, "unknown service status 'unknown'"),
 ])
 async def test_simulated_outcomes_are_classified(outcome, error, match, simulated_sleeps):
     with pytest.raises(error, match=match) as caught:

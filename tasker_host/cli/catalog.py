@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from tasker_host.cli.completion import complete_name, complete_namespace, complete_reference
 from tasker_host.cli.output import emit, fail, json_option
 from tasker_host.cli.render import render_catalogue, render_plugins, render_resolved, render_validation
 from tasker_host.cli.state import CliState, pass_state
@@ -45,8 +46,8 @@ def plugins(state: CliState, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("namespace", required=False)
-@click.argument("name", required=False)
+@click.argument("namespace", required=False, shell_complete=complete_namespace)
+@click.argument("name", required=False, shell_complete=complete_name)
 @click.option("--version", "spec", metavar="SPEC", help="Only versions matching SPEC (exact or PEP 440 range).")
 @json_option
 @pass_state
@@ -88,7 +89,7 @@ def _matches(template: Any, spec: str) -> bool:
 
 
 @click.command()
-@click.argument("reference", metavar="NAMESPACE.NAME[@SPEC]")
+@click.argument("reference", metavar="NAMESPACE.NAME[@SPEC]", shell_complete=complete_reference)
 @json_option
 @pass_state
 def resolve(state: CliState, reference: str, as_json: bool) -> None:

@@ -19,7 +19,8 @@ def build_cli() -> click.Group:
     """Build the command group with every sub-command (no import-time registration)."""
     from tasker_host.cli import catalog, database, kit, serve, tasks, tokens
 
-    @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+    @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+                 invoke_without_command=True)
     @click.option("--strict/--no-strict", default=None, envvar="TASKER_STRICT_PLUGINS",
                   help="Treat any plugin load failure or broken template as fatal.  [env TASKER_STRICT_PLUGINS]")
     @click.option("--on-conflict", type=click.Choice([p.value for p in ConflictPolicy]), default=None,
@@ -46,7 +47,14 @@ def build_cli() -> click.Group:
           tasker-host validate path/to/templates/   check a team's YAML in its own CI
           tasker-host new-plugin shipping --namespace shipping   a new team's plugin project
           tasker-host check path/to/plugin          a plugin project's CI gate
+
+        \b
+        Shell completion (bash; zsh_source / fish_source likewise):
+          eval "$(_TASKER_HOST_COMPLETE=bash_source tasker-host)"
         """
+        if ctx.invoked_subcommand is None:  # a bare `tasker-host`: the help, successfully
+            click.echo(ctx.get_help())
+            ctx.exit(0)
         state = ctx.ensure_object(CliState)
         overrides: dict[str, Any] = {"strict_plugins": strict, "database_url": database_url,
                      "on_conflict": ConflictPolicy(on_conflict) if on_conflict else None}

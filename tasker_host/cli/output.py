@@ -13,11 +13,24 @@ from tasker_host.errors import TaskerError
 from tasker_host.values import printable
 
 
-def emit(doc: Any, as_json: bool, render: Callable[[Any], str]) -> None:
+def emit(doc: Any, as_json: bool, render: Callable[[Any], Any]) -> None:
+    """``--json``: the document, undecorated. Else ``render(doc)``: text, or a rich renderable
+    printed to a console fitted to the terminal (colour on a terminal only)."""
     if as_json:
         click.echo(to_json(doc))
+        return
+    shown = render(doc)
+    if isinstance(shown, str):
+        click.echo(shown)
     else:
-        click.echo(render(doc))
+        from tasker_host.cli.tables import console
+
+        console().print(shown)
+
+
+def hint(text: str) -> None:
+    """A suggestion for the obvious next step, on standard error (never in ``--json`` output)."""
+    click.echo(f"hint: {text}", err=True)
 
 
 def to_json(doc: Any) -> str:

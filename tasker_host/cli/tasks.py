@@ -9,17 +9,20 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import click
 
+from tasker_host.cli.completion import complete_reference
 from tasker_host.cli.engine_options import engine_options, with_engine_options
-from tasker_host.cli.output import emit, fail, json_option
+from tasker_host.cli.output import emit, fail, hint, json_option
 from tasker_host.cli.progress import ProgressView
 from tasker_host.cli.state import CliState, pass_state
-from tasker_host.cli.watch import Screen, watch
+from tasker_host.cli.tables import SHORT_ID, task_detail, task_list
+from tasker_host.cli.watch import LiveTree, Screen, watch
 from tasker_host.engine.outage import Backoff
 from tasker_host.engine.supervise import run_supervised
 from tasker_host.errors import ConfigurationError, StoreUnavailableError, TaskerError
@@ -95,19 +98,19 @@ async def drive(host: Host, task_id: str) -> Any:
 
 
 def finish(task: Any, as_json: bool) -> None:
+    """Print the final task; exit 1 unless it completed (``run``, ``watch``, ``--wait``)."""
     emit(task_doc(task), as_json, render_task)
     if task.status is not TaskState.COMPLETE:
         raise SystemExit(1)
 
 
-def render_task(doc: dict[str, Any]) -> str:
-    lines = [f"{doc['full_name']}  task {doc['id']}  {doc['status'].upper()}"]
-    if doc["error"]:
-        lines.append(f"  error in step {doc['error'].get('step')}: {doc['error'].get('message')}")
-    lines.append(f"  {'STEP':<34}{'STATE':<18}ATTEMPTS")
-    for s in doc["steps"]:
-        lines.append(f"  {s['name']:<34}{s['state']:<18}{s['attempts']}/{s['retry_limit']}")
-    return "\n".join(lines)
+render_task = task_detail  # the text form of a task document (cli/tables.py)
+MAX_CHILDREN = 500  # as many child ids as GET /tasks/{id} lists
+
+
+def full_task_doc(service: TaskService, task: TaskRecord) -> dict[str, Any]:
+    """The document of ``GET /tasks/{id}``: the task with its steps and its child tasks' ids."""
+    return task_doc(task) | {"children": [c.id for c in service.children(task.id, MAX_CHILDREN)]}
 
 
 CREATE_TRIES = 5
@@ -132,7 +135,7 @@ def create_surely(host: Host, namespace: str, name: str, spec: str | None, conte
 
 
 @click.command()
-@click.argument("reference", metavar="NAMESPACE.NAME[@SPEC]")
+@click.argument("reference", metavar="NAMESPACE.NAME[@SPEC]", shell_complete=complete_reference)
 @click.option("--context", "context_arg", metavar="JSON|@FILE|-", help="Task context: JSON, @file.json, or - (stdin).")
 @click.option("--idempotency-key", help="Create the task at most once for this key (in its namespace); "
                                         "default: a fresh cli-<uuid> key, so a creation repeated after a "
@@ -143,7 +146,8 @@ def create_surely(host: Host, namespace: str, name: str, spec: str | None, conte
 @pass_state
 def run(state: CliState, reference: str, context_arg: str | None, idempotency_key: str | None,
         quiet: bool, detach: bool, as_json: bool) -> None:
-    """Run a workflow to completion, showing each step's state and attempts as it happens.
+    """Run a workflow to completion, showing each step's state and attempts as it happens
+    (on a terminal, a step tree redrawn in place; otherwise a line per change, on standard error).
 
     \b
     Examples:
@@ -164,7 +168,9 @@ def run(state: CliState, reference: str, context_arg: str | None, idempotency_ke
         return emit(task_doc(task), as_json, render_task)
     if not quiet:
         click.echo(f"▶ {task.full_name}  task {task.id}", err=True)
-        host.events.subscribe(ProgressView(task.id))
+        live = sys.stderr.isatty()  # the step tree redrawn in place; else a line per change
+        host.events.subscribe(LiveTree(host.store, task.id, Screen(sys.stderr, True)) if live
+                              else ProgressView(task.id))
     finish(anyio.run(drive, host, task.id), as_json)
 
 
@@ -177,29 +183,52 @@ def tasks() -> None:
 @click.option("--namespace", multiple=True, help="Only these namespaces (repeatable).")
 @click.option("--name", help="Only this workflow name.")
 @click.option("--status", type=click.Choice([s.value for s in TaskState]))
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1), help="Tasks per page.")
+@click.option("--cursor", metavar="ID", help="The page after this task (printed under each full page).")
+@click.option("--all", "everything", is_flag=True, help="Every matching task, no paging.")
 @json_option
 @pass_state
 def list_tasks(state: CliState, namespace: tuple[str, ...], name: str | None, status: str | None,
-               limit: int, as_json: bool) -> None:
-    """List tasks, oldest first."""
+               limit: int, cursor: str | None, everything: bool, as_json: bool) -> None:
+    """List tasks, newest first, a page at a time (the next page's --cursor is printed on
+    standard error; --json prints the page's documents only)."""
     host = open_host(state, as_json)
-    query = TaskFilter(namespaces=list(namespace) or None, name=name,
-                       status=TaskState(status) if status else None, limit=limit)
-    docs = [task_doc(t, with_steps=False) for t in host.service.list_tasks(query)]
-    emit(docs, as_json, lambda ds: "\n".join(
-        f"{d['id']}  {d['status']:<18}{d['full_name']}  {d['created_at']}" for d in ds) or "no tasks")
+    query = TaskFilter(namespaces=list(namespace) or None, name=name, newest_first=True,
+                       status=TaskState(status) if status else None, after_id=cursor, limit=limit + 1)
+    try:
+        if cursor is not None:
+            query = replace(query, after_id=host.service.expand_task_id(cursor))
+        found = _every(host.service, query) if everything else host.service.list_tasks(query)
+    except TaskerError as exc:
+        fail(exc, as_json=as_json)
+    page = found if everything else found[:limit]
+    emit([task_doc(t, with_steps=False) for t in page], as_json, task_list)
+    if len(found) > len(page):
+        click.echo(f"more: tasker-host tasks list --cursor {page[-1].id[:SHORT_ID]} (or --all)", err=True)
 
 
-def _action(state: CliState, as_json: bool, act: Callable[[TaskService], TaskRecord], wait: bool = False) -> None:
+def _every(service: TaskService, query: TaskFilter) -> list[TaskRecord]:
+    found: list[TaskRecord] = []
+    while page := service.list_tasks(query):
+        found += page
+        query = replace(query, after_id=page[-1].id)
+    return found
+
+
+def _action(state: CliState, as_json: bool, task_ref: str, act: Callable[[TaskService, str], TaskRecord],
+            wait: bool = False) -> TaskRecord:
+    """``act(service, full_id)`` on the task ``task_ref`` names (its id or a unique prefix of it);
+    print the task (with ``wait``: once final, exiting like ``run``)."""
     host = open_host(state, as_json)
     try:
-        task = act(host.service)
+        task = act(host.service, host.service.expand_task_id(task_ref))
     except TaskerError as exc:
         fail(exc, as_json=as_json)
     if wait:
-        task = anyio.run(drive, host, task.id)
-    emit(task_doc(task), as_json, render_task)
+        finish(anyio.run(drive, host, task.id), as_json)
+    else:
+        emit(full_task_doc(host.service, task), as_json, render_task)
+    return task
 
 
 wait_option = click.option("--wait", is_flag=True, help="Run the engine here until the task is final.")
@@ -210,8 +239,9 @@ wait_option = click.option("--wait", is_flag=True, help="Run the engine here unt
 @json_option
 @pass_state
 def show(state: CliState, task_id: str, as_json: bool) -> None:
-    """Show a task with its steps (state, attempts, results, last error)."""
-    _action(state, as_json, lambda service: service.get_task(task_id))
+    """Show a task: context, timings, each step's state, attempts, duration, results, last error
+    and next retry, and its child tasks. TASK_ID may be any unique prefix of the id."""
+    _action(state, as_json, task_id, lambda service, full_id: service.get_task(full_id))
 
 
 @tasks.command()
@@ -220,7 +250,7 @@ def show(state: CliState, task_id: str, as_json: bool) -> None:
 @pass_state
 def cancel(state: CliState, task_id: str, as_json: bool) -> None:
     """Cancel a task: pending steps never start."""
-    _action(state, as_json, lambda service: service.cancel_task(task_id))
+    _action(state, as_json, task_id, lambda service, full_id: service.cancel_task(full_id))
 
 
 @tasks.command()
@@ -229,8 +259,15 @@ def cancel(state: CliState, task_id: str, as_json: bool) -> None:
 @json_option
 @pass_state
 def retry(state: CliState, task_id: str, wait: bool, as_json: bool) -> None:
-    """Retry a task that ended in error (its failed steps get fresh attempts)."""
-    _action(state, as_json, lambda service: service.retry_task(task_id), wait=wait)
+    """Retry a task that ended in error: its failed steps start again with fresh attempts
+    (counted from 1). With --wait, exits like `run` (1 unless the task completes)."""
+    def act(service: TaskService, full_id: str) -> TaskRecord:
+        task = service.retry_task(full_id)
+        hint("the failed steps start again with attempts counted from 1 (earlier errors stay in the "
+             "task's history)")
+        return task
+
+    _action(state, as_json, task_id, act, wait=wait)
 
 
 @tasks.command("resolve-step")
@@ -242,12 +279,27 @@ def retry(state: CliState, task_id: str, wait: bool, as_json: bool) -> None:
 @pass_state
 def resolve_step(state: CliState, task_id: str, step: str, results_arg: str | None, wait: bool,
                  as_json: bool) -> None:
-    """Mark a failed step as resolved by hand so its dependents can run."""
+    """Mark a failed step as resolved by hand so its dependents can run (they see --results as
+    the step's results). With --wait, exits like `run` (1 unless the task completes)."""
     try:
         results = parse_context(results_arg) if results_arg else None
     except TaskerError as exc:
         fail(exc, as_json=as_json)
-    _action(state, as_json, lambda service: service.resolve_step(task_id, step, results), wait=wait)
+
+    def act(service: TaskService, full_id: str) -> TaskRecord:
+        task = service.resolve_step(full_id, step, results)
+        if results is None:
+            _hint_results(task, step)
+        return task
+
+    _action(state, as_json, task_id, act, wait=wait)
+
+
+def _hint_results(task: TaskRecord, step: str) -> None:
+    dependents = [s.name for s in task.steps if step in s.depends_on]
+    if dependents:
+        hint(f"{', '.join(dependents)} depend(s) on {step} and will see no results from it; if they read "
+             f"them, resolve with --results '{{...}}' (the JSON {step} would have returned)")
 
 
 @tasks.command("watch")
@@ -262,6 +314,10 @@ def watch_task(state: CliState, task_id: str, interval: float, as_json: bool) ->
     final task document). Exit status: 0 when it completes, 1 when it ends otherwise."""
     host = open_host(state, as_json)
     stream = sys.stderr if as_json else sys.stdout
+    try:
+        task_id = host.service.expand_task_id(task_id)
+    except TaskerError as exc:
+        fail(exc, as_json=as_json)
     task = watch(host.store, task_id, Screen(stream, stream.isatty()), interval)
     if task is None:
         return fail(f"no task {task_id!r}", as_json=as_json)

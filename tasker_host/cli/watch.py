@@ -96,6 +96,19 @@ class Screen:
             click.echo("\n".join(tree(node)), file=self.stream)
 
 
+class LiveTree:
+    """``run`` on a terminal: an event listener that redraws the task's tree in place on each
+    lifecycle event (instead of :class:`~tasker_host.cli.progress.ProgressView`'s appended lines)."""
+
+    def __init__(self, store: Store, task_id: str, screen: Screen):
+        self.store, self.task_id, self.screen = store, task_id, screen
+
+    def __call__(self, event: object) -> None:
+        node = load(self.store, self.task_id)
+        if node is not None:
+            self.screen.show(node)
+
+
 def watch(store: Store, task_id: str, screen: Screen, interval: float,
           sleep: Callable[[float], None] | None = None) -> TaskRecord | None:
     """Show the task until it ends; returns its final record (None: no such task)."""

@@ -13,7 +13,7 @@ import jsonschema
 from tasker_host.engine.clock import Clock
 from tasker_host.engine.events import EventBus, EventKind, LifecycleEvent
 from tasker_host.engine.snapshot import new_steps, snapshot_of
-from tasker_host.errors import InvalidContextError, InvalidStateError, TaskNotFoundError
+from tasker_host.errors import AmbiguousTaskIdError, InvalidContextError, InvalidStateError, TaskNotFoundError
 from tasker_host.models import TaskTemplate
 from tasker_host.registry import Registry
 from tasker_host.store.base import (
@@ -121,6 +121,19 @@ class TaskService:
 
     def list_tasks(self, query: TaskFilter) -> list[TaskRecord]:
         return self.store.list_tasks(query)
+
+    def expand_task_id(self, ref: str) -> str:
+        """The full id of the task ``ref`` names: its id, or a prefix of exactly one task's id
+        (the short ids progress lines print). Raises :class:`TaskNotFoundError` (or, when several
+        ids start with ``ref``, :class:`AmbiguousTaskIdError` naming some of them)."""
+        if not ref or self.store.get_task(ref, with_steps=False) is not None:
+            return ref
+        found = [t.id for t in self.store.list_tasks(TaskFilter(id_prefix=ref, limit=6))]
+        if len(found) > 1:
+            raise AmbiguousTaskIdError(ref, found)
+        if not found:
+            raise TaskNotFoundError(f"no task {ref!r}")
+        return found[0]
 
     def children(self, task_id: str, limit: int) -> list[TaskRecord]:
         """The tasks that ``task_id``'s steps invoked (at most ``limit``, oldest first)."""

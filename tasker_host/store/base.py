@@ -314,6 +314,7 @@ class TaskFilter:
     newest_first: bool = False  # order by (created_at, id) descending (the console's listing)
     correlation_id: str | None = None
     context_text: str | None = None  # a substring of the context's JSON text (case-sensitive)
+    id_prefix: str | None = None  # ids starting with this text (the CLI's short ids)
 
 
 @dataclass(frozen=True)

@@ -407,7 +407,8 @@ class MemoryStore(MemoryWorkers, MemoryStepLogs):
                     and (q.created_before is None or t.created_at < q.created_before)
                     and (q.parent_task_id is None or t.parent_task_id == q.parent_task_id)
                     and (q.correlation_id is None or t.correlation_id == q.correlation_id)
-                    and (not q.context_text or q.context_text in json.dumps(t.context))):
+                    and (not q.context_text or q.context_text in json.dumps(t.context))
+                    and (not q.id_prefix or t.id.startswith(q.id_prefix))):
                 yield t
 
     def find_child(self, parent_task_id: str, invocation_key: str) -> TaskRecord | None:

@@ -109,7 +109,7 @@ def test_in_flight_task_keeps_its_dag_across_a_plugin_upgrade(make_venv, wheelho
     (ns,) = catalogue["namespaces"]
     assert [t["version"] for t in ns["handlers"]] == ["2.0.0", "2.1.3", "2.2.0"], ns["handlers"]
     assert {t["provider"]["distribution_version"] for t in ns["handlers"]} == {"1.5.0"}, ns["handlers"]
-    listed = venv.cli_json(*db, "tasks", "list")
+    listed = venv.cli_json(*db, "tasks", "list")  # newest first
     assert [(t["id"], t["version"], t["status"]) for t in listed] == [
-        (task_id, "2.1.3", "complete"), (new["id"], "2.2.0", "complete"), (again["id"], "2.1.3", "complete"),
+        (again["id"], "2.1.3", "complete"), (new["id"], "2.2.0", "complete"), (task_id, "2.1.3", "complete"),
     ], listed

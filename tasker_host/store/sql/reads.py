@@ -76,6 +76,8 @@ def list_tasks(conn: sa.Connection, q: TaskFilter) -> list[TaskRecord]:
         where.append(T.created_at < q.created_before)
     if q.context_text:
         where.append(sa.cast(T.context, sa.Text).contains(q.context_text, autoescape=True))
+    if q.id_prefix:
+        where.append(T.id.startswith(q.id_prefix, autoescape=True))
     order = (T.created_at.desc(), T.id.desc()) if q.newest_first else (T.created_at, T.id)
     return load(conn, sa.and_(sa.true(), *where), False, order, max(q.limit, 0))
 
