@@ -5,6 +5,7 @@ honoured). The input is always the document, so local and remote commands render
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import datetime
 from typing import Any
@@ -20,10 +21,15 @@ STATUS_STYLES = {
 SHORT_ID = 8  # as in progress lines; any unique prefix is accepted back
 
 
+PIPE_WIDTH = 1000  # piped output (no terminal, no COLUMNS): values are not cut to 80 columns
+
+
 def console() -> Console:
     """A console on standard output, made per call (CliRunner swaps ``sys.stdout``): rich detects
-    the terminal (no colour and no control codes when piped) and honours ``NO_COLOR``."""
-    return Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    the terminal (no colour and no control codes when piped) and honours ``NO_COLOR``. Fitted to
+    the terminal's width, or ``COLUMNS``; piped without either, nothing is cut."""
+    piped = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+    return Console(file=sys.stdout, highlight=False, soft_wrap=False, width=PIPE_WIDTH if piped else None)
 
 
 def status_text(status: str, *, upper: bool = False) -> Text:
