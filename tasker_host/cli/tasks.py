@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import click
 
+from tasker_host.cli.backend import backend_for, call
 from tasker_host.cli.engine_options import engine_options, with_engine_options
 from tasker_host.cli.output import emit, fail, json_option
-from tasker_host.cli.progress import ProgressView
 from tasker_host.cli.state import CliState, pass_state
 from tasker_host.cli.watch import Screen, watch
 from tasker_host.engine.outage import Backoff
@@ -25,12 +25,11 @@ from tasker_host.engine.supervise import run_supervised
 from tasker_host.errors import ConfigurationError, StoreUnavailableError, TaskerError
 from tasker_host.host import Host, build_host
 from tasker_host.models import TaskState
-from tasker_host.store.base import TaskFilter, TaskRecord
 from tasker_host.versions import split_reference
 from tasker_host.views import task_doc
 
 if TYPE_CHECKING:
-    from tasker_host.engine.service import TaskService
+    from tasker_host.cli.backend import Backend
 
 
 
@@ -94,9 +93,9 @@ async def drive(host: Host, task_id: str) -> Any:
     return host.service.get_task(task_id)
 
 
-def finish(task: Any, as_json: bool) -> None:
-    emit(task_doc(task), as_json, render_task)
-    if task.status is not TaskState.COMPLETE:
+def finish(doc: dict[str, Any], as_json: bool) -> None:
+    emit(doc, as_json, render_task)
+    if doc["status"] != TaskState.COMPLETE.value:
         raise SystemExit(1)
 
 
@@ -153,19 +152,17 @@ def run(state: CliState, reference: str, context_arg: str | None, idempotency_ke
 
     Exit status: 0 when the task completes, 1 when it ends in error or is cancelled.
     """
-    host = open_host(state, as_json)
+    backend = backend_for(state, as_json)
     try:
         namespace, name, spec = split_reference(reference)
-        created = create_surely(host, namespace, name, spec, parse_context(context_arg), idempotency_key)
+        task = backend.create(namespace, name, spec, parse_context(context_arg), idempotency_key)
     except TaskerError as exc:
         fail(exc, as_json=as_json)
-    task = created.task
     if detach:
-        return emit(task_doc(task), as_json, render_task)
+        return emit(task, as_json, render_task)
     if not quiet:
-        click.echo(f"▶ {task.full_name}  task {task.id}", err=True)
-        host.events.subscribe(ProgressView(task.id))
-    finish(anyio.run(drive, host, task.id), as_json)
+        click.echo(f"▶ {task['full_name']}  task {task['id']}", err=True)
+    finish(call(lambda: backend.wait(task["id"], progress=not quiet), as_json), as_json)
 
 
 @click.group()
@@ -183,23 +180,18 @@ def tasks() -> None:
 def list_tasks(state: CliState, namespace: tuple[str, ...], name: str | None, status: str | None,
                limit: int, as_json: bool) -> None:
     """List tasks, oldest first."""
-    host = open_host(state, as_json)
-    query = TaskFilter(namespaces=list(namespace) or None, name=name,
-                       status=TaskState(status) if status else None, limit=limit)
-    docs = [task_doc(t, with_steps=False) for t in host.service.list_tasks(query)]
+    backend = backend_for(state, as_json)
+    docs = call(lambda: backend.list_tasks(list(namespace) or None, name, status, limit), as_json)
     emit(docs, as_json, lambda ds: "\n".join(
         f"{d['id']}  {d['status']:<18}{d['full_name']}  {d['created_at']}" for d in ds) or "no tasks")
 
 
-def _action(state: CliState, as_json: bool, act: Callable[[TaskService], TaskRecord], wait: bool = False) -> None:
-    host = open_host(state, as_json)
-    try:
-        task = act(host.service)
-    except TaskerError as exc:
-        fail(exc, as_json=as_json)
+def _action(state: CliState, as_json: bool, act: Callable[[Backend], dict[str, Any]], wait: bool = False) -> None:
+    backend = backend_for(state, as_json)
+    task = call(lambda: act(backend), as_json)
     if wait:
-        task = anyio.run(drive, host, task.id)
-    emit(task_doc(task), as_json, render_task)
+        task = call(lambda: backend.wait(task["id"]), as_json)
+    emit(task, as_json, render_task)
 
 
 wait_option = click.option("--wait", is_flag=True, help="Run the engine here until the task is final.")
@@ -211,7 +203,7 @@ wait_option = click.option("--wait", is_flag=True, help="Run the engine here unt
 @pass_state
 def show(state: CliState, task_id: str, as_json: bool) -> None:
     """Show a task with its steps (state, attempts, results, last error)."""
-    _action(state, as_json, lambda service: service.get_task(task_id))
+    _action(state, as_json, lambda backend: backend.get_task(task_id))
 
 
 @tasks.command()
@@ -220,7 +212,7 @@ def show(state: CliState, task_id: str, as_json: bool) -> None:
 @pass_state
 def cancel(state: CliState, task_id: str, as_json: bool) -> None:
     """Cancel a task: pending steps never start."""
-    _action(state, as_json, lambda service: service.cancel_task(task_id))
+    _action(state, as_json, lambda backend: backend.cancel(task_id))
 
 
 @tasks.command()
@@ -230,7 +222,7 @@ def cancel(state: CliState, task_id: str, as_json: bool) -> None:
 @pass_state
 def retry(state: CliState, task_id: str, wait: bool, as_json: bool) -> None:
     """Retry a task that ended in error (its failed steps get fresh attempts)."""
-    _action(state, as_json, lambda service: service.retry_task(task_id), wait=wait)
+    _action(state, as_json, lambda backend: backend.retry(task_id), wait=wait)
 
 
 @tasks.command("resolve-step")
@@ -247,7 +239,7 @@ def resolve_step(state: CliState, task_id: str, step: str, results_arg: str | No
         results = parse_context(results_arg) if results_arg else None
     except TaskerError as exc:
         fail(exc, as_json=as_json)
-    _action(state, as_json, lambda service: service.resolve_step(task_id, step, results), wait=wait)
+    _action(state, as_json, lambda backend: backend.resolve_step(task_id, step, results), wait=wait)
 
 
 @tasks.command("watch")
@@ -260,12 +252,12 @@ def watch_task(state: CliState, task_id: str, interval: float, as_json: bool) ->
     """Follow a task run by any process: its steps (and child tasks) as a tree, updated in place
     on a terminal (a line per change otherwise; on standard error with --json, which prints the
     final task document). Exit status: 0 when it completes, 1 when it ends otherwise."""
-    host = open_host(state, as_json)
+    source = backend_for(state, as_json).watch_source()
     stream = sys.stderr if as_json else sys.stdout
-    task = watch(host.store, task_id, Screen(stream, stream.isatty()), interval)
+    task = call(lambda: watch(source, task_id, Screen(stream, stream.isatty()), interval), as_json)
     if task is None:
         return fail(f"no task {task_id!r}", as_json=as_json)
-    finish(task, as_json)
+    finish(task_doc(task), as_json)
 
 
 @click.command()
