@@ -69,6 +69,18 @@ def test_a_given_key_is_sent_and_a_lasting_503_ends_as_the_database_error() -> N
     assert seen == ["my-key"] * 5 and len(sleeps) == 4 and all(s > 0 for s in sleeps)
 
 
+def test_waiting_polls_with_growing_pauses_and_rides_out_a_503() -> None:
+    answers = iter([httpx.Response(200, json=TASK | {"status": "in_progress"}),
+                    httpx.Response(503, json={"error": "database_unavailable", "message": "down"}),
+                    httpx.Response(200, json=TASK | {"status": "in_progress"}),
+                    httpx.Response(200, json=TASK | {"status": "complete"})])
+    sleeps: list[float] = []
+    seen: list[str] = []
+    doc = client(lambda request: next(answers), sleeps).wait("t1", on_poll=lambda d: seen.append(d["status"]))
+    assert doc["status"] == "complete" and seen == ["in_progress", "in_progress", "complete"]
+    assert len(sleeps) == 3 and sleeps == sorted(sleeps) and sleeps[0] < sleeps[-1]
+
+
 @pytest.mark.parametrize(("status", "body", "error", "text"), [
     (404, {"error": "not_found", "message": "no task 'x'"}, TaskNotFoundError, "no task 'x'"),
     (404, {"error": "no_matching_version", "message": "none", "available": ["2.1.3"]}, NoMatchingVersionError, "none"),

@@ -111,10 +111,15 @@ class RemoteTasks:
 
     def wait(self, task_id: str, on_poll: Callable[[dict[str, Any]], None] | None = None,
              first: float = 0.1, cap: float = 2.0) -> dict[str, Any]:
-        """Poll ``GET /tasks/{id}`` (backoff from ``first`` to ``cap`` seconds) until the task ends."""
+        """Poll ``GET /tasks/{id}`` (backoff from ``first`` to ``cap`` seconds) until the task ends; a
+        503 (the server's database away for a moment) is waited out like a task still running."""
         backoff = Backoff(first=first, cap=cap)
         for polls in range(1, 1 << 62):
-            doc = self.get_task(task_id)
+            try:
+                doc = self.get_task(task_id)
+            except StoreUnavailableError:
+                self.sleep(backoff.delay(polls))
+                continue
             if on_poll is not None:
                 on_poll(doc)
             if doc["status"] in ENDED:

@@ -121,6 +121,18 @@ def test_detached_task_can_be_cancelled_and_an_unknown_one_is_a_clear_error(idle
     assert as_json["error"] == "TaskNotFoundError"
 
 
+def test_watch_shows_the_tree_and_exits_like_run(cli: Invoke) -> None:
+    done = json.loads(run(cli, PAYMENTS, "--json", "-q").stdout)
+    watched = cli("tasks", "watch", done["id"])
+    assert watched.exit_code == 0
+    assert f"task {done['id']}  COMPLETE" in watched.stdout and "✓ notify_customer" in watched.stdout
+    failed = json.loads(run(cli, PAYMENTS | {"simulate": {"process_gateway_refund": ["declined"]}}, "--json").stdout)
+    as_json = cli("tasks", "watch", failed["id"], "--json")
+    assert as_json.exit_code == 1 and json.loads(as_json.stdout)["status"] == "error"
+    missing = cli("tasks", "watch", "nope")
+    assert missing.exit_code == 1 and "no task 'nope'" in missing.stderr
+
+
 def test_handlers_and_resolve(cli: Invoke) -> None:
     handlers = cli("handlers", "payments", "process_refund", "--version", "~=2.1", "--json")
     assert handlers.exit_code == 0, handlers.output
