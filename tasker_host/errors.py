@@ -184,6 +184,15 @@ class InvocationDeniedError(RequestError):
     """Policy forbids the calling namespace to invoke the target template."""
 
 
+class RemoteRequestError(TaskerError):
+    """A tasker-host server refused a request of the CLI in remote mode (``--server``), or could not
+    be reached (``status`` 0); ``code`` is the API's error code."""
+
+    def __init__(self, message: str, *, status: int = 0, code: str = "unreachable"):
+        self.status, self.code = status, code
+        super().__init__(message)
+
+
 class StepError(TaskerError):
     """Raised by a step handler to say how its failure must be treated."""
 

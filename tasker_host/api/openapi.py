@@ -147,6 +147,9 @@ def _list_parameters() -> list[dict[str, Any]]:
         param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}),
         param("cursor", "query", {"type": "string", "pattern": f"^{CURSOR_PATTERN.pattern}$"},
               "next_cursor of the previous page (opaque)"),
+        param("order", "query", {"type": "string", "enum": ["oldest", "newest"], "default": "oldest"},
+              "by creation time"),
+        param("id_prefix", "query", {"type": "string"}, "only tasks whose id starts with this"),
     ]
 
 
@@ -167,7 +170,7 @@ def _task_paths(p: str) -> dict[str, Any]:
                               **errors(400, 401, 403, 404, 409, 413, 415, 422, 503)},
             },
             "get": {
-                "operationId": "listTasks", "summary": "List tasks (oldest first), cursor-paginated",
+                "operationId": "listTasks", "summary": "List tasks (oldest or newest first), cursor-paginated",
                 "parameters": _list_parameters(),
                 "responses": {"200": ok("A page of tasks", "TaskList"), **errors(401, 422)},
             },

@@ -24,7 +24,9 @@ MAX_NAME = 200  # column width of namespace / name / idempotency key
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
 CREATE_FIELDS = ("name", "namespace", "version", "context")
-LIST_PARAMS = ("namespace", "name", "version", "status", "created_after", "created_before", "limit", "cursor")
+LIST_PARAMS = ("namespace", "name", "version", "status", "created_after", "created_before", "limit", "cursor",
+               "order", "id_prefix")
+ORDERS = ("oldest", "newest")
 _CURSOR_PREFIX = "t1:"
 #: base64url of "t1:" + the id, unpadded: every string of this shape decodes
 CURSOR_PATTERN = re.compile(r"dDE6(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?")
@@ -141,6 +143,8 @@ class ListQuery:
     created_before: float | None
     after_id: str | None
     limit: int
+    newest_first: bool = False
+    id_prefix: str | None = None
 
 
 def parse_list_query(params: QueryParams) -> ListQuery:
@@ -154,10 +158,13 @@ def parse_list_query(params: QueryParams) -> ListQuery:
     before = _timestamp(params.get("created_before"), "created_before", problems)
     limit = _limit(params.get("limit"), problems)
     cursor = _cursor(params.get("cursor"), problems)
+    order = params.get("order", "oldest")
+    if order not in ORDERS:
+        problems.append(problem("order", f"must be one of {', '.join(ORDERS)}"))
     if problems:
         raise invalid_request(f"invalid query ({len(problems)} problem(s))", problems)
     return ListQuery(namespaces or None, params.get("name") or None, params.get("version") or None, status,
-                     after, before, cursor, limit)
+                     after, before, cursor, limit, order == "newest", params.get("id_prefix") or None)
 
 
 def _status(value: str | None, problems: list[dict[str, str]]) -> TaskState | None:

@@ -107,7 +107,7 @@ async def list_tasks(request: Request) -> JSONResponse:
         return JSONResponse({"tasks": [], "next_cursor": None})
     query = TaskFilter(namespaces=namespaces, name=q.name, version=q.version, status=q.status,
                        created_after=q.created_after, created_before=q.created_before, after_id=q.after_id,
-                       limit=q.limit + 1)
+                       limit=q.limit + 1, newest_first=q.newest_first, id_prefix=q.id_prefix)
     found = await api.call(api.host.service.list_tasks, query)
     page = found[:q.limit]
     cursor = encode_cursor(page[-1].id) if len(found) > q.limit else None

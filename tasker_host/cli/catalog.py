@@ -7,13 +7,14 @@ from typing import Any
 
 import click
 
+from tasker_host.cli.backend import backend_for, call
 from tasker_host.cli.completion import complete_name, complete_namespace, complete_reference
 from tasker_host.cli.output import emit, fail, json_option
 from tasker_host.cli.render import render_catalogue, render_plugins, render_resolved, render_validation
 from tasker_host.cli.state import CliState, pass_state
 from tasker_host.collect import missing_handlers
 from tasker_host.errors import TaskerError
-from tasker_host.host import Catalog, load_catalog, open_catalog
+from tasker_host.host import Catalog, load_catalog
 from tasker_host.templates import TemplateLoader
 from tasker_host.versions import VersionRequest, split_reference
 from tasker_host.views import catalogue_doc, namespace_doc, plugins_doc, template_doc
@@ -61,12 +62,16 @@ def handlers(state: CliState, namespace: str | None, name: str | None, spec: str
       tasker-host handlers payments
       tasker-host handlers payments process_refund --version '~=2.1'
     """
-    try:
-        host = open_catalog(state.settings, entry_points=state.entry_points)
-        doc = _catalogue(host.registry, namespace, name, spec)
-    except TaskerError as exc:
-        fail(exc, as_json=as_json)
+    doc = call(lambda: backend_for(state, as_json).catalogue(namespace, name, spec), as_json)
     emit(doc, as_json, render_catalogue)
+
+
+def resolved_doc(registry: Any, reference: str) -> dict:
+    """``resolve``'s document (local mode)."""
+    namespace, name, spec = split_reference(reference)
+    template = registry.resolve(namespace, name, spec)
+    return {"request": reference, **template_doc(template, registry, detail=False),
+            "provider": template.provenance.as_dict() if template.provenance else None}
 
 
 def _catalogue(registry: Any, namespace: str | None, name: str | None, spec: str | None) -> dict:
@@ -98,14 +103,7 @@ def resolve(state: CliState, reference: str, as_json: bool) -> None:
     SPEC is an exact version (2.1.3), a PEP 440 range (~=2.1, '>=2,<3') or omitted (newest
     stable). Exits 1 and lists the available versions when nothing satisfies SPEC.
     """
-    try:
-        namespace, name, spec = split_reference(reference)
-        host = open_catalog(state.settings, entry_points=state.entry_points)
-        template = host.registry.resolve(namespace, name, spec)
-    except TaskerError as exc:
-        fail(exc, as_json=as_json)
-    doc = {"request": reference, **template_doc(template, host.registry, detail=False),
-           "provider": template.provenance.as_dict() if template.provenance else None}
+    doc = call(lambda: backend_for(state, as_json).resolve(reference), as_json)
     emit(doc, as_json, render_resolved)
 
 

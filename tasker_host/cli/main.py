@@ -15,9 +15,13 @@ from tasker_host.settings import HostSettings
 __all__ = ["CliState", "build_cli", "main"]  # CliState lives in cli/state.py; re-exported for callers
 
 
+LOCAL_ONLY = ("db", "tokens", "serve", "worker", "check")
+
+
 def build_cli() -> click.Group:
     """Build the command group with every sub-command (no import-time registration)."""
-    from tasker_host.cli import catalog, database, kit, serve, tasks, tokens
+    from tasker_host.cli import catalog, database, kit, profiles, serve, tasks, tokens
+    from tasker_host.cli.backend import local_only
 
     @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
                  invoke_without_command=True)
@@ -30,9 +34,17 @@ def build_cli() -> click.Group:
     @click.option("--database-url", default=None, envvar="TASKER_DATABASE_URL", metavar="URL",
                   help="sqlite:///path or postgresql://user@host/db (default: embedded SQLite).  "
                        "[env TASKER_DATABASE_URL]")
+    @click.option("--server", default=None, envvar="TASKER_SERVER", metavar="URL",
+                  help="Remote mode: a running host's API base URL (e.g. https://tasker.example.com/tasker); "
+                       "task and catalogue commands go through its REST API.  [env TASKER_SERVER]")
+    @click.option("--token", default=None, envvar="TASKER_TOKEN", metavar="TOKEN",
+                  help="Remote mode: the API token (else the profile's).  [env TASKER_TOKEN]")
+    @click.option("--profile", default=None, envvar="TASKER_PROFILE", metavar="NAME",
+                  help="Remote mode: a profile stored by `tasker-host login`.  [env TASKER_PROFILE]")
     @click.version_option(package_name="tasker-host", prog_name="tasker-host")
     @click.pass_context
-    def cli(ctx: click.Context, strict: bool | None, on_conflict: str | None, database_url: str | None) -> None:
+    def cli(ctx: click.Context, strict: bool | None, on_conflict: str | None, database_url: str | None,
+            server: str | None, token: str | None, profile: str | None) -> None:
         """tasker-host: run many teams' workflows side by side, each team in its own namespace.
 
         Teams ship workflows as plugin packages (pip install tasker-payments ...). The host finds
@@ -64,10 +76,17 @@ def build_cli() -> click.Group:
         except TaskerError as exc:
             raise click.ClickException(str(exc)) from None
         state.settings = replace(base, **{k: v for k, v in overrides.items() if v is not None})
+        if ctx.invoked_subcommand not in ("login", "logout"):
+            try:
+                state.remote = profiles.remote_target(server, token, profile)
+            except TaskerError as exc:
+                raise click.ClickException(str(exc)) from None
 
     for command in (*catalog.COMMANDS, *tasks.COMMANDS, *database.COMMANDS, *tokens.COMMANDS,
-                    *serve.COMMANDS, *kit.COMMANDS):
+                    *serve.COMMANDS, *kit.COMMANDS, *profiles.COMMANDS):
         cli.add_command(command)
+    for name in LOCAL_ONLY:  # they need the database: refuse remote mode
+        local_only(cli.commands[name], name)
     return cli
 
 

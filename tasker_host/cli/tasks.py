@@ -9,31 +9,29 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import click
 
+from tasker_host.cli.backend import backend_for, call
 from tasker_host.cli.completion import complete_reference
 from tasker_host.cli.engine_options import engine_options, with_engine_options
 from tasker_host.cli.output import emit, fail, hint, json_option
-from tasker_host.cli.progress import ProgressView
 from tasker_host.cli.state import CliState, pass_state
 from tasker_host.cli.tables import SHORT_ID, task_detail, task_list
-from tasker_host.cli.watch import LiveTree, Screen, watch
+from tasker_host.cli.watch import Screen, watch
 from tasker_host.engine.outage import Backoff
 from tasker_host.engine.supervise import run_supervised
 from tasker_host.errors import ConfigurationError, StoreUnavailableError, TaskerError
 from tasker_host.host import Host, build_host
 from tasker_host.models import TaskState
-from tasker_host.store.base import TaskFilter, TaskRecord
 from tasker_host.versions import split_reference
 from tasker_host.views import task_doc
 
 if TYPE_CHECKING:
-    from tasker_host.engine.service import TaskService
+    from tasker_host.cli.backend import Backend
 
 
 
@@ -97,20 +95,14 @@ async def drive(host: Host, task_id: str) -> Any:
     return host.service.get_task(task_id)
 
 
-def finish(task: Any, as_json: bool) -> None:
+def finish(doc: dict[str, Any], as_json: bool) -> None:
     """Print the final task; exit 1 unless it completed (``run``, ``watch``, ``--wait``)."""
-    emit(task_doc(task), as_json, render_task)
-    if task.status is not TaskState.COMPLETE:
+    emit(doc, as_json, render_task)
+    if doc["status"] != TaskState.COMPLETE.value:
         raise SystemExit(1)
 
 
-render_task = task_detail  # the text form of a task document (cli/tables.py)
-MAX_CHILDREN = 500  # as many child ids as GET /tasks/{id} lists
-
-
-def full_task_doc(service: TaskService, task: TaskRecord) -> dict[str, Any]:
-    """The document of ``GET /tasks/{id}``: the task with its steps and its child tasks' ids."""
-    return task_doc(task) | {"children": [c.id for c in service.children(task.id, MAX_CHILDREN)]}
+render_task = task_detail
 
 
 CREATE_TRIES = 5
@@ -157,21 +149,17 @@ def run(state: CliState, reference: str, context_arg: str | None, idempotency_ke
 
     Exit status: 0 when the task completes, 1 when it ends in error or is cancelled.
     """
-    host = open_host(state, as_json)
+    backend = backend_for(state, as_json)
     try:
         namespace, name, spec = split_reference(reference)
-        created = create_surely(host, namespace, name, spec, parse_context(context_arg), idempotency_key)
+        task = backend.create(namespace, name, spec, parse_context(context_arg), idempotency_key)
     except TaskerError as exc:
         fail(exc, as_json=as_json)
-    task = created.task
     if detach:
-        return emit(task_doc(task), as_json, render_task)
+        return emit(task, as_json, render_task)
     if not quiet:
-        click.echo(f"▶ {task.full_name}  task {task.id}", err=True)
-        live = sys.stderr.isatty()  # the step tree redrawn in place; else a line per change
-        host.events.subscribe(LiveTree(host.store, task.id, Screen(sys.stderr, True)) if live
-                              else ProgressView(task.id))
-    finish(anyio.run(drive, host, task.id), as_json)
+        click.echo(f"▶ {task['full_name']}  task {task['id']}", err=True)
+    finish(call(lambda: backend.wait(task["id"], progress=not quiet), as_json), as_json)
 
 
 @click.group()
@@ -192,46 +180,38 @@ def list_tasks(state: CliState, namespace: tuple[str, ...], name: str | None, st
                limit: int, cursor: str | None, everything: bool, as_json: bool) -> None:
     """List tasks, newest first, a page at a time (the next page's --cursor is printed on
     standard error; --json prints the page's documents only)."""
-    host = open_host(state, as_json)
-    query = TaskFilter(namespaces=list(namespace) or None, name=name, newest_first=True,
-                       status=TaskState(status) if status else None, after_id=cursor, limit=limit + 1)
-    try:
-        if cursor is not None:
-            query = replace(query, after_id=host.service.expand_task_id(cursor))
-        found = _every(host.service, query) if everything else host.service.list_tasks(query)
-    except TaskerError as exc:
-        fail(exc, as_json=as_json)
+    backend = backend_for(state, as_json)
+
+    def fetch() -> list[dict[str, Any]]:
+        after = backend.expand_id(cursor) if cursor is not None else None
+        if not everything:
+            return backend.list_tasks(list(namespace) or None, name, status, limit + 1, after)
+        found: list[dict[str, Any]] = []
+        while page := backend.list_tasks(list(namespace) or None, name, status, 200, after):
+            found, after = found + page, page[-1]["id"]
+        return found
+
+    found = call(fetch, as_json)
     page = found if everything else found[:limit]
-    emit([task_doc(t, with_steps=False) for t in page], as_json, task_list)
+    emit(page, as_json, task_list)
     if len(found) > len(page):
-        click.echo(f"more: tasker-host tasks list --cursor {page[-1].id[:SHORT_ID]} (or --all)", err=True)
+        click.echo(f"more: tasker-host tasks list --cursor {page[-1]['id'][:SHORT_ID]} (or --all)", err=True)
 
 
-def _every(service: TaskService, query: TaskFilter) -> list[TaskRecord]:
-    found: list[TaskRecord] = []
-    while page := service.list_tasks(query):
-        found += page
-        query = replace(query, after_id=page[-1].id)
-    return found
-
-
-def _action(state: CliState, as_json: bool, task_ref: str, act: Callable[[TaskService, str], TaskRecord],
-            wait: bool = False) -> TaskRecord:
-    """``act(service, full_id)`` on the task ``task_ref`` names (its id or a unique prefix of it);
+def _action(state: CliState, as_json: bool, task_ref: str, act: Callable[[Backend, str], dict[str, Any]],
+            wait: bool = False) -> None:
+    """``act(backend, full_id)`` on the task ``task_ref`` names (its id or a unique prefix of it);
     print the task (with ``wait``: once final, exiting like ``run``)."""
-    host = open_host(state, as_json)
-    try:
-        task = act(host.service, host.service.expand_task_id(task_ref))
-    except TaskerError as exc:
-        fail(exc, as_json=as_json)
+    backend = backend_for(state, as_json)
+    task = call(lambda: act(backend, backend.expand_id(task_ref)), as_json)
     if wait:
-        finish(anyio.run(drive, host, task.id), as_json)
+        finish(call(lambda: backend.wait(task["id"]), as_json), as_json)
     else:
-        emit(full_task_doc(host.service, task), as_json, render_task)
-    return task
+        emit(task, as_json, render_task)
 
 
-wait_option = click.option("--wait", is_flag=True, help="Run the engine here until the task is final.")
+wait_option = click.option("--wait", is_flag=True,
+                           help="Wait until the task is final (locally: run the engine here); exit like `run`.")
 
 
 @tasks.command()
@@ -241,7 +221,7 @@ wait_option = click.option("--wait", is_flag=True, help="Run the engine here unt
 def show(state: CliState, task_id: str, as_json: bool) -> None:
     """Show a task: context, timings, each step's state, attempts, duration, results, last error
     and next retry, and its child tasks. TASK_ID may be any unique prefix of the id."""
-    _action(state, as_json, task_id, lambda service, full_id: service.get_task(full_id))
+    _action(state, as_json, task_id, lambda backend, full_id: backend.get_task(full_id))
 
 
 @tasks.command()
@@ -250,7 +230,7 @@ def show(state: CliState, task_id: str, as_json: bool) -> None:
 @pass_state
 def cancel(state: CliState, task_id: str, as_json: bool) -> None:
     """Cancel a task: pending steps never start."""
-    _action(state, as_json, task_id, lambda service, full_id: service.cancel_task(full_id))
+    _action(state, as_json, task_id, lambda backend, full_id: backend.cancel(full_id))
 
 
 @tasks.command()
@@ -261,8 +241,8 @@ def cancel(state: CliState, task_id: str, as_json: bool) -> None:
 def retry(state: CliState, task_id: str, wait: bool, as_json: bool) -> None:
     """Retry a task that ended in error: its failed steps start again with fresh attempts
     (counted from 1). With --wait, exits like `run` (1 unless the task completes)."""
-    def act(service: TaskService, full_id: str) -> TaskRecord:
-        task = service.retry_task(full_id)
+    def act(backend: Backend, full_id: str) -> dict[str, Any]:
+        task = backend.retry(full_id)
         hint("the failed steps start again with attempts counted from 1 (earlier errors stay in the "
              "task's history)")
         return task
@@ -286,8 +266,8 @@ def resolve_step(state: CliState, task_id: str, step: str, results_arg: str | No
     except TaskerError as exc:
         fail(exc, as_json=as_json)
 
-    def act(service: TaskService, full_id: str) -> TaskRecord:
-        task = service.resolve_step(full_id, step, results)
+    def act(backend: Backend, full_id: str) -> dict[str, Any]:
+        task = backend.resolve_step(full_id, step, results)
         if results is None:
             _hint_results(task, step)
         return task
@@ -295,8 +275,8 @@ def resolve_step(state: CliState, task_id: str, step: str, results_arg: str | No
     _action(state, as_json, task_id, act, wait=wait)
 
 
-def _hint_results(task: TaskRecord, step: str) -> None:
-    dependents = [s.name for s in task.steps if step in s.depends_on]
+def _hint_results(task: dict[str, Any], step: str) -> None:
+    dependents = [s["name"] for s in task.get("steps", []) if step in s.get("depends_on", [])]
     if dependents:
         hint(f"{', '.join(dependents)} depend(s) on {step} and will see no results from it; if they read "
              f"them, resolve with --results '{{...}}' (the JSON {step} would have returned)")
@@ -312,16 +292,14 @@ def watch_task(state: CliState, task_id: str, interval: float, as_json: bool) ->
     """Follow a task run by any process: its steps (and child tasks) as a tree, updated in place
     on a terminal (a line per change otherwise; on standard error with --json, which prints the
     final task document). Exit status: 0 when it completes, 1 when it ends otherwise."""
-    host = open_host(state, as_json)
+    backend = backend_for(state, as_json)
+    full_id = call(lambda: backend.expand_id(task_id), as_json)
+    source = backend.watch_source()
     stream = sys.stderr if as_json else sys.stdout
-    try:
-        task_id = host.service.expand_task_id(task_id)
-    except TaskerError as exc:
-        fail(exc, as_json=as_json)
-    task = watch(host.store, task_id, Screen(stream, stream.isatty()), interval)
+    task = call(lambda: watch(source, full_id, Screen(stream, stream.isatty()), interval), as_json)
     if task is None:
         return fail(f"no task {task_id!r}", as_json=as_json)
-    finish(task, as_json)
+    finish(task_doc(task), as_json)
 
 
 @click.command()
