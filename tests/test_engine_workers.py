@@ -167,7 +167,7 @@ async def test_outcomes_of_a_runner_presumed_dead_are_never_recorded():
             await anyio.to_thread.run_sync(store.entered.wait)  # x's outcome rides in a commit
             script.release["y"].set()
             while not host.engine._outcomes:  # y's outcome waits for the next commit
-                await anyio.sleep(0)
+                await anyio.lowlevel.checkpoint()
             [lost] = store.reap_workers("other", host.clock.now(), gone=lambda w: w.id == me)
             assert lost.steps == 2
             host.clock.advance(0.1)  # (a moment later: before the runner's next heartbeat)

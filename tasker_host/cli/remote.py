@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from tasker_host.api.requests import encode_cursor
-from tasker_host.engine.outage import Backoff
+from tasker_host.engine.outage import CREATE_TRIES, Backoff, creation_backoff
 from tasker_host.errors import (
     AmbiguousTaskIdError,
     InvalidContextError,
@@ -33,7 +33,6 @@ from tasker_host.models import StepState, TaskState
 from tasker_host.remote import retry_after
 from tasker_host.store.base import StepRecord, TaskRecord
 
-CREATE_TRIES = 5
 PAGE = 200  # the API's largest page
 FULL_ID = 36  # a task id (a UUID); anything shorter is a prefix
 ENDED = frozenset({"complete", "error", "cancelled", "resolved_manually"})
@@ -66,7 +65,7 @@ class RemoteTasks:
         body: dict[str, Any] = {"namespace": namespace, "name": name, "context": context}
         if spec is not None:
             body["version"] = spec
-        backoff = Backoff(first=0.5, cap=4.0)
+        backoff = creation_backoff()
         for attempt in range(1, CREATE_TRIES + 1):
             try:
                 response = self.client.post("/tasks", json=body, headers={"Idempotency-Key": key})

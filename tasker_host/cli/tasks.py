@@ -22,7 +22,7 @@ from tasker_host.cli.output import emit, fail, hint, json_option
 from tasker_host.cli.state import CliState, pass_state
 from tasker_host.cli.tables import SHORT_ID, task_detail, task_list
 from tasker_host.cli.watch import Screen, watch
-from tasker_host.engine.outage import Backoff
+from tasker_host.engine.outage import CREATE_TRIES, Backoff, creation_backoff
 from tasker_host.engine.supervise import run_supervised
 from tasker_host.errors import ConfigurationError, StoreUnavailableError, TaskerError
 from tasker_host.host import Host, build_host
@@ -105,16 +105,13 @@ def finish(doc: dict[str, Any], as_json: bool) -> None:
 render_task = task_detail
 
 
-CREATE_TRIES = 5
-
-
 def create_surely(host: Host, namespace: str, name: str, spec: str | None, context: Any,
                   idempotency_key: str | None) -> Any:
     """Create the task, repeating the creation while the database is unavailable. Always with an
     idempotency key (``cli-<uuid>`` when none is given): a creation whose connection died may have
     been committed, and only the key makes repeating it safe."""
     key = idempotency_key or f"cli-{uuid.uuid4().hex}"
-    backoff = Backoff(first=0.5, cap=4.0)
+    backoff = creation_backoff()
     for attempt in range(1, CREATE_TRIES + 1):
         try:
             return host.service.create_task(namespace, name, spec, context, idempotency_key=key)

@@ -33,6 +33,15 @@ class Backoff:
         return base * (1 + self.jitter * (2 * self.rng.random() - 1))
 
 
+#: a client's creation repeated while the database (or the server) is unavailable, always with the
+#: same idempotency key: how many tries, and the backoff between them
+CREATE_TRIES = 5
+
+
+def creation_backoff() -> Backoff:
+    return Backoff(first=0.5, cap=4.0)
+
+
 @dataclass
 class Outage:
     """Whether the database is reachable, as this process's last calls found it."""

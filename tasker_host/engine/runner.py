@@ -66,7 +66,6 @@ class Engine:
         self._loop_thread: int | None = None
         self._until_idle = False
         self._stopping = False
-        self._inline_db = self._calls.inline
         self._next_retry_at: float | None = None  # earliest known backoff end
         self._last_full_claim_at = float("-inf")  # when a claim last took all it asked for
         self._look_after_commit = False  # the claim loop gave way to a commit: look once it ends
@@ -171,7 +170,7 @@ class Engine:
 
     async def _listen(self) -> Any:
         """Wake-ups from other processes (PostgreSQL LISTEN/NOTIFY), if the store has them."""
-        if self._inline_db:  # an in-process store: answers at once
+        if self._calls.inline:  # an in-process store: answers at once
             return self.store.listen(self.nudge)
         return await anyio.to_thread.run_sync(self.store.listen, self.nudge)
 
@@ -223,7 +222,7 @@ class Engine:
             if self._next_retry_at is not None and self._next_retry_at <= now:
                 self._next_retry_at = None  # due now: the next claim round takes it
                 continue
-            warm = not self._inline_db and now - self._last_full_claim_at < WARM_FOR_SECONDS
+            warm = not self._calls.inline and now - self._last_full_claim_at < WARM_FOR_SECONDS
             poll_at = now + (min(WARM_POLL_SECONDS, self.config.poll_seconds) if warm else self.config.poll_seconds)
             await self.clock.wait(self._wake, min(poll_at, self._next_retry_at or poll_at))
             if not self._wake.is_set() and self.clock.now() >= poll_at and not warm:
