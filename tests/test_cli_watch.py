@@ -3,6 +3,7 @@ steps and child tasks; plain lines when not a terminal; exit status as `run`; --
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from click.testing import CliRunner, Result
 from tasker_host.cli import watch as watch_module
 from tasker_host.cli.main import CliState, build_cli
 from tasker_host.cli.watch import Screen, load, watch
+from tasker_host.errors import StoreUnavailableError
 from tasker_host.host import Host, build_host
 from tasker_host.settings import HostSettings
 
@@ -102,4 +104,35 @@ def test_on_a_terminal_the_tree_is_redrawn_in_place(url: str) -> None:
     height = 1 + len(final.steps)
     assert text.count(f"\x1b[{height}F\x1b[J") == 1  # drawn twice: the second time over the first
     assert "├─ ✓ validate_payment_eligibility" in text and "└─ ✓ notify_customer" in text
+    host.close()
+
+
+def test_watch_rides_out_a_database_outage(url: str, caplog: pytest.LogCaptureFixture) -> None:
+    host = other_host(url)
+    task = host.service.create_task("payments", "process_refund", None, PAYMENTS).task
+    failures = [2]  # the next two looks meet an unavailable database
+
+    class Flaky:
+        def __getattr__(self, name: str) -> Any:
+            def call(*args: Any, **kwargs: Any) -> Any:
+                if failures[0]:
+                    failures[0] -= 1
+                    raise StoreUnavailableError("AdminShutdown: terminating connection")
+                return getattr(host.store, name)(*args, **kwargs)
+            return call
+
+    pauses: list[float] = []
+
+    def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        anyio.run(host.engine.run_until_idle)
+
+    final = watch(Flaky(), task.id, Screen(io.StringIO(), tty=False), 0.1, sleep=pause)  # type: ignore[arg-type]
+    assert final is not None and final.status.value == "complete" and failures == [0]
+    said = [r.getMessage() for r in caplog.records if r.name == "tasker_host.engine"]
+    assert said[0] == ("database unavailable (StoreUnavailableError: AdminShutdown: terminating connection); "
+                       "still watching")
+    assert said[1].startswith("database available again after") and said[1].endswith("(2 failed calls)")
+    assert len(said) == 2
+    assert len(pauses) >= 2 and all(p >= 0.1 for p in pauses)
     host.close()

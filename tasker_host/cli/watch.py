@@ -12,6 +12,8 @@ from typing import TextIO
 
 import click
 
+from tasker_host.engine.outage import Outage
+from tasker_host.errors import StoreUnavailableError
 from tasker_host.models import TaskState
 from tasker_host.store.base import Store, TaskFilter, TaskRecord
 
@@ -111,9 +113,16 @@ class LiveTree:
 
 def watch(store: Store, task_id: str, screen: Screen, interval: float,
           sleep: Callable[[float], None] | None = None) -> TaskRecord | None:
-    """Show the task until it ends; returns its final record (None: no such task)."""
+    """Show the task until it ends; returns its final record (None: no such task). While the
+    database (or the server) is unavailable it says so once and keeps looking, with backoff."""
+    outage = Outage(meanwhile="still watching")
     while True:
-        node = load(store, task_id)
+        try:
+            node = load(store, task_id)
+        except StoreUnavailableError as exc:  # logged once when it starts, once when it ends
+            (sleep or pause)(max(interval, outage.failed(exc, time.time())))
+            continue
+        outage.recovered(time.time())
         if node is None:
             return None
         screen.show(node)

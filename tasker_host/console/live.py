@@ -19,6 +19,7 @@ from starlette.responses import Response, StreamingResponse
 from tasker_host.api.state import Api, api_of
 from tasker_host.console.access import Viewer, console_of, viewer, visible_task
 from tasker_host.engine.events import LifecycleEvent
+from tasker_host.errors import StoreUnavailableError
 from tasker_host.store.base import StateCounts, TaskRecord
 
 MIN_GAP = 0.25  # seconds between two events of one stream (a busy namespace does not flood a page)
@@ -47,10 +48,15 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(repr(value).encode()).hexdigest()[:16]
 
 
-async def _fingerprint(api: Api, who: Viewer, task_id: str | None) -> str:
-    if task_id is not None:
-        return task_fingerprint(await api.call(api.host.store.get_task, task_id))
-    return counts_fingerprint(await api.call(api.host.store.count_by_state), who)
+async def _fingerprint(api: Api, who: Viewer, task_id: str | None, last: str | None = None) -> str | None:
+    """What the page shows, summed up; ``last`` while the database is unavailable (nothing new
+    can be announced: the stream stays open and looks again at the next poll)."""
+    try:
+        if task_id is not None:
+            return task_fingerprint(await api.call(api.host.store.get_task, task_id))
+        return counts_fingerprint(await api.call(api.host.store.count_by_state), who)
+    except StoreUnavailableError:
+        return last
 
 
 async def _stream(api: Api, who: Viewer, task_id: str | None, seen: str | None, poll: float,
@@ -68,7 +74,7 @@ async def _stream(api: Api, who: Viewer, task_id: str | None, seen: str | None, 
     try:
         yield "retry: 1000\n\n"
         last, end = await _fingerprint(api, who, task_id), time.monotonic() + lifetime
-        if seen is not None and seen != last:
+        if seen is not None and last is not None and seen != last:
             yield "event: changed\ndata: {}\n\n"
         while time.monotonic() < end:
             try:
@@ -76,7 +82,7 @@ async def _stream(api: Api, who: Viewer, task_id: str | None, seen: str | None, 
             except TimeoutError:
                 pass
             wake.clear()
-            now = await _fingerprint(api, who, task_id)
+            now = await _fingerprint(api, who, task_id, last)
             if now != last:
                 last = now
                 yield "event: changed\ndata: {}\n\n"

@@ -69,6 +69,17 @@ def test_filters(listed: tuple[Live, list[dict[str, Any]]]) -> None:
     assert get(created_after="2999-01-01T00:00:00") == []
 
 
+def test_newest_first_and_by_id_prefix(listed: tuple[Live, list[dict[str, Any]]]) -> None:
+    live, docs = listed
+    get = lambda **params: ids(live.client.get("/tasks", params=params, headers=live.auth("admin")))  # noqa: E731
+    assert get(order="newest") == [d["id"] for d in reversed(docs)]
+    first = live.client.get("/tasks", params={"order": "newest", "limit": 2}, headers=live.auth("admin")).json()
+    rest = get(order="newest", cursor=first["next_cursor"])
+    assert [t["id"] for t in first["tasks"]] + rest == [d["id"] for d in reversed(docs)]
+    assert get(id_prefix=docs[2]["id"][:8]) == [docs[2]["id"]]
+    assert ids(live.client.get("/tasks", params={"id_prefix": docs[2]["id"][:8]}, headers=live.auth("inventory"))) == []
+
+
 def test_a_team_token_lists_only_its_namespaces(listed: tuple[Live, list[dict[str, Any]]]) -> None:
     live, docs = listed
     mine = ids(live.client.get("/tasks", headers=live.auth("payments")))
@@ -80,7 +91,7 @@ def test_a_team_token_lists_only_its_namespaces(listed: tuple[Live, list[dict[st
     ({"limit": "0"}, ["limit"]), ({"limit": "201"}, ["limit"]), ({"limit": "ten"}, ["limit"]),
     ({"status": "done"}, ["status"]), ({"created_after": "yesterday"}, ["created_after"]),
     ({"created_before": "nan"}, ["created_before"]), ({"cursor": "not-a-cursor"}, ["cursor"]),
-    ({"namespace": ""}, ["namespace"]), ({"statu": "error"}, ["statu"]),
+    ({"namespace": ""}, ["namespace"]), ({"statu": "error"}, ["statu"]), ({"order": "sideways"}, ["order"]),
     ({"limit": "-1", "status": "x", "cursor": "%%"}, ["status", "limit", "cursor"]),
 ])
 def test_bad_query_is_422_listing_every_problem(listed: tuple[Live, list[dict[str, Any]]], params: dict[str, str],
@@ -90,6 +101,8 @@ def test_bad_query_is_422_listing_every_problem(listed: tuple[Live, list[dict[st
     assert response.status_code == 422
     body = response.json()
     assert body["error"] == "invalid_request" and [p["path"] for p in body["problems"]] == paths
+    if "order" in params:
+        assert body["problems"][0]["message"] == "must be one of oldest, newest"
 
 
 def test_bad_resolve_bodies(listed: tuple[Live, list[dict[str, Any]]]) -> None:

@@ -5,10 +5,19 @@
   "use strict";
   var url = document.body.dataset.live;
   if (!url || !window.EventSource) { return; }
-  var source = new EventSource(url);
-  source.addEventListener("changed", function () {
-    document.body.dispatchEvent(new Event("tasker:changed"));
-  });
+  var source = null;
+  function connect() {
+    source = new EventSource(url);
+    source.addEventListener("changed", function () {
+      document.body.dispatchEvent(new Event("tasker:changed"));
+    });
+    source.onerror = function () {
+      // a refused reconnection (a 503 while the database is away) closes the stream for good:
+      // open a new one a little later (it announces what changed meanwhile)
+      if (source.readyState === EventSource.CLOSED) { setTimeout(connect, 5000); }
+    };
+  }
+  connect();
   window.addEventListener("pagehide", function () { source.close(); });
   document.body.addEventListener("htmx:beforeRequest", function (e) {
     var part = e.detail.elt, active = document.activeElement;
