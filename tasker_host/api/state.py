@@ -62,7 +62,7 @@ class Api:
             result = fn(*args, **kwargs)
         else:
             result = await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
-        self.outage.recovered(time.time())
+        self.outage.recovered()
         return result
 
 

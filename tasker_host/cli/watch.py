@@ -122,7 +122,7 @@ def watch(store: Store, task_id: str, screen: Screen, interval: float,
         except StoreUnavailableError as exc:  # logged once when it starts, once when it ends
             (sleep or pause)(max(interval, outage.failed(exc, time.time())))
             continue
-        outage.recovered(time.time())
+        outage.recovered()
         if node is None:
             return None
         screen.show(node)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from dataclasses import dataclass, field
 
 log = logging.getLogger("tasker_host.engine")
@@ -68,9 +69,11 @@ class Outage:
             log.warning("database unavailable (%s); %s", self.cause, self.meanwhile)
         return self.backoff.delay(self.failures)
 
-    def recovered(self, now: float) -> None:
-        """Note a call that succeeded (a no-op outside an outage)."""
+    def recovered(self, now: float | None = None) -> None:
+        """Note a call that succeeded: a no-op outside an outage (called after every call, so it
+        reads the clock only when an outage ends; ``now`` defaults to the wall clock)."""
         if self.since is None:
             return
+        now = time.time() if now is None else now
         log.warning("database available again after %.1f s (%d failed calls)", now - self.since, self.failures)
         self.since, self.failures, self.cause = None, 0, ""

@@ -44,7 +44,7 @@ class StoreCalls:
                     raise
                 await anyio.sleep(delay)
                 continue
-            self.outage.recovered(time.time())
+            self.outage.recovered()
             return result
 
     async def once(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
