@@ -13,7 +13,8 @@
     │       ├── UnknownNamespaceError
     │       ├── QuarantinedNamespaceError  plugins conflict over the namespace: it is not served
     │       ├── UnknownTemplateError
-    │       └── NoMatchingVersionError
+    │       ├── NoMatchingVersionError
+    │       └── VersionSunsetError     the only matching version is past its sunset (410 in the API)
     ├── StoreUnavailableError         the database cannot be reached now (connection lost, server
     │                                 restarting, locked beyond its timeout): retried, 503 in the API
     ├── RequestError                  a request the service cannot accept (4xx in the API)
@@ -126,6 +127,28 @@ class UnknownTemplateError(ResolutionError):
 
 class NoMatchingVersionError(ResolutionError):
     """The template exists but no version satisfies the requested spec."""
+
+
+class VersionSunsetError(ResolutionError):
+    """The requested version reached its sunset day and refuses new tasks (its running tasks
+    finish). ``replacement`` is the concrete version ``replaced_by`` resolves to, if installed."""
+
+    def __init__(self, full_name: str, *, sunset: str, replaced_by: str | None = None,
+                 replacement: str | None = None, replacement_version: str | None = None):
+        self.full_name, self.sunset, self.replaced_by = full_name, sunset, replaced_by
+        self.replacement, self.replacement_version = replacement, replacement_version
+        if replacement:
+            use = f"; use {replacement}" + (f" (replaced_by {replaced_by})" if replaced_by else "")
+        elif replaced_by:
+            use = f"; it is replaced by versions {replaced_by}, none of which is installed here"
+        else:
+            use = ""
+        super().__init__(f"{full_name} reached its sunset on {sunset} and accepts no new tasks{use}",
+                         available=[replacement_version] if replacement_version else [])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"version": self.full_name, "sunset": self.sunset, "replaced_by": self.replaced_by,
+                "replacement": self.replacement}
 
 
 class StoreUnavailableError(TaskerError):

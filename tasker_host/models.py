@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from types import MappingProxyType
 from typing import Any
 
@@ -117,6 +118,8 @@ class TaskTemplate:
     context_schema: Mapping[str, Any] | None = None
     visibility: Visibility = Visibility.PUBLIC
     deprecated: str | None = None
+    replaced_by: str | None = None  # lifecycle: a version request of this template (``~=3.0``)
+    sunset: date | None = None  # lifecycle: from this day (UTC) the version refuses new tasks
     source: str | None = None  # file the template was loaded from, if any
     document: Mapping[str, Any] = field(default_factory=frozen_mapping, compare=False)
     # key path (as in TemplateProblem.key) -> line number in ``source``, for later error reports
@@ -137,6 +140,15 @@ class TaskTemplate:
 
     def line_of(self, key: str) -> int | None:
         return self.locations.get(key)
+
+    @property
+    def is_deprecated(self) -> bool:
+        """Declaring a replacement or a sunset deprecates a version as much as ``deprecated`` does."""
+        return self.deprecated is not None or self.replaced_by is not None or self.sunset is not None
+
+    def sunset_reached(self, today: date) -> bool:
+        """True from the sunset day on: the version refuses new tasks (its running ones finish)."""
+        return self.sunset is not None and today >= self.sunset
 
     def step(self, name: str) -> StepTemplate:
         for s in self.steps:

@@ -11,13 +11,17 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 from packaging.version import Version
 
+from tasker_host import lifecycle
 from tasker_host.errors import (
+    ConfigurationError,
     ConflictError,
     NoMatchingVersionError,
     QuarantinedNamespaceError,
+    RegistryError,
     UnknownNamespaceError,
     UnknownTemplateError,
 )
@@ -104,8 +108,12 @@ class Registry:
     def versions_of(self, namespace: str, name: str) -> tuple[TaskTemplate, ...]:
         return self.templates.get((namespace, name), ())
 
-    def resolve(self, namespace: str, name: str, spec: str | None = None) -> TaskTemplate:
-        """The template that a request for ``namespace.name@spec`` runs."""
+    def resolve(self, namespace: str, name: str, spec: str | None = None, *,
+                today: date | None = None) -> TaskTemplate:
+        """The template that a request for ``namespace.name@spec`` runs: an omitted version
+        prefers non-deprecated versions; with ``today`` (a new task), versions past their sunset
+        are never chosen (:class:`VersionSunsetError` when only they match; see
+        :mod:`tasker_host.lifecycle`)."""
         request = VersionRequest.parse(spec)
         self.namespace(namespace)
         versions = self.versions_of(namespace, name)
@@ -116,7 +124,12 @@ class Registry:
                 f"its templates: {', '.join(names) or 'none'}",
                 available=names,
             )
-        chosen = request.select(t.version for t in versions)
+        chosen = lifecycle.choose(request, versions, today)
+        if chosen is None and today is not None:
+            gone = lifecycle.sunset_error(request, versions, today,
+                                          lambda spec: self.replacement(namespace, name, spec, today))
+            if gone is not None:
+                raise gone
         if chosen is None:
             available = [str(t.version) for t in versions]
             raise NoMatchingVersionError(
@@ -124,7 +137,16 @@ class Registry:
                 f"available: {', '.join(available)}",
                 available=available,
             )
-        return next(t for t in versions if t.version == chosen)
+        return chosen
+
+    def replacement(self, namespace: str, name: str, spec: str | None, today: date | None) -> TaskTemplate | None:
+        """The version ``replaced_by`` = ``spec`` resolves to for a new task, or None."""
+        if not spec:
+            return None
+        try:
+            return self.resolve(namespace, name, spec, today=today)
+        except (RegistryError, ConfigurationError):
+            return None
 
     def get(self, namespace: str, name: str, version: Version | str) -> TaskTemplate:
         return self.resolve(namespace, name, str(version) if isinstance(version, Version) else version)

@@ -25,7 +25,7 @@ from jsonschema.exceptions import ValidationError
 from jsonschema.validators import validator_for
 from packaging.version import InvalidVersion, Version
 
-from tasker_host import dag
+from tasker_host import dag, lifecycle
 from tasker_host.models import StepTemplate, TaskTemplate, TemplateProblem, Visibility, frozen_mapping
 from tasker_host.schema_checks import fast_2020_12_checker, quick_check
 from tasker_host.yaml_nodes import Document, child_path, kind_of
@@ -107,8 +107,10 @@ class TemplateLoader:
 
     def _finish(self, doc: Document, data: dict[str, Any]) -> Result:
         before = len(doc.problems)
+        lifecycle.normalize(data)
         version = _check_version(doc, data)
         self._check_document(doc, data, skip={"version"} if len(doc.problems) > before else set())
+        lifecycle.check(doc, data, version)
         _check_steps(doc, data.get("step_templates"))
         if isinstance(data.get("schema"), dict):
             self._check_context_schema(doc, data["schema"])
@@ -251,6 +253,8 @@ def _build(data: dict[str, Any], version: Version, doc: Document) -> TaskTemplat
         context_schema=frozen_mapping(schema) if schema is not None else None,
         visibility=Visibility(data.get("visibility", Visibility.PUBLIC)),
         deprecated=("deprecated" if deprecated is True else deprecated or None),
+        replaced_by=data.get("replaced_by"),
+        sunset=lifecycle.parse_sunset(data.get("sunset")),
         source=doc.source,
         document=data,
         locations=frozen_mapping(doc.lines),
