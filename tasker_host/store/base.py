@@ -136,6 +136,8 @@ class NewTask:
     parent_task_id: str | None = None
     parent_step: str | None = None
     invocation_key: str | None = None  # unique per parent task: re-attach instead of duplicating
+    caller_namespace: str | None = None  # the parent task's namespace (ctx.invoke); None: started directly
+    warnings: tuple[Mapping[str, Any], ...] = ()  # e.g. it runs on a deprecated version (lifecycle)
 
 
 @dataclass(slots=True)
@@ -177,6 +179,8 @@ class TaskRecord:
     invocation_key: str | None = None
     error: Mapping[str, Any] | None = None
     completed_at: float | None = None
+    caller_namespace: str | None = None
+    warnings: tuple[Mapping[str, Any], ...] = ()
     steps: list[StepRecord] = field(default_factory=list)  # in template order
 
     @property
@@ -385,8 +389,17 @@ class Store(Protocol):
 
     def count_by_state(self) -> StateCounts: ...  # for /metrics and /health/status
 
-    def version_stats(self, namespaces: Sequence[str] | None = None) -> Any: ...
-    # a store.version_stats.VersionStats of the namespaces' tasks (None: all): the console
+    def version_stats(self, namespaces: Sequence[str] | None = None, since: float | None = None) -> Any: ...
+    # a store.version_stats.VersionStats of the namespaces' tasks (None: all), read in ONE
+    # consistent snapshot: the console, `tasker-host versions`; with ``since``, also who started
+    # each version since then (``started_by``)
+
+    def find_idempotent(self, namespace: str, idempotency_key: str) -> TaskRecord | None: ...
+    # the task created with that Idempotency-Key in that namespace (a replay's answer), without steps
+
+    def unfinished_using(self, distribution: str, namespaces: Sequence[str]) -> list[TaskRecord]: ...
+    # unfinished tasks (pending, in progress, error) whose template came from ``distribution``
+    # (provenance) or that live in one of ``namespaces``; without steps, oldest first (drain-check)
 
     def register(self, worker: NewWorker, now: float) -> None: ...
 

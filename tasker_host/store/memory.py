@@ -55,7 +55,7 @@ from tasker_host.store.base import (
 from tasker_host.store.memory_step_logs import MemoryStepLogs
 from tasker_host.store.memory_workers import MemoryWorkers
 from tasker_host.store.step_logs import StepLogEntry
-from tasker_host.store.version_stats import VersionStats, stats_of
+from tasker_host.store.version_stats import VersionStats, stats_of, using
 
 Key = tuple[str, str]  # (task_id, step name)
 Entry = tuple[float, int, Key]  # (ready_at or lease expiry, sequence, key)
@@ -123,7 +123,8 @@ class MemoryStore(MemoryWorkers, MemoryStepLogs):
                 status=TaskState.PENDING, context=task.context, template=task.template, created_at=now,
                 updated_at=now, provenance=task.provenance, correlation_id=task.correlation_id,
                 idempotency_key=task.idempotency_key, parent_task_id=task.parent_task_id,
-                parent_step=task.parent_step, invocation_key=task.invocation_key, steps=steps)
+                parent_step=task.parent_step, invocation_key=task.invocation_key, steps=steps,
+                caller_namespace=task.caller_namespace, warnings=tuple(task.warnings))
             self._tasks[task.id] = record
             self._remaining[task.id] = len(steps)
             if task.idempotency_key is not None:
@@ -227,9 +228,18 @@ class MemoryStore(MemoryWorkers, MemoryStepLogs):
                         counts.steps[(task.namespace, step.state.value)] += 1
         return counts
 
-    def version_stats(self, namespaces: Sequence[str] | None = None) -> VersionStats:
+    def version_stats(self, namespaces: Sequence[str] | None = None, since: float | None = None) -> VersionStats:
         with self._lock:
-            return stats_of(list(self._tasks.values()), namespaces)
+            return stats_of(list(self._tasks.values()), namespaces, since)
+
+    def find_idempotent(self, namespace: str, idempotency_key: str) -> TaskRecord | None:
+        with self._lock:
+            task_id = self._by_idempotency.get((namespace, idempotency_key))
+            return self._copy(self._tasks[task_id], False) if task_id is not None else None
+
+    def unfinished_using(self, distribution: str, namespaces: Sequence[str]) -> list[TaskRecord]:
+        with self._lock:
+            return [self._copy(t, False) for t in using(self._tasks.values(), distribution, namespaces)]
 
     def record_and_claim(self, outcomes: Sequence[StepOutcome], owner: str, limit: int, now: float,
                          lease_seconds: float, namespace_limits: Mapping[str, int] | None = None,

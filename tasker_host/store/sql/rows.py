@@ -26,6 +26,7 @@ def new_rows(task: NewTask, now: float) -> tuple[TaskRecord, dict[str, Any], lis
         updated_at=now, provenance=task.provenance, correlation_id=task.correlation_id,
         idempotency_key=task.idempotency_key, parent_task_id=task.parent_task_id,
         parent_step=task.parent_step, invocation_key=task.invocation_key,
+        caller_namespace=task.caller_namespace, warnings=tuple(task.warnings),
         steps=[StepRecord(task_id=task.id, name=s.name, state=StepState.PENDING, attempts=0,
                           retry_limit=s.retry_limit, retryable=s.retryable, depends_on=tuple(s.depends_on),
                           dependents=tuple(s.dependents), pending_deps=len(s.depends_on), ready_at=now)
@@ -37,7 +38,8 @@ def new_rows(task: NewTask, now: float) -> tuple[TaskRecord, dict[str, Any], lis
         "correlation_id": task.correlation_id, "idempotency_key": task.idempotency_key,
         "parent_task_id": task.parent_task_id, "parent_step": task.parent_step,
         "invocation_key": task.invocation_key, "error": None, "steps_remaining": len(task.steps),
-        "created_at": now, "updated_at": now, "completed_at": None}
+        "created_at": now, "updated_at": now, "completed_at": None,
+        "caller_namespace": task.caller_namespace, "warnings": [dict(w) for w in task.warnings] or None}
     step_rows = [
         {"task_id": task.id, "name": s.name, "namespace": task.namespace, "position": i,
          "state": StepState.PENDING.value,
@@ -57,7 +59,8 @@ def task_record(r: Any) -> TaskRecord:
         context=r.context, template=r.template, created_at=r.created_at, updated_at=r.updated_at,
         provenance=r.provenance, correlation_id=r.correlation_id, idempotency_key=r.idempotency_key,
         parent_task_id=r.parent_task_id, parent_step=r.parent_step, invocation_key=r.invocation_key,
-        error=r.error, completed_at=r.completed_at)
+        error=r.error, completed_at=r.completed_at, caller_namespace=r.caller_namespace,
+        warnings=tuple(r.warnings or ()))
 
 
 def step_record(r: Any) -> StepRecord:

@@ -60,9 +60,12 @@ class TaskRow(Base):
     created_at: Mapped[float] = mapped_column(sa.Double)
     updated_at: Mapped[float] = mapped_column(sa.Double)
     completed_at: Mapped[float | None] = mapped_column(sa.Double)
+    caller_namespace: Mapped[str | None] = mapped_column(sa.String(200))  # parent's namespace; NULL: direct
+    warnings: Mapped[Any | None] = mapped_column(Json, nullable=True)  # lifecycle warnings (list)
 
     __table_args__ = (
         sa.Index("ix_tasks_namespace_created", "namespace", "created_at", "id"),
+        sa.Index("ix_tasks_template_created", "namespace", "name", "version", "created_at"),  # drain status
         sa.Index("ix_tasks_created", "created_at", "id"),
         sa.Index("ix_tasks_status_created", "status", "created_at", "id"),
         sa.Index("ix_tasks_namespace_status", "namespace", "status"),  # counts, from the index alone

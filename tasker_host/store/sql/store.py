@@ -357,8 +357,15 @@ class SqlStore:
     def count_by_state(self) -> StateCounts:
         return self._read(reads.count_by_state)
 
-    def version_stats(self, namespaces: Sequence[str] | None = None) -> VersionStats:
-        return self._read(version_stats.version_stats, namespaces)
+    def version_stats(self, namespaces: Sequence[str] | None = None, since: float | None = None) -> VersionStats:
+        return self._read(version_stats.version_stats, namespaces, since)
+
+    def find_idempotent(self, namespace: str, idempotency_key: str) -> TaskRecord | None:
+        return self._read(reads.load_one, sa.and_(T.namespace == namespace,
+                                                  T.idempotency_key == idempotency_key), False)
+
+    def unfinished_using(self, distribution: str, namespaces: Sequence[str]) -> list[TaskRecord]:
+        return self._read(version_stats.unfinished_using, distribution, namespaces)
 
     def next_ready_at(self) -> float | None:
         return self._read(reads.next_ready_at)

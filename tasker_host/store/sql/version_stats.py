@@ -1,5 +1,7 @@
 """The SQL aggregation behind ``Store.version_stats`` (see :mod:`tasker_host.store.version_stats`):
-three GROUP BY statements; the callers one joins children to parents by primary key."""
+GROUP BY statements in one transaction (REPEATABLE READ on PostgreSQL, so every count comes from
+the same snapshot; SQLite's read transaction is one snapshot already); the callers one joins
+children to parents by primary key. And ``Store.unfinished_using`` (drain-check)."""
 
 from __future__ import annotations
 
@@ -7,13 +9,17 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
+from tasker_host.store.base import UNFINISHED, TaskRecord
+from tasker_host.store.sql import reads
 from tasker_host.store.sql.schema import tasks
-from tasker_host.store.version_stats import LIVE, VersionStats
+from tasker_host.store.version_stats import DIRECT, LIVE, VersionStats
 
 T = tasks.c
 
 
-def version_stats(conn: sa.Connection, namespaces: Sequence[str] | None) -> VersionStats:
+def version_stats(conn: sa.Connection, namespaces: Sequence[str] | None, since: float | None = None) -> VersionStats:
+    if conn.dialect.name == "postgresql":  # the first statement of the transaction
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
     child, parent = tasks.alias("child"), tasks.alias("parent")
     scope = [T.namespace.in_(list(namespaces))] if namespaces is not None else []
     stats = VersionStats()
@@ -37,4 +43,21 @@ def version_stats(conn: sa.Connection, namespaces: Sequence[str] | None) -> Vers
                .group_by(parent.c.namespace, parent.c.name, parent.c.version))
     for ns, name, version, n in conn.execute(waiting):
         stats.waiting_on_child[(ns, name, version)] = n
+    if since is not None:
+        _started_by(conn, stats, scope, since)
     return stats
+
+
+def _started_by(conn: sa.Connection, stats: VersionStats, scope: list[sa.ColumnElement[bool]], since: float) -> None:
+    caller = sa.func.coalesce(T.caller_namespace, DIRECT)
+    query = (sa.select(T.namespace, T.name, T.version, caller, sa.func.count())
+             .where(T.created_at >= since, *scope).group_by(T.namespace, T.name, T.version, caller))
+    for ns, name, version, who, n in conn.execute(query):
+        stats.started_by[(ns, name, version, who)] = n
+
+
+def unfinished_using(conn: sa.Connection, distribution: str, namespaces: Sequence[str]) -> list[TaskRecord]:
+    provided = T.provenance["distribution"].as_string() == distribution
+    where = sa.and_(T.status.in_([s.value for s in UNFINISHED]),
+                    sa.or_(provided, T.namespace.in_(list(namespaces))))
+    return reads.load(conn, where, False, order=(T.created_at, T.id))
