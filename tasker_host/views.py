@@ -43,6 +43,8 @@ def template_doc(t: TaskTemplate, registry: Registry, *, detail: bool = True) ->
         doc.update(
             visibility=t.visibility.value,
             deprecated=t.deprecated,
+            replaced_by=t.replaced_by,
+            sunset=t.sunset.isoformat() if t.sunset else None,
             steps=step_doc(t),
             schema=dict(t.context_schema) if t.context_schema is not None else None,
             provider=t.provenance.as_dict() if t.provenance else None,
@@ -128,6 +130,8 @@ def task_doc(task: TaskRecord, *, with_steps: bool = True) -> dict[str, Any]:
         "created_at": iso(task.created_at),
         "updated_at": iso(task.updated_at),
         "completed_at": iso(task.completed_at),
+        "caller_namespace": task.caller_namespace,
+        "warnings": [dict(w) for w in task.warnings],
     }
     if with_steps:
         doc["steps"] = [step_state_doc(s) for s in task.steps]

@@ -20,6 +20,9 @@ Status codes (see ``ERROR_TABLE``; :class:`ApiError` carries its own):
 405   ``method_not_allowed``
 409   ``invalid_state``           e.g. retrying a task that is not in error
 409   ``idempotency_conflict``    an ``Idempotency-Key`` reused for a different request
+410   ``version_sunset``          the only version the request matches reached its sunset day: it refuses
+                                  new tasks; ``sunset`` names the version, its day, ``replaced_by`` and the
+                                  installed ``replacement`` (``available``: its version)
 413   ``payload_too_large``
 415   ``unsupported_media_type``  a body that is not ``application/json``
 422   ``invalid_request``         wrong field types, unknown fields or query parameters, bad version spec,
@@ -65,6 +68,7 @@ from tasker_host.errors import (
     TaskNotFoundError,
     UnknownNamespaceError,
     UnknownTemplateError,
+    VersionSunsetError,
 )
 
 log = logging.getLogger("tasker_host.api")
@@ -74,9 +78,11 @@ class ApiError(Exception):
     """A request the API refuses, with its status, code, message and problems."""
 
     def __init__(self, status: int, code: str, message: str, *, problems: Sequence[dict[str, Any]] = (),
-                 available: Sequence[str] | None = None, headers: dict[str, str] | None = None):
+                 available: Sequence[str] | None = None, headers: dict[str, str] | None = None,
+                 extra: dict[str, Any] | None = None):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.extra = extra  # more members of the body (e.g. ``sunset``)
         self.problems = list(problems)
         self.available = None if available is None else list(available)
         self.headers = headers
@@ -109,6 +115,7 @@ ERROR_TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
     (QuarantinedNamespaceError, 503, "namespace_quarantined"),
     (StoreUnavailableError, 503, "database_unavailable"),  # the deployment's fault, not the client's
     (UnknownTemplateError, 404, "unknown_template"),
+    (VersionSunsetError, 410, "version_sunset"),
     (NoMatchingVersionError, 404, "no_matching_version"),
     (ConfigurationError, 422, "invalid_request"),
     (RequestError, 400, "bad_request"),
@@ -131,7 +138,8 @@ def as_api_error(exc: BaseException) -> ApiError:
                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     for cls, status, code in ERROR_TABLE:
         if isinstance(exc, cls):
-            return ApiError(status, code, str(exc), problems=_problems_of(exc), available=_available_of(exc))
+            return ApiError(status, code, str(exc), problems=_problems_of(exc), available=_available_of(exc),
+                            extra={"sunset": exc.as_dict()} if isinstance(exc, VersionSunsetError) else None)
     return ApiError(500, "internal_error", "internal server error (logged)")
 
 
@@ -155,6 +163,7 @@ def error_body(error: ApiError) -> dict[str, Any]:
     body: dict[str, Any] = {"error": error.code, "message": error.message, "problems": error.problems}
     if error.available is not None:
         body["available"] = error.available
+    body.update(error.extra or {})
     return body
 
 

@@ -6,7 +6,10 @@
   ``tasker_step_retries_total{namespace,step}``, ``tasker_tasks_created_total{namespace}`` — fed by
   the host's lifecycle events (only steps run by this process's engine);
 * ``tasker_http_requests_total{method,status}`` and ``tasker_http_request_duration_seconds{method}``;
-* ``tasker_store_up`` — 0 when the last count query failed.
+* ``tasker_store_up`` — 0 when the last count query failed;
+* ``tasker_deprecated_version_tasks_total{namespace,target}`` — tasks created on a deprecated
+  version (``target``: ``namespace.name@version``), labelled with the *caller's* namespace
+  (``direct``: created through the API or the CLI), fed by ``task.deprecated_version`` events.
 
 :meth:`Metrics.render` takes the namespaces the scraping principal may view: series labelled with
 another ``namespace`` are left out (their names, step names and numbers are that team's); series
@@ -74,6 +77,9 @@ class Metrics:
                                ["namespace", "step"], registry=r)
         self.created = Counter("tasker_tasks_created_total", "Tasks created through this process",
                                ["namespace"], registry=r)
+        self.deprecated = Counter("tasker_deprecated_version_tasks_total",
+                                  "Tasks created on a deprecated version, by the caller's namespace",
+                                  ["namespace", "target"], registry=r)
         self.requests = Counter("tasker_http_requests_total", "HTTP requests", ["method", "status"], registry=r)
         self.request_seconds = Histogram("tasker_http_request_duration_seconds", "HTTP request duration",
                                          ["method"], registry=r)
@@ -87,6 +93,9 @@ class Metrics:
     def on_event(self, event: LifecycleEvent) -> None:
         if event.kind is EventKind.TASK_CREATED:
             self.created.labels(event.namespace).inc()
+            return
+        if event.kind is EventKind.TASK_DEPRECATED_VERSION:
+            self.deprecated.labels(str(event.detail.get("caller_namespace")), event.full_name).inc()
             return
         if event.step is None:
             return

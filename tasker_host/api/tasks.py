@@ -36,8 +36,9 @@ from tasker_host.api.responses import JSONResponse
 from tasker_host.api.state import Api, api_of
 from tasker_host.auth import Action, Principal
 from tasker_host.engine.service import TaskService
+from tasker_host.errors import VersionSunsetError
 from tasker_host.models import TaskTemplate
-from tasker_host.store.base import TaskFilter, TaskRecord
+from tasker_host.store.base import CreateResult, TaskFilter, TaskRecord
 from tasker_host.values import value_problems
 from tasker_host.versions import VersionRequest
 from tasker_host.views import task_doc
@@ -66,7 +67,7 @@ def resolve_template(api: Api, principal: Principal, req: CreateRequest) -> Task
     registry.namespace(req.namespace)  # a quarantined one: 503 naming the plugins that claim it
     if not may(api, principal, Action.CREATE, req.namespace):
         raise forbidden(f"{principal.name} may not create tasks in namespace {req.namespace!r}")
-    template = registry.resolve(req.namespace, req.name, req.version)
+    template = api.host.service.resolve(req.namespace, req.name, req.version)
     api.host.service.validate_context(template, req.context)
     return template
 
@@ -82,10 +83,19 @@ async def create_task(request: Request) -> JSONResponse:
     principal = await require_principal(request)
     key = idempotency_key(request.headers)
     req = parse_create(await read_json(request, api.max_body_bytes))
-    template = resolve_template(api, principal, req)
+    try:
+        template = resolve_template(api, principal, req)
+    except VersionSunsetError:  # a replay still answers the task its first request created
+        replayed = await api.call(api.host.service.replay, req.namespace, key)
+        if replayed is None:
+            raise
+        return _answer(request, api, req, key, CreateResult(replayed, created=False))
     new = api.host.service.prepare(req.namespace, req.name, str(template.version), req.context,
                                    idempotency_key=key, correlation_id=correlation_header(request.scope))
-    result = await api.creates.create(new)
+    return _answer(request, api, req, key, await api.creates.create(new))
+
+
+def _answer(request: Request, api: Api, req: CreateRequest, key: str | None, result: CreateResult) -> JSONResponse:
     note_task(request, result.task)
     if not result.created and not _same_request(result.task, req):
         raise ApiError(409, "idempotency_conflict",

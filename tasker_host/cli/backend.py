@@ -40,6 +40,7 @@ class Backend(Protocol):
     def watch_source(self) -> Any: ...
     def catalogue(self, namespace: str | None, name: str | None, spec: str | None) -> dict[str, Any]: ...
     def resolve(self, reference: str) -> dict[str, Any]: ...
+    def versions(self, namespace: str | None, name: str | None, days: int) -> dict[str, Any]: ...
 
 
 class LocalBackend:
@@ -113,6 +114,19 @@ class LocalBackend:
 
         return resolved_doc(self._registry(), reference)
 
+    def versions(self, namespace: str | None, name: str | None, days: int) -> dict[str, Any]:
+        """As ``GET /versions[/{namespace}[/{name}]]`` (every namespace: this process is an admin)."""
+        from tasker_host.drain import versions_doc
+
+        host = self.host
+        stats = host.service.version_stats([namespace] if namespace else None, days)
+        scope = [namespace] if namespace else sorted(set(host.registry.namespaces) | {k[0] for k in stats.versions()})
+        doc = versions_doc(host.registry, stats, days=days, now=host.clock.now(), namespaces=scope, name=name)
+        if namespace is not None and not doc["versions"]:  # nothing installed, no tasks
+            host.registry.namespace(namespace)  # the precise error (unknown, quarantined)
+            host.registry.resolve(namespace, name or "")  # ... listing the namespace's templates
+        return doc
+
     def _registry(self) -> Any:
         from tasker_host.host import open_catalog
 
@@ -179,6 +193,9 @@ class RemoteBackend:
         ns["handlers"] = [t for t in ns["handlers"] if t["id"] == name and (
             spec is None or t["version"] == chosen["version"] or _matches(t["version"], spec))]
         return {"namespaces": [ns]}
+
+    def versions(self, namespace: str | None, name: str | None, days: int) -> dict[str, Any]:
+        return self.remote.versions(namespace, name, days)
 
     def resolve(self, reference: str) -> dict[str, Any]:
         namespace, name, spec = split_reference(reference)

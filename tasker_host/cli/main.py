@@ -15,12 +15,13 @@ from tasker_host.settings import HostSettings
 __all__ = ["CliState", "build_cli", "main"]  # CliState lives in cli/state.py; re-exported for callers
 
 
-LOCAL_ONLY = ("db", "tokens", "serve", "worker", "check")
+LOCAL_ONLY = ("db", "tokens", "serve", "worker", "check", "drain-check")
 
 
 def build_cli() -> click.Group:
     """Build the command group with every sub-command (no import-time registration)."""
     from tasker_host.cli import catalog, database, kit, profiles, serve, tasks, tokens
+    from tasker_host.cli import lifecycle as lifecycle_commands
     from tasker_host.cli.backend import local_only
 
     @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -83,7 +84,7 @@ def build_cli() -> click.Group:
                 raise click.ClickException(str(exc)) from None
 
     for command in (*catalog.COMMANDS, *tasks.COMMANDS, *database.COMMANDS, *tokens.COMMANDS,
-                    *serve.COMMANDS, *kit.COMMANDS, *profiles.COMMANDS):
+                    *serve.COMMANDS, *kit.COMMANDS, *profiles.COMMANDS, *lifecycle_commands.COMMANDS):
         cli.add_command(command)
     for name in LOCAL_ONLY:  # they need the database: refuse remote mode
         local_only(cli.commands[name], name)

@@ -153,6 +153,10 @@ class RemoteTasks:
     def template(self, namespace: str, name: str, spec: str | None) -> dict[str, Any]:
         return self._call("GET", f"/handlers/{namespace}/{name}", params={"version": spec} if spec else None)
 
+    def versions(self, namespace: str | None, name: str | None, days: int) -> dict[str, Any]:
+        path = "/versions" + "".join(f"/{part}" for part in (namespace, name) if part)
+        return self._call("GET", path, params={"days": str(days)})
+
     # -- plumbing ------------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, **kw: Any) -> Any:

@@ -73,6 +73,8 @@ def task_detail(doc: dict[str, Any]) -> RenderableType:
     if doc.get("error"):
         error = doc["error"]
         parts.append(Text(f"  error in step {error.get('step')}: {error.get('message')}", style="red"))
+    for warning in doc.get("warnings") or ():
+        parts.append(Text(f"  warning: {warning.get('message')}", style="yellow"))
     parts.append(_steps(doc["steps"]))
     if doc.get("children"):
         parts.append(Text(f"  child tasks: {', '.join(c[:SHORT_ID] for c in doc['children'])}"))

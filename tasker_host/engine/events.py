@@ -20,6 +20,7 @@ class EventKind(enum.StrEnum):
     TASK_COMPLETED = "task.completed"
     TASK_FAILED = "task.failed"
     TASK_CANCELLED = "task.cancelled"
+    TASK_DEPRECATED_VERSION = "task.deprecated_version"  # created on a deprecated version (lifecycle)
     STEP_STARTED = "step.started"
     STEP_COMPLETED = "step.completed"
     STEP_FAILED = "step.failed"

@@ -83,14 +83,15 @@ class LocalRoute:
         child = await self.engine.db(self.service.store.find_child, request.caller.id, request.invocation_key)
         if child is None:
             child = await self.engine.db(self._create, request, Parent(
-                request.caller.id, request.caller_step, request.invocation_key, request.correlation_id))
+                request.caller.id, request.caller_step, request.invocation_key, request.correlation_id,
+                request.caller.namespace))
         if request.wait and child.status is not TaskState.COMPLETE:
             child.status = await self.engine.wait_for_task(child.id)
         return await self._result(child, request.wait)
 
     def _create(self, request: InvocationRequest, parent: Parent) -> TaskRecord:
         try:
-            template = self.service.registry.resolve(request.namespace, request.name, request.version)
+            template = self.service.resolve(request.namespace, request.name, request.version)
             if not self.policy.permits(self.manager, request.caller.namespace, template.namespace,
                                        template.name, template.visibility):
                 raise InvocationDeniedError(

@@ -10,10 +10,17 @@ from typing import Any
 
 import jsonschema
 
+from tasker_host import lifecycle
 from tasker_host.engine.clock import Clock
 from tasker_host.engine.events import EventBus, EventKind, LifecycleEvent
 from tasker_host.engine.snapshot import new_steps, snapshot_of
-from tasker_host.errors import AmbiguousTaskIdError, InvalidContextError, InvalidStateError, TaskNotFoundError
+from tasker_host.errors import (
+    AmbiguousTaskIdError,
+    InvalidContextError,
+    InvalidStateError,
+    TaskNotFoundError,
+    VersionSunsetError,
+)
 from tasker_host.models import TaskTemplate
 from tasker_host.registry import Registry
 from tasker_host.store.base import (
@@ -25,6 +32,7 @@ from tasker_host.store.base import (
     TaskFilter,
     TaskRecord,
 )
+from tasker_host.store.version_stats import DIRECT, VersionStats
 from tasker_host.values import require_storable, storable_text
 
 MAX_CORRELATION_ID = 200  # column width
@@ -38,6 +46,7 @@ class Parent:
     step: str
     invocation_key: str
     correlation_id: str | None
+    namespace: str | None = None  # the caller's namespace, recorded on the child (drain status)
 
 
 class TaskService:
@@ -56,15 +65,33 @@ class TaskService:
         """Resolve, validate (every violation at once) and create a task; nothing is written when
         the request is invalid. The correlation id is the parent's, else the caller's (e.g. an
         ``X-Correlation-Id`` header), else the context's ``correlation_id``, else the task id."""
-        new = self.prepare(namespace, name, version, context, idempotency_key=idempotency_key,
-                           parent=parent, correlation_id=correlation_id)
+        try:
+            new = self.prepare(namespace, name, version, context, idempotency_key=idempotency_key,
+                               parent=parent, correlation_id=correlation_id)
+        except VersionSunsetError:
+            replayed = self.replay(namespace, idempotency_key)
+            if replayed is None:
+                raise
+            return CreateResult(replayed, created=False)
         return self.submit([new])[0]
+
+    def resolve(self, namespace: str, name: str, version: str | None = None) -> TaskTemplate:
+        """The version a new task of ``namespace.name@version`` runs on, today (host clock): see
+        :mod:`tasker_host.lifecycle` (deprecated versions, sunsets)."""
+        return self.registry.resolve(namespace, name, version, today=lifecycle.day_of(self.clock.now()))
+
+    def replay(self, namespace: str, idempotency_key: str | None) -> TaskRecord | None:
+        """The task an earlier request with this ``Idempotency-Key`` created (a replay answers it
+        even when its version has reached its sunset since), or None."""
+        if idempotency_key is None:
+            return None
+        return self.store.find_idempotent(namespace, idempotency_key)
 
     def prepare(self, namespace: str, name: str, version: str | None = None,
                 context: Mapping[str, Any] | None = None, *, idempotency_key: str | None = None,
                 parent: Parent | None = None, correlation_id: str | None = None) -> NewTask:
         """Resolve and validate a request into the task to write (raises; writes nothing)."""
-        template = self.registry.resolve(namespace, name, version)
+        template = self.resolve(namespace, name, version)
         context = dict(context or {})
         require_storable(context, "context", "context")
         self.validate_context(template, context)
@@ -76,6 +103,9 @@ class TaskService:
         for result in results:
             if result.created:
                 self._emit(EventKind.TASK_CREATED, result.task)
+                for warning in result.task.warnings:
+                    self._emit(EventKind.TASK_DEPRECATED_VERSION, result.task, {
+                        **warning, "caller_namespace": result.task.caller_namespace or DIRECT})
                 self._on_created(result.task, result.claims)
         return results
 
@@ -91,7 +121,15 @@ class TaskService:
             parent_task_id=parent.task_id if parent else None,
             parent_step=parent.step if parent else None,
             invocation_key=parent.invocation_key if parent else None,
+            caller_namespace=parent.namespace if parent else None,
+            warnings=self._warnings(t),
         )
+
+    def _warnings(self, t: TaskTemplate) -> tuple[dict[str, Any], ...]:
+        if not t.is_deprecated:
+            return ()
+        today = lifecycle.day_of(self.clock.now())
+        return (lifecycle.deprecation_warning(t, self.registry.replacement(t.namespace, t.name, t.replaced_by, today)),)
 
     def validate_context(self, t: TaskTemplate, context: Mapping[str, Any]) -> None:
         """Raise :class:`InvalidContextError` listing every schema violation."""
@@ -139,6 +177,12 @@ class TaskService:
         """The tasks that ``task_id``'s steps invoked (at most ``limit``, oldest first)."""
         return self.store.list_tasks(TaskFilter(parent_task_id=task_id, limit=limit))
 
+    def version_stats(self, namespaces: Sequence[str] | None, days: float) -> VersionStats:
+        """Drain status of the namespaces' versions, exact (one snapshot), with who started each
+        in the last ``days`` days (host clock)."""
+        stats: VersionStats = self.store.version_stats(namespaces, self.clock.now() - days * 86_400.0)
+        return stats
+
     def count_by_state(self) -> StateCounts:
         """Tasks and unfinished tasks' steps by namespace and state (status pages, metrics)."""
         return self.store.count_by_state()
@@ -174,9 +218,10 @@ class TaskService:
         self._on_created(None)
         return self.get_task(task_id)
 
-    def _emit(self, kind: EventKind, task: TaskRecord) -> None:
+    def _emit(self, kind: EventKind, task: TaskRecord, detail: Mapping[str, Any] | None = None) -> None:
         self.events.emit(LifecycleEvent(kind, task.id, task.namespace, task.name, task.version,
-                                        self.clock.now(), correlation_id=task.correlation_id))
+                                        self.clock.now(), correlation_id=task.correlation_id,
+                                        detail=detail or {}))
 
 
 def _correlation_of(context: Mapping[str, Any]) -> str | None:

@@ -48,7 +48,8 @@ def version_stats(conn: sa.Connection, namespaces: Sequence[str] | None, since: 
     return stats
 
 
-def _started_by(conn: sa.Connection, stats: VersionStats, scope: Sequence[sa.ColumnElement[bool]], since: float) -> None:
+def _started_by(conn: sa.Connection, stats: VersionStats, scope: Sequence[sa.ColumnElement[bool]],
+                since: float) -> None:
     caller = sa.func.coalesce(T.caller_namespace, DIRECT)
     query = (sa.select(T.namespace, T.name, T.version, caller, sa.func.count())
              .where(T.created_at >= since, *scope).group_by(T.namespace, T.name, T.version, caller))
