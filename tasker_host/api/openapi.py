@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tasker_host.api.openapi_versions import version_paths, version_schemas
 from tasker_host.api.requests import CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT, MAX_NAME
 from tasker_host.models import StepState, TaskState
 
@@ -42,6 +43,8 @@ def _task_fields() -> dict[str, Any]:
         "parent_task_id": nullable({"type": "string"}), "parent_step": nullable({"type": "string"}),
         "error": nullable(ANY_OBJECT), "provider": nullable(ANY_OBJECT),
         "created_at": TIME, "updated_at": TIME, "completed_at": nullable(TIME),
+        "caller_namespace": nullable({"type": "string", "description": "the invoking task's namespace"}),
+        "warnings": {"type": "array", "items": ref("TaskWarning"), "description": "e.g. a deprecated version"},
     }
 
 
@@ -104,6 +107,7 @@ def schemas() -> dict[str, Any]:
                        "versions": ANY_OBJECT, "uptime_seconds": {"type": "number"}, "database": ANY_OBJECT,
                        "plugins": ANY_OBJECT, "counts": ANY_OBJECT, "worker": ANY_OBJECT},
                       required=["status", "ready", "failing"]),
+        **version_schemas(),
     }
 
 
@@ -121,7 +125,8 @@ def ok(description: str, schema_name: str, **headers: Any) -> dict[str, Any]:
 def errors(*statuses: int) -> dict[str, Any]:
     text = {400: "Malformed JSON", 401: "Missing, unknown or revoked bearer token",
             403: "Not allowed in this namespace", 404: "Not found (or not viewable)", 409: "Conflict with the "
-            "current state (or a reused Idempotency-Key)", 413: "Body too large", 415: "Body is not JSON",
+            "current state (or a reused Idempotency-Key)", 410: "The version reached its sunset (names the "
+            "replacement)", 413: "Body too large", 415: "Body is not JSON",
             422: "Invalid request (every problem listed)",
             503: "The namespace is quarantined (plugins conflict over it; every claimant named)"}
     return {str(s): {"description": text[s], "content": _content(ref("Error"))} for s in statuses}
@@ -167,7 +172,7 @@ def _task_paths(p: str) -> dict[str, Any]:
                 "requestBody": {"required": True, "content": _content(ref("CreateTaskRequest"))},
                 "responses": {"201": ok("Created", "Task", **created_headers),
                               "200": ok("Replay of an Idempotency-Key: the existing task, nothing written", "Task"),
-                              **errors(400, 401, 403, 404, 409, 413, 415, 422, 503)},
+                              **errors(400, 401, 403, 404, 409, 410, 413, 415, 422, 503)},
             },
             "get": {
                 "operationId": "listTasks", "summary": "List tasks (oldest or newest first), cursor-paginated",
@@ -245,7 +250,8 @@ def openapi_document(prefix: str, *, version: str = "0") -> dict[str, Any]:
                  "description": "Create and manage workflow tasks of every team's namespace; browse the "
                                 "catalogue. Errors: {error, message, problems[, available]}."},
         "security": [{"bearer": []}],
-        "paths": {**_task_paths(prefix), **_catalogue_paths(prefix), **_open_paths(prefix)},
+        "paths": {**_task_paths(prefix), **_catalogue_paths(prefix), **_open_paths(prefix),
+                  **version_paths(prefix, errors)},
         "components": {"schemas": schemas(),
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                                       "description": "tokens from `tasker-host tokens`"}}},

@@ -26,6 +26,7 @@ from tasker_host.api.state import Api, api_of
 from tasker_host.api.tasks import known_namespace, unknown_namespace
 from tasker_host.auth import Action, Principal
 from tasker_host.drain import DEFAULT_DAYS, MAX_DAYS, versions_doc
+from tasker_host.values import value_problems
 
 
 def parse_days(params: QueryParams) -> int:
@@ -63,7 +64,8 @@ async def _answer(request: Request, api: Api, principal: Principal, namespaces: 
 
 def _viewable(request: Request, api: Api, principal: Principal) -> str:
     namespace = request.path_params["namespace"]
-    if not may(api, principal, Action.SHOW, namespace):
+    if value_problems(namespace) or value_problems(request.path_params.get("name", "")) \
+            or not may(api, principal, Action.SHOW, namespace):  # (a NUL names nothing stored)
         raise unknown_namespace(api, principal, namespace)
     return namespace
 

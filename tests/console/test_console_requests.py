@@ -303,3 +303,13 @@ async def test_versions_page_counts_work_and_names_callers_only_where_visible(cl
     assert "customer_success (1)" in page
     cs_row = re.search(r"customer_success\.escalate_ticket@2\.0\.0</a></th>(.*?)</tr>", page, re.S).group(1)
     assert re.findall(r"<td>(.*?)</td>", cs_row, re.S)[2] == "1"  # cs_pending waits on its child
+
+
+@pytest.mark.anyio
+async def test_task_page_shows_the_deprecation_warning_of_its_version(client: httpx.AsyncClient,
+                                                                      world: World) -> None:
+    task = world.host.service.create_task("payments", "refund", "0.9.0", {}).task
+    await sign_in(client, world.tokens["payments"])
+    page = (await client.get(f"/ui/tasks/{task.id}")).text
+    assert "warning: payments.refund@0.9.0 is deprecated: use 1.0.0" in page
+    assert "is deprecated" not in (await client.get(f"/ui/tasks/{world.ids['payments_failed']}")).text
