@@ -42,7 +42,7 @@ log = logging.getLogger("tasker_host.remote")
 
 FINAL_STATUSES = frozenset({"complete", "error", "cancelled", "resolved_manually"})
 CREATED_HTTP = frozenset({200, 201})  # 201: created; 200: the idempotency key matched an existing task
-PERMANENT_HTTP = frozenset({400, 401, 403, 404, 409, 422})  # everything else is retried
+PERMANENT_HTTP = frozenset({400, 401, 403, 404, 409, 410, 422})  # everything else is retried (410: sunset)
 MESSAGE_LIMIT = 500
 MAX_IDEMPOTENCY_KEY = 200  # the API's limit for the Idempotency-Key header
 
@@ -83,7 +83,7 @@ def idempotency_key(request: InvocationRequest) -> str:
 
 
 def http_error(response: httpx.Response, what: str, now: float | None = None) -> StepError:
-    """400/401/403/404/409/422: :class:`PermanentError`; any other status: :class:`RetryableError`
+    """400/401/403/404/409/410/422: :class:`PermanentError`; any other status: :class:`RetryableError`
     (``retry_after`` from the ``Retry-After`` header, seconds or HTTP date, when present)."""
     status = response.status_code
     message = error_message(response)

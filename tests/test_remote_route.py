@@ -159,7 +159,7 @@ def test_poll_interval_doubles_up_to_its_ceiling():
 # -- classification ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 410, 422])
 async def test_refusals_are_permanent_and_carry_the_remote_message(status):
     remote = FakeRemote(answer(status, {"error": {"type": "invalid_context", "message": "refund_amount missing"}}))
     with pytest.raises(PermanentError) as caught:

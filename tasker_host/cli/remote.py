@@ -28,6 +28,7 @@ from tasker_host.errors import (
     TaskNotFoundError,
     UnknownNamespaceError,
     UnknownTemplateError,
+    VersionSunsetError,
 )
 from tasker_host.models import StepState, TaskState
 from tasker_host.remote import retry_after
@@ -195,6 +196,11 @@ def error_of(response: httpx.Response, server: str) -> TaskerError:
     if code in _RESOLUTION:
         hint = f" (this token may view: {', '.join(available) or 'none'})" if code == "unknown_namespace" else ""
         return _RESOLUTION[code](message + hint, available=available)
+    if code == "version_sunset" and isinstance(body.get("sunset"), dict):
+        gone = body["sunset"]
+        return VersionSunsetError(str(gone.get("version")), sunset=str(gone.get("sunset")),
+                                  replaced_by=gone.get("replaced_by"), replacement=gone.get("replacement"),
+                                  replacement_version=available[0] if available else None)
     if code == "namespace_quarantined":
         return QuarantinedNamespaceError(message, providers=[p.get("message", "") for p in body.get("problems", [])])
     if code == "invalid_context":

@@ -208,6 +208,10 @@ def test_cli_versions_and_sunset_refusal(cli: tuple[Any, Host]) -> None:
     refused = invoke("run", "payments.refund@1.0.0", "--detach")
     assert refused.exit_code == 1
     assert "reached its sunset on 2023-11-20" in refused.stderr and "payments.refund@2.0.0" in refused.stderr
+    as_json = invoke("run", "payments.refund@1.0.0", "--detach", "--json")
+    assert as_json.exit_code == 1
+    assert (json.loads(as_json.stdout)["error"], json.loads(as_json.stdout)["available"]) == (
+        "VersionSunsetError", ["2.0.0"])
     unknown = invoke("versions", "payments.nope")
     assert unknown.exit_code == 1 and "no template 'nope'" in unknown.stderr
     assert invoke("versions", "payments.", "--json").exit_code == 2
