@@ -83,37 +83,38 @@ def render_versions(doc: dict[str, Any]) -> RenderableType:
     if not rows:
         return Text("no versions")
     table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 1))
-    for title in ("VERSION", "LIFECYCLE", "PENDING", "RUNNING", "WAITING", "ERROR", "LAST START",
-                  f"STARTED BY ({doc['days']}D)"):
-        table.add_column(title, no_wrap=title not in ("LIFECYCLE", f"STARTED BY ({doc['days']}D)"),
-                         justify="right" if title in ("PENDING", "RUNNING", "WAITING", "ERROR") else "left")
+    table.add_column("VERSION", no_wrap=True)
+    table.add_column("DEPRECATED", ratio=1)  # shrinks first; cells cut with …
+    table.add_column("REPLACED BY", no_wrap=True)
+    table.add_column("SUNSET", no_wrap=True)
+    for title in ("PENDING", "RUNNING", "WAITING", "ERROR"):
+        table.add_column(title, no_wrap=True, justify="right")
+    table.add_column("DRAINED", no_wrap=True)
+    table.add_column("LAST START", no_wrap=True)
+    table.add_column(f"STARTED BY ({doc['days']}D)", ratio=1)
     for r in rows:
         t = r["tasks"]
-        name = Text(r["full_name"], style="" if r["drained"] else "bold")
-        table.add_row(name, _lifecycle(r), str(t["pending"]), str(t["in_progress"]), str(t["waiting_on_children"]),
-                      Text(str(t["error"]), style="bold red" if t["error"] else ""), r["last_started_at"] or "never",
+        table.add_row(r["full_name"], _deprecated(r), _cell(r["replacement"] or r["replaced_by"] or ""),
+                      _sunset(r), str(t["pending"]), str(t["in_progress"]), str(t["waiting_on_children"]),
+                      Text(str(t["error"]), style="bold red" if t["error"] else ""),
+                      Text("yes", style="green") if r["drained"] else Text("no", style="bold"),
+                      r["last_started_at"] or "never",
                       _cell(", ".join(f"{k} ({n})" for k, n in r["started_by"].items()) or "-"))
     return table
 
 
-def _lifecycle(r: dict[str, Any]) -> Text:
-    parts = []
+def _deprecated(r: dict[str, Any]) -> Text:
     if not r["installed"]:
-        parts.append(("not installed", "yellow"))
-    if r["sunset_reached"]:
-        parts.append((f"sunset {r['sunset']} (refuses new tasks)", "bold red"))
-    elif r["sunset"]:
-        parts.append((f"sunset {r['sunset']}", "yellow"))
-    if r["replaced_by"]:
-        parts.append((f"replaced by {r['replacement'] or r['replaced_by']}", "yellow"))
+        return _cell("(no longer installed)", "yellow")
     if r["deprecated"]:
-        parts.append((f"deprecated: {r['deprecated']}", "yellow"))
-    parts.append(("drained", "green") if r["drained"] else ("", ""))
-    shown = [p for p in parts if p[0]]
-    text = Text()
-    for i, (words, style) in enumerate(shown):
-        text.append(("; " if i else "") + words, style=style)
-    return text
+        return _cell(r["deprecated"], "yellow")
+    return _cell("yes" if r["replaced_by"] or r["sunset"] else "")
+
+
+def _sunset(r: dict[str, Any]) -> Text:
+    if r["sunset_reached"]:
+        return Text(f"{r['sunset']} (passed: refuses new tasks)", style="bold red")
+    return Text(r["sunset"] or "", style="yellow")
 
 
 def render_drain_check(doc: dict[str, Any]) -> RenderableType:

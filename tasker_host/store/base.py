@@ -395,7 +395,7 @@ class Store(Protocol):
     # each version since then (``started_by``)
 
     def find_idempotent(self, namespace: str, idempotency_key: str) -> TaskRecord | None: ...
-    # the task created with that Idempotency-Key in that namespace (a replay's answer), without steps
+    # the task created with that Idempotency-Key in that namespace (a replay's answer), with its steps
 
     def unfinished_using(self, distribution: str, namespaces: Sequence[str]) -> list[TaskRecord]: ...
     # unfinished tasks (pending, in progress, error) whose template came from ``distribution``

@@ -235,7 +235,7 @@ class MemoryStore(MemoryWorkers, MemoryStepLogs):
     def find_idempotent(self, namespace: str, idempotency_key: str) -> TaskRecord | None:
         with self._lock:
             task_id = self._by_idempotency.get((namespace, idempotency_key))
-            return self._copy(self._tasks[task_id], False) if task_id is not None else None
+            return self._copy(self._tasks[task_id], True) if task_id is not None else None
 
     def unfinished_using(self, distribution: str, namespaces: Sequence[str]) -> list[TaskRecord]:
         with self._lock:

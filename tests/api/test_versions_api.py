@@ -203,8 +203,13 @@ def test_cli_versions_and_sunset_refusal(cli: tuple[Any, Host]) -> None:
     assert rows["1.5.0"]["tasks"]["pending"] == 1 and rows["1.5.0"]["started_by"] == {"direct": 1}
     table = invoke("versions", "payments")
     assert table.exit_code == 0
-    assert "payments.refund@1.0.0" in table.stdout and "sunset 2023-11-20 (refuses new tasks)" in table.stdout
-    assert "replaced by payments.refund@2.0.0" in table.stdout and "payments.charge@1.0.0" in table.stdout
+    assert table.stdout.splitlines()[0].split() == ["VERSION", "DEPRECATED", "REPLACED", "BY", "SUNSET", "PENDING",
+                                                    "RUNNING", "WAITING", "ERROR", "DRAINED", "LAST", "START",
+                                                    "STARTED", "BY", "(30D)"]
+    line = next(li for li in table.stdout.splitlines() if li.startswith("payments.refund@1.0.0"))
+    assert "double refunds" in line and "payments.refund@2.0.0" in line and "2023-11-20 (passed" in line
+    line = next(li for li in table.stdout.splitlines() if li.startswith("payments.refund@1.5.0"))
+    assert line.split()[4:9] == ["1", "0", "0", "0", "no"] and line.rstrip().endswith("direct (1)")
     refused = invoke("run", "payments.refund@1.0.0", "--detach")
     assert refused.exit_code == 1
     assert "reached its sunset on 2023-11-20" in refused.stderr and "payments.refund@2.0.0" in refused.stderr

@@ -362,7 +362,7 @@ class SqlStore:
 
     def find_idempotent(self, namespace: str, idempotency_key: str) -> TaskRecord | None:
         return self._read(reads.load_one, sa.and_(T.namespace == namespace,
-                                                  T.idempotency_key == idempotency_key), False)
+                                                  T.idempotency_key == idempotency_key))
 
     def unfinished_using(self, distribution: str, namespaces: Sequence[str]) -> list[TaskRecord]:
         return self._read(version_stats.unfinished_using, distribution, namespaces)
