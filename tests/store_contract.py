@@ -597,9 +597,9 @@ class StoreContract:
         store.create_task(single("p1", namespace="cs", name="escalate", version="1.0.0"), NOW)
         store.create_task(single("p2", namespace="cs", name="escalate", version="2.0.0"), NOW + 1)
         store.create_task(single("c1", namespace="pay", name="refund", version="1.0.0", parent_task_id="p1",
-                                 invocation_key="k1"), NOW + 2)
+                                 invocation_key="k1", caller_namespace="cs"), NOW + 2)
         store.create_task(single("c2", namespace="pay", name="refund", version="1.0.0", parent_task_id="p2",
-                                 invocation_key="k1"), NOW + 3)
+                                 invocation_key="k1", caller_namespace="cs"), NOW + 3)
         store.create_task(single("c3", namespace="pay", name="refund", version="1.0.0"), NOW + 4)
         claims = store.claim("w1", 10, NOW + 5, LEASE)
         store.record([done(c, NOW + 6) for c in claims if c.task_id in ("p2", "c2")])  # p2, c2 complete

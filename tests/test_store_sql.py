@@ -188,6 +188,35 @@ def test_the_0003_migration_on_postgres(postgres_url: str) -> None:
     store.close()
 
 
+def _upgrade_a_0006_database_with_a_child(url: str) -> SqlStore:
+    """A database at 0006 holding a parent task (cs) and its child (pay), upgraded to head."""
+    assert upgrade(url, "0006") == "0006"
+    engine = sa.create_engine(normalize_url(url), poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        for task_id, namespace, parent in (("p1", "cs", None), ("c1", "pay", "p1")):
+            conn.execute(sa.text(
+                "INSERT INTO tasks (id, namespace, name, version, status, context, template, parent_task_id, "
+                "steps_remaining, created_at, updated_at) VALUES (:id, :ns, 'flow', '1.0.0', 'pending', '{}', "
+                "'{}', :parent, 1, :now, :now)"), {"id": task_id, "ns": namespace, "parent": parent, "now": NOW})
+    engine.dispose()
+    assert upgrade(url) == head_revision()
+    return SqlStore(url, auto_upgrade=False)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_the_0008_migration_records_the_caller_of_existing_children(backend: str, tmp_path: Path,
+                                                                    request: pytest.FixtureRequest) -> None:
+    url = f"sqlite:///{tmp_path / 'tasker.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    store = _upgrade_a_0006_database_with_a_child(url)
+    child, parent = store.get_task("c1"), store.get_task("p1")
+    assert child is not None and parent is not None
+    assert (child.caller_namespace, parent.caller_namespace, child.warnings) == ("cs", None, ())
+    assert store.version_stats(since=NOW).started_by == {("pay", "flow", "1.0.0", "cs"): 1,
+                                                         ("cs", "flow", "1.0.0", "direct"): 1}
+    _assert_schema_matches_models(store.engine)
+    store.close()
+
+
 def test_sqlite_without_auto_upgrade_refuses_a_missing_schema(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="tasker-host db upgrade"):
         SqlStore(f"sqlite:///{tmp_path / 'tasker.db'}", auto_upgrade=False)

@@ -25,7 +25,8 @@ class VersionStats:
     by_status: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)  # key + status → tasks
     last_created: dict[VersionKey, float] = field(default_factory=dict)
     waiting_on_child: Counter[VersionKey] = field(default_factory=Counter)  # live tasks with a live child
-    callers: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)  # key + caller namespace → tasks
+    # key + caller namespace → tasks (all time; the caller_namespace recorded by ctx.invoke)
+    callers: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
     # key + caller namespace (or DIRECT) → tasks created since ``since`` (only when it was given)
     started_by: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
 
@@ -45,9 +46,8 @@ def stats_of(tasks: Iterable[TaskRecord], namespaces: Sequence[str] | None,
         key = (t.namespace, t.name, t.version)
         stats.by_status[(*key, t.status.value)] += 1
         stats.last_created[key] = max(stats.last_created.get(key, t.created_at), t.created_at)
-        parent = everything.get(t.parent_task_id or "")
-        if parent is not None:
-            stats.callers[(*key, parent.namespace)] += 1
+        if t.caller_namespace is not None:
+            stats.callers[(*key, t.caller_namespace)] += 1
         if since is not None and t.created_at >= since:
             stats.started_by[(*key, t.caller_namespace or DIRECT)] += 1
     waiting = {t.parent_task_id for t in everything.values() if t.parent_task_id and t.status.value in LIVE}
