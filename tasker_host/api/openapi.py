@@ -65,7 +65,9 @@ def schemas() -> dict[str, Any]:
                     "retry_limit": {"type": "integer"}, "timeout_seconds": nullable({"type": "number"}),
                     "skippable": {"type": "boolean"}})
     detail = {**summary, "visibility": {"type": "string", "enum": ["public", "private"]},
-              "deprecated": nullable({"type": "string"}), "steps": {"type": "array", "items": ref("StepDefinition")},
+              "deprecated": nullable({"type": "string"}), "replaced_by": nullable({"type": "string"}),
+              "sunset": nullable({"type": "string", "format": "date"}),
+              "steps": {"type": "array", "items": ref("StepDefinition")},
               "schema": nullable(ANY_OBJECT), "provider": nullable(ANY_OBJECT)}
     ns_fields = {"namespace": {"type": "string"}, "description": {"type": "string"}, "owner": {"type": "string"},
                  "provider": ANY_OBJECT}
