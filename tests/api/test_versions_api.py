@@ -91,6 +91,10 @@ def test_a_range_resolving_to_a_deprecated_version_warns_on_the_task(served: Liv
     assert shown["warnings"] == doc["warnings"]
     newest = served.create(refund(), "payments").json()
     assert (newest["version"], newest["warnings"]) == ("2.0.0", [])  # omitted: never a deprecated one
+    series = 'tasker_deprecated_version_tasks_total{namespace="direct",target="payments.refund@1.5.0"} 1.0'
+    assert series in served.client.get("/metrics", headers=served.auth("admin")).text
+    assert "tasker_deprecated_version_tasks_total{" not in served.client.get(
+        "/metrics", headers=served.auth("payments")).text  # "direct" is no namespace a team token views
 
 
 def test_a_sunset_version_is_410_naming_the_replacement_and_a_replay_still_answers(served: Live) -> None:
@@ -196,7 +200,10 @@ def cli(request: pytest.FixtureRequest, database: str, tmp_path: Path) -> Iterat
 
 def test_cli_versions_and_sunset_refusal(cli: tuple[Any, Host]) -> None:
     invoke, host = cli
-    host.service.create_task("payments", "refund", "1.5.0")
+    task = host.service.create_task("payments", "refund", "1.5.0").task
+    shown_task = invoke("tasks", "show", task.id)
+    assert shown_task.exit_code == 0, shown_task.output
+    assert "warning: payments.refund@1.5.0 is deprecated: use 2.x; use payments.refund@2.0.0" in shown_task.stdout
     shown = invoke("versions", "payments.refund", "--json")
     assert shown.exit_code == 0, shown.output
     rows = {r["version"]: r for r in json.loads(shown.stdout)["versions"]}
