@@ -12,6 +12,7 @@ import pluggy
 
 from tasker_host.auth import TokenStore
 from tasker_host.collect import build_registry
+from tasker_host.contracts.calls import CallFinding, Severity, broken_calls, check_templates, registry_versions
 from tasker_host.engine.clock import Clock, RealClock
 from tasker_host.engine.config import EngineConfig
 from tasker_host.engine.events import EventBus
@@ -37,14 +38,30 @@ class Catalog:
 
     discovery: Discovery
     registry: Registry
+    # declared calls checked against the callees' contracts (docs/contracts.md); the broken ones
+    # are also failures of the calling plugin
+    contracts: tuple[CallFinding, ...] = ()
 
     @property
     def failures(self) -> list:
-        return [*self.discovery.failures, *self.registry.failures]
+        return [*self.discovery.failures, *self.registry.failures, *broken_calls(self.contracts)]
+
+    @property
+    def contract_warnings(self) -> list[CallFinding]:
+        return [f for f in self.contracts if f.severity is Severity.WARNING]
+
 
     @property
     def manager(self) -> pluggy.PluginManager:
         return self.discovery.manager
+
+
+def check_contracts(registry: Registry, settings: HostSettings) -> tuple[CallFinding, ...]:
+    """Every declared call of the served templates against the installed callees (calls into
+    namespaces served by remote hosts are checked against those hosts by :mod:`remote_contracts`)."""
+    templates = [t for versions in registry.templates.values() for t in versions]
+    remote = [h.namespace for h in settings.remote_hosts]
+    return tuple(check_templates(templates, registry_versions(registry), skip=remote))
 
 
 def load_catalog(
@@ -66,7 +83,7 @@ def load_catalog(
     finally:
         if gc_was_enabled:
             gc.enable()
-    catalog = Catalog(discovery, registry)
+    catalog = Catalog(discovery, registry, check_contracts(registry, settings))
     if settings.strict_plugins and catalog.failures:
         refused = registry.conflicts if settings.on_conflict is ConflictPolicy.REFUSE else ()
         raise PluginLoadFailures(catalog.failures, refused)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from tasker_host.contracts.calls import broken_calls
 from tasker_host.models import TaskTemplate
 from tasker_host.plugins import Discovery
 from tasker_host.registry import ConflictPolicy, Registry
@@ -65,7 +67,10 @@ def catalogue_doc(registry: Registry, *, detail: bool = True) -> dict[str, Any]:
     return {"namespaces": [namespace_doc(registry, ns, detail=detail) for ns in registry.namespaces]}
 
 
-def plugins_doc(discovery: Discovery, registry: Registry, policy: ConflictPolicy) -> dict[str, Any]:
+def plugins_doc(discovery: Discovery, registry: Registry, policy: ConflictPolicy,
+                contracts: Sequence[Any] = ()) -> dict[str, Any]:
+    """``contracts``: the catalogue's declared-call findings (broken ones count as failures of the
+    calling plugin, the others are listed as ``contract_warnings``)."""
     dists: dict[tuple[str, str], dict[str, Any]] = {}
 
     def dist(name: str, version: str) -> dict[str, Any]:
@@ -87,12 +92,13 @@ def plugins_doc(discovery: Discovery, registry: Registry, policy: ConflictPolicy
         dist(h.provenance.distribution, h.provenance.distribution_version)["handlers"] += 1
     for d in dists.values():
         d["templates"] = counts[d["distribution"]]
-    failures = [*discovery.failures, *registry.failures]
+    failures = [*discovery.failures, *registry.failures, *broken_calls(contracts)]
     return {
         "distributions": [dists[k] for k in sorted(dists)],
         "failures": [f.as_dict() for f in failures],
         "conflicts": [c.as_dict() for c in registry.conflicts],
         "quarantined": [q.as_dict() for q in registry.quarantined],
+        "contract_warnings": [f.as_dict() for f in contracts if f.severity.value == "warning"],
         "on_conflict": policy.value,
         # false when any plugin failed to load (or has a broken template), and when the host
         # would refuse to start with the conflicts

@@ -40,7 +40,7 @@ def plugins(state: CliState, as_json: bool) -> None:
     conflicts the host would refuse to start with ("ok": false in the --json document).
     """
     catalog = _catalog(state, as_json)
-    doc = plugins_doc(catalog.discovery, catalog.registry, state.settings.on_conflict)
+    doc = plugins_doc(catalog.discovery, catalog.registry, state.settings.on_conflict, catalog.contracts)
     emit(doc, as_json, render_plugins)
     if not doc["ok"]:
         raise SystemExit(1)

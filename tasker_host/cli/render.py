@@ -28,6 +28,9 @@ def render_plugins(doc: dict[str, Any]) -> str:
         out.append("\nQuarantined (not served):")
         out += [f"  - {q['kind']} {q['subject']} from {q['provider']['distribution']} "
                 f"{q['provider']['distribution_version']}: {q['reason']}" for q in doc["quarantined"]]
+    if doc.get("contract_warnings"):
+        out.append("\nContract warnings (declared calls not checked or not decided):")
+        out += [f"  ! {w['description']}" for w in doc["contract_warnings"]]
     if doc["conflicts"] and doc["on_conflict"] == "refuse":
         out.append("\nThe host refuses to start with these conflicts "
                    "(--on-conflict quarantine serves everything else).")

@@ -54,6 +54,7 @@ class Finding:
     verdict: Verdict
     path: str  # JSON path of the instance: $, $.refund_amount, $.items[*], $.*
     message: str
+    code: str = ""  # what kind of difference: "required", "closed", "type", "value", "bound" ...
 
     def as_dict(self) -> dict[str, str]:
         return {"verdict": self.verdict.value, "path": self.path, "message": self.message}
@@ -76,8 +77,8 @@ def _undecided(path: str, what: str) -> Finding:
     return Finding(Verdict.CANNOT_DECIDE, path, f"cannot decide: {what}")
 
 
-def _breaking(path: str, message: str) -> Finding:
-    return Finding(Verdict.BREAKING, path, message)
+def _breaking(path: str, message: str, code: str = "") -> Finding:
+    return Finding(Verdict.BREAKING, path, message, code)
 
 
 def _accepts_all(schema: Any) -> bool:
@@ -180,7 +181,7 @@ class _Compare:
         sub_required = set(sub.get("required", ()))
         newly_required = [name for name in sup.get("required", ()) if name not in sub_required]
         for name in newly_required:
-            found.append(_breaking(field_path(path, name), f'field "{name}" is now required'))
+            found.append(_breaking(field_path(path, name), f'field "{name}" is now required', "required"))
         for name in dict.fromkeys([*sub_props, *sup_props]):
             mine, theirs = sub_props.get(name, sub_extra), sup_props.get(name, sup_extra)
             if mine is False:
@@ -190,8 +191,8 @@ class _Compare:
             elif name in sub_props or not _accepts_all(mine):
                 found += self.node(mine, theirs, field_path(path, name))
             elif name not in newly_required and self.node(mine, theirs, field_path(path, name)):
-                found.append(_breaking(field_path(path, name), f'field "{name}" is constrained, but the other '
-                                       f"side's open object may carry any value under that name"))
+                found.append(_breaking(field_path(path, name), f'field "{name}" is constrained here but not '
+                                       f"declared by the other side's open object (any value)", "undeclared"))
         if sub_extra is not False and sup_extra is False:
             listed = ", ".join(f'"{n}"' for n in sup_props) or "none"
             found.append(_breaking(f"{path}.*", f"closed object: fields other than {listed} are not accepted"))
