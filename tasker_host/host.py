@@ -4,8 +4,8 @@ service. The CLI, the API and the tests each build a host with the settings they
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pluggy
@@ -62,6 +62,18 @@ def check_contracts(registry: Registry, settings: HostSettings) -> tuple[CallFin
     templates = [t for versions in registry.templates.values() for t in versions]
     remote = [h.namespace for h in settings.remote_hosts]
     return tuple(check_templates(templates, registry_versions(registry), skip=remote))
+
+
+def with_remote_contracts(catalog: Catalog, settings: HostSettings, client: Callable[[], Any] | None) -> Catalog:
+    """The catalog with the remote hosts' contract findings added (see :mod:`remote_contracts`)."""
+    from tasker_host import remote_contracts  # imports httpx: only when remote hosts are configured
+
+    templates = [t for versions in catalog.registry.templates.values() for t in versions]
+    found = tuple(remote_contracts.check_remote_calls(templates, settings.remote_hosts,
+                                                      client or remote_contracts.default_client))
+    if settings.strict_plugins and (broken := broken_calls(found)):
+        raise PluginLoadFailures(broken)
+    return replace(catalog, contracts=catalog.contracts + found)
 
 
 def load_catalog(
@@ -140,10 +152,18 @@ def build_host(
     clock: Clock | None = None,
     engine_config: EngineConfig | None = None,
     policy: RetryPolicy | None = None,
+    contracts_client: Callable[[], Any] | None = None,
 ) -> Host:
-    """Build a whole host: catalog (checked against the conflict policy), store, engine, service."""
+    """Build a whole host: catalog (checked against the conflict policy), store, engine, service.
+
+    With ``remote_hosts``, the declared calls into their namespaces are checked against what
+    those hosts publish (``contracts_client`` makes the ``httpx.Client``; tests pass one with a
+    ``MockTransport``): a broken one is a plugin failure (fatal under ``strict_plugins``), an
+    unreachable host a warning."""
     settings = settings or HostSettings()
     catalog = open_catalog(settings, entry_points=entry_points, extra_plugins=extra_plugins)
+    if settings.remote_hosts:
+        catalog = with_remote_contracts(catalog, settings, contracts_client)
     store = store if store is not None else open_store(settings)
     tokens = token_store_for(store)
     clock = clock or RealClock()

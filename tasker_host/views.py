@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,7 +49,27 @@ def template_doc(t: TaskTemplate, registry: Registry, *, detail: bool = True) ->
             schema=dict(t.context_schema) if t.context_schema is not None else None,
             provider=t.provenance.as_dict() if t.provenance else None,
         )
+        doc.update(contract_doc(t))
     return doc
+
+
+def contract_doc(t: TaskTemplate) -> dict[str, Any]:
+    """The template's contract as other hosts read it (``GET /handlers/{ns}/{name}``): its
+    ``result_schema`` and the calls its steps declare (docs/contracts.md)."""
+    return {
+        "result_schema": _plain(t.result_schema),
+        "calls": [{"step": s.name, "target": c.target, "version": c.version, "sends": _plain(c.sends),
+                   "reads": _plain(c.reads)} for s in t.steps for c in s.calls],
+    }
+
+
+def _plain(value: Any) -> Any:
+    """Frozen mappings (and what they hold) as plain JSON values."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def namespace_doc(registry: Registry, namespace: str, *, detail: bool = True) -> dict[str, Any]:

@@ -63,7 +63,9 @@ def schemas() -> dict[str, Any]:
                     "skippable": {"type": "boolean"}})
     detail = {**summary, "visibility": {"type": "string", "enum": ["public", "private"]},
               "deprecated": nullable({"type": "string"}), "steps": {"type": "array", "items": ref("StepDefinition")},
-              "schema": nullable(ANY_OBJECT), "provider": nullable(ANY_OBJECT)}
+              "schema": nullable(ANY_OBJECT), "provider": nullable(ANY_OBJECT),
+              "result_schema": nullable(ANY_OBJECT),  # the contract (docs/contracts.md)
+              "calls": {"type": "array", "items": ref("DeclaredCall")}}
     ns_fields = {"namespace": {"type": "string"}, "description": {"type": "string"}, "owner": {"type": "string"},
                  "provider": ANY_OBJECT}
     return {
@@ -91,6 +93,8 @@ def schemas() -> dict[str, Any]:
         "ResolveRequest": obj({"results": {"description": "what dependent steps will read"}}, [],
                               additionalProperties=False),
         "StepDefinition": step_def,
+        "DeclaredCall": obj({"step": {"type": "string"}, "target": {"type": "string"},
+                             "version": nullable({"type": "string"}), "sends": {}, "reads": {}}),
         "HandlerSummary": obj(summary),
         "Handler": obj(detail),
         "NamespaceSummary": obj({**ns_fields, "handlers": {"type": "array", "items": ref("HandlerSummary")}}),
