@@ -118,3 +118,13 @@ def test_a_lenient_host_starts_and_reports_the_broken_calls(released: Path) -> N
 def test_the_current_plugins_have_no_broken_calls() -> None:
     host = build_host(HostSettings(database_url="memory", strict_plugins=True))
     assert host.catalog.contracts == ()
+
+
+def test_the_payments_check_names_the_callers_its_release_breaks(released: Path) -> None:
+    """The callee's CI gate sees it too: the other teams' declared calls into payments."""
+    from tasker_host.testing.project_check import PluginProject, run_gate
+
+    release, *others = installed_with(released)
+    report = run_gate(PluginProject("tasker-payments", "1.1.0", (release,)), [release, *others])
+    calls = sorted(p.message for p in report.problems if p.kind.value == "calls")
+    assert calls == [BROKEN_CS, BROKEN_INVENTORY]
