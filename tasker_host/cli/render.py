@@ -14,10 +14,15 @@ def render_plugins(doc: dict[str, Any]) -> str:
             out.append(f"    entry point  {ep}")
         out.append(f"    namespaces   {', '.join(d['namespaces']) or '-'}")
         out.append(f"    templates    {d['templates']}    handlers {d['handlers']}")
-    if doc["failures"]:
+    loading = [f for f in doc["failures"] if f["stage"] != "contract"]
+    broken = [f for f in doc["failures"] if f["stage"] == "contract"]  # declared calls (docs/contracts.md)
+    if loading:
         out.append("\nLoad failures:")
         out += [f"  ✗ {f['distribution']} {f['distribution_version']} [{f['entry_point']}] "
-                f"at {f['stage']}: {f['error']}" for f in doc["failures"]]
+                f"at {f['stage']}: {f['error']}" for f in loading]
+    if broken:
+        out.append("\nBroken declared calls (served, but they fail at run time; --strict refuses to start):")
+        out += [f"  ✗ {f['distribution']} {f['distribution_version']}: {f['error']}" for f in broken]
     if doc["conflicts"]:
         out.append("\nConflicts:")
         for c in doc["conflicts"]:
@@ -34,7 +39,7 @@ def render_plugins(doc: dict[str, Any]) -> str:
     if doc["conflicts"] and doc["on_conflict"] == "refuse":
         out.append("\nThe host refuses to start with these conflicts "
                    "(--on-conflict quarantine serves everything else).")
-    if doc["failures"]:
+    if loading:
         out.append("\nThe host starts without what failed to load (--strict refuses to start).")
     return "\n".join(out)
 
