@@ -70,7 +70,7 @@ def test_the_handler_endpoint_publishes_the_contract(serve) -> None:
     assert payments["full_name"] == "payments.process_refund@2.1.3"
     assert payments["schema"]["required"] == ["payment_id", "refund_amount"]
     assert sorted(payments["result_schema"]["properties"]) == [
-        "notify_customer", "process_gateway_refund", "update_payment_records", "validate_payment_eligibility"]
+        "process_gateway_refund", "update_payment_records", "validate_payment_eligibility"]
     assert payments["calls"] == []
 
 
