@@ -128,3 +128,28 @@ def test_the_payments_check_names_the_callers_its_release_breaks(released: Path)
     report = run_gate(PluginProject("tasker-payments", "1.1.0", (release,)), [release, *others])
     calls = sorted(p.message for p in report.problems if p.kind.value == "calls")
     assert calls == [BROKEN_CS, BROKEN_INVENTORY]
+
+
+def test_validate_checks_the_declared_calls_of_template_files(released: Path) -> None:
+    templates = CS_PROJECT / "src/tasker_customer_success/templates"
+    doc = invoke_json(["validate", str(templates)], installed_with(released), exit_code=1)
+    assert doc["problems"] == [BROKEN_CS]
+    assert invoke_json(["validate", str(templates)])["problems"] == []
+
+
+@pytest.mark.anyio
+async def test_health_status_shows_the_broken_calls_to_an_admin(released: Path) -> None:
+    import httpx
+
+    from tasker_host.api import create_app
+    from tasker_host.tokens import issue_token
+
+    host = build_host(HostSettings(database_url="memory"), entry_points=installed_with(released))
+    token = issue_token(host.tokens, "ops", admin=True, now=0.0).token
+    transport = httpx.ASGITransport(app=create_app(host, prefix="/tasker", run_worker=False))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        doc = (await http.get("/tasker/health/status", headers={"Authorization": f"Bearer {token}"})).json()
+    assert doc["plugins"]["ok"] is False
+    assert sorted(f["error"] for f in doc["plugins"]["failures"] if f["stage"] == "contract") == [
+        BROKEN_CS, BROKEN_INVENTORY]
+    assert any(BROKEN_CS in w for w in doc["warnings"])
