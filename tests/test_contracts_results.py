@@ -122,3 +122,20 @@ async def test_a_caller_waiting_on_a_violating_child_gets_a_permanent_error_nami
     assert step.last_error["message"].endswith(
         "(team.refund@1.0.0) ended error: results of step 'b' violate the result_schema of team.refund@1.0.0 "
         "(1 problem(s)):\n  - $.b: 'refund_id' is a required property")
+
+
+async def test_each_task_is_checked_against_the_schema_it_was_created_with(store: Any) -> None:
+    """One version released twice with different result_schemas (a change in place): a task of
+    the first release, run by a host of the second, is still checked against the first."""
+    def schema(kind: str) -> dict[str, Any]:
+        return {"type": "object", "properties": {"b": {"type": "object", "properties": {"refund_id": {"type": kind}}}}}
+
+    strings, numbers = schema("string"), schema("integer")
+    handler = {"Refund": refund_handler({"step": "b", "refund_id": 42})}
+    first = make_host(Script(), [refund_doc(strings)], store=store, handlers=handler)
+    old = first.service.create_task("team", "refund").task
+    second = make_host(Script(), [refund_doc(numbers)], store=first.store, handlers=handler)
+    new = second.service.create_task("team", "refund").task
+    await second.engine.run_until_idle()
+    assert second.service.get_task(new.id).status is TaskState.COMPLETE
+    assert second.service.get_task(old.id).status is TaskState.ERROR
