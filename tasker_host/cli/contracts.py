@@ -32,7 +32,8 @@ def contracts() -> None:
 @json_option
 def diff(old: Path, new: Path, as_json: bool) -> None:
     """Classify every contract change from OLD to NEW, each a template YAML file, a directory
-    (a plugin project or a templates folder: every template under it) or a wheel (.whl).
+    (a plugin project: the templates under its src/; or any folder: every template under it)
+    or a wheel (.whl).
 
     \b
     BREAKING (callers)       a caller that worked with OLD may fail with NEW (input accepts
@@ -85,6 +86,8 @@ def read_templates(path: Path) -> list[TaskTemplate]:
         return _from_texts(loader, _wheel_texts(path))
     if path.is_file():
         return _from_texts(loader, [(str(path), path.read_text(encoding="utf-8"))], every=True)
+    if (path / "pyproject.toml").is_file() and (path / "src").is_dir():
+        path = path / "src"  # a plugin project: its package, not its tests' fixtures
     files = sorted(p for p in path.rglob("*") if p.suffix in _YAML and p.is_file()
                    and not any(part.startswith(".") for part in p.relative_to(path).parts))
     return _from_texts(loader, [(str(p), p.read_text(encoding="utf-8")) for p in files])
