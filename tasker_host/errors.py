@@ -224,6 +224,18 @@ class PermanentError(StepError):
     """The step failed for good: it is not retried and its task ends in ``error``."""
 
 
+class ResultContractViolation(PermanentError):
+    """A step's results violate its template's ``result_schema`` (docs/contracts.md): the step
+    fails for good and its task ends in ``error``. ``problems`` lists ``(json path, message)``."""
+
+    def __init__(self, full_name: str, step: str, problems: Sequence[tuple[str, str]]):
+        self.full_name, self.step, self.problems = full_name, step, tuple(problems)
+        lines = [f"results of step {step!r} violate the result_schema of {full_name} "
+                 f"({len(self.problems)} problem(s)):"]
+        lines += [f"  - {path}: {message}" for path, message in self.problems]
+        super().__init__("\n".join(lines))
+
+
 class RetryableError(StepError):
     """The step failed for now: it is retried after ``retry_after`` seconds (or the backoff)."""
 

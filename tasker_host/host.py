@@ -4,14 +4,15 @@ service. The CLI, the API and the tests each build a host with the settings they
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pluggy
 
 from tasker_host.auth import TokenStore
 from tasker_host.collect import build_registry
+from tasker_host.contracts.calls import CallFinding, Severity, broken_calls, check_templates, registry_versions
 from tasker_host.engine.clock import Clock, RealClock
 from tasker_host.engine.config import EngineConfig
 from tasker_host.engine.events import EventBus
@@ -37,14 +38,42 @@ class Catalog:
 
     discovery: Discovery
     registry: Registry
+    # declared calls checked against the callees' contracts (docs/contracts.md); the broken ones
+    # are also failures of the calling plugin
+    contracts: tuple[CallFinding, ...] = ()
 
     @property
     def failures(self) -> list:
-        return [*self.discovery.failures, *self.registry.failures]
+        return [*self.discovery.failures, *self.registry.failures, *broken_calls(self.contracts)]
+
+    @property
+    def contract_warnings(self) -> list[CallFinding]:
+        return [f for f in self.contracts if f.severity is Severity.WARNING]
+
 
     @property
     def manager(self) -> pluggy.PluginManager:
         return self.discovery.manager
+
+
+def check_contracts(registry: Registry, settings: HostSettings) -> tuple[CallFinding, ...]:
+    """Every declared call of the served templates against the installed callees (calls into
+    namespaces served by remote hosts are checked against those hosts by :mod:`remote_contracts`)."""
+    templates = [t for versions in registry.templates.values() for t in versions]
+    remote = [h.namespace for h in settings.remote_hosts]
+    return tuple(check_templates(templates, registry_versions(registry), skip=remote))
+
+
+def with_remote_contracts(catalog: Catalog, settings: HostSettings, client: Callable[[], Any] | None) -> Catalog:
+    """The catalog with the remote hosts' contract findings added (see :mod:`remote_contracts`)."""
+    from tasker_host import remote_contracts  # imports httpx: only when remote hosts are configured
+
+    templates = [t for versions in catalog.registry.templates.values() for t in versions]
+    found = tuple(remote_contracts.check_remote_calls(templates, settings.remote_hosts,
+                                                      client or remote_contracts.default_client))
+    if settings.strict_plugins and (broken := broken_calls(found)):
+        raise PluginLoadFailures(broken)
+    return replace(catalog, contracts=catalog.contracts + found)
 
 
 def load_catalog(
@@ -66,7 +95,7 @@ def load_catalog(
     finally:
         if gc_was_enabled:
             gc.enable()
-    catalog = Catalog(discovery, registry)
+    catalog = Catalog(discovery, registry, check_contracts(registry, settings))
     if settings.strict_plugins and catalog.failures:
         refused = registry.conflicts if settings.on_conflict is ConflictPolicy.REFUSE else ()
         raise PluginLoadFailures(catalog.failures, refused)
@@ -123,10 +152,18 @@ def build_host(
     clock: Clock | None = None,
     engine_config: EngineConfig | None = None,
     policy: RetryPolicy | None = None,
+    contracts_client: Callable[[], Any] | None = None,
 ) -> Host:
-    """Build a whole host: catalog (checked against the conflict policy), store, engine, service."""
+    """Build a whole host: catalog (checked against the conflict policy), store, engine, service.
+
+    With ``remote_hosts``, the declared calls into their namespaces are checked against what
+    those hosts publish (``contracts_client`` makes the ``httpx.Client``; tests pass one with a
+    ``MockTransport``): a broken one is a plugin failure (fatal under ``strict_plugins``), an
+    unreachable host a warning."""
     settings = settings or HostSettings()
     catalog = open_catalog(settings, entry_points=entry_points, extra_plugins=extra_plugins)
+    if settings.remote_hosts:
+        catalog = with_remote_contracts(catalog, settings, contracts_client)
     store = store if store is not None else open_store(settings)
     tokens = token_store_for(store)
     clock = clock or RealClock()

@@ -88,6 +88,25 @@ def frozen_mapping(data: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
+class DeclaredCall:
+    """A cross-namespace call a step declares (``calls:`` in its template): what it sends to
+    ``namespace.name`` at ``version`` and what it reads of the result (docs/contracts.md)."""
+
+    namespace: str
+    name: str
+    version: str | None = None
+    sends: Mapping[str, Any] | bool | None = None  # JSON Schema; None: not declared
+    reads: Mapping[str, Any] | bool | None = None  # JSON Schema (field paths become one)
+
+    @property
+    def target(self) -> str:
+        return f"{self.namespace}.{self.name}"
+
+    def describe(self) -> str:
+        return self.target + (f" {self.version}" if self.version else "")
+
+
+@dataclass(frozen=True, slots=True)
 class StepTemplate:
     name: str
     handler_class: str
@@ -97,6 +116,7 @@ class StepTemplate:
     retry_limit: int = 3
     handler_config: Mapping[str, Any] = field(default_factory=frozen_mapping)
     skippable: bool = False
+    calls: tuple[DeclaredCall, ...] = ()  # declared cross-namespace calls (contracts)
 
     @property
     def timeout_seconds(self) -> float | None:
@@ -116,6 +136,7 @@ class TaskTemplate:
     task_handler_class: str | None = None
     default_dependent_system: str | None = None
     context_schema: Mapping[str, Any] | None = None
+    result_schema: Mapping[str, Any] | None = None  # of the result ctx.invoke returns (contracts)
     visibility: Visibility = Visibility.PUBLIC
     deprecated: str | None = None
     replaced_by: str | None = None  # lifecycle: a version request of this template (``~=3.0``)

@@ -26,6 +26,7 @@ from jsonschema.validators import validator_for
 from packaging.version import InvalidVersion, Version
 
 from tasker_host import dag, lifecycle
+from tasker_host.contracts.template_checks import check_calls, check_result_schema, declared_calls
 from tasker_host.models import StepTemplate, TaskTemplate, TemplateProblem, Visibility, frozen_mapping
 from tasker_host.schema_checks import fast_2020_12_checker, quick_check
 from tasker_host.yaml_nodes import Document, child_path, kind_of
@@ -114,6 +115,8 @@ class TemplateLoader:
         _check_steps(doc, data.get("step_templates"))
         if isinstance(data.get("schema"), dict):
             self._check_context_schema(doc, data["schema"])
+        check_result_schema(doc, data, self._check_context_schema)
+        check_calls(doc, data.get("step_templates"), self._check_context_schema)
         if doc.problems or version is None:
             return None, sorted(doc.problems, key=lambda p: p.line or 0)
         return _build(data, version, doc), []
@@ -138,8 +141,9 @@ class TemplateLoader:
             elif error.validator != "required":
                 doc.add(_describe(error), path)
 
-    def _check_context_schema(self, doc: Document, schema: dict[str, Any]) -> None:
-        """The task-context ``schema`` must itself be a valid JSON Schema of its dialect."""
+    def _check_context_schema(self, doc: Document, schema: dict[str, Any], at: str = "schema") -> None:
+        """The task-context ``schema`` (or another schema at key path ``at``: ``result_schema``,
+        a call's ``sends``) must itself be a valid JSON Schema of its dialect."""
         cls: Any = Draft202012Validator
         if "$schema" in schema:
             try:
@@ -147,14 +151,14 @@ class TemplateLoader:
                     warnings.simplefilter("error")
                     cls = validator_for(schema)
             except Exception:  # unknown or malformed: deprecated by jsonschema, an error here
-                doc.add(f"unknown $schema {schema['$schema']!r}", "schema.$schema")
+                doc.add(f"unknown $schema {schema['$schema']!r}", f"{at}.$schema")
                 return
         if cls is Draft202012Validator and self._meta_quick(schema):
             return  # fast path said valid; anything else gets the full check and its report
         if cls not in self._meta_validators:
             self._meta_validators[cls] = cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)
         for error in self._meta_validators[cls].iter_errors(schema):
-            key = _path(error.absolute_path, "schema")
+            key = _path(error.absolute_path, at)
             doc.add(f"not a valid JSON Schema: {_describe(error)}", key)
 
 
@@ -251,6 +255,7 @@ def _build(data: dict[str, Any], version: Version, doc: Document) -> TaskTemplat
         task_handler_class=data.get("task_handler_class"),
         default_dependent_system=data.get("default_dependent_system"),
         context_schema=frozen_mapping(schema) if schema is not None else None,
+        result_schema=frozen_mapping(data["result_schema"]) if "result_schema" in data else None,
         visibility=Visibility(data.get("visibility", Visibility.PUBLIC)),
         deprecated=("deprecated" if deprecated is True else deprecated or None),
         replaced_by=data.get("replaced_by"),
@@ -271,6 +276,7 @@ def _build_step(step: dict[str, Any]) -> StepTemplate:
         retry_limit=int(step.get("default_retry_limit", 3)),  # 3.0 is a JSON integer too
         handler_config=frozen_mapping(step.get("handler_config")),
         skippable=step.get("skippable", False),
+        calls=declared_calls(step),
     )
 
 

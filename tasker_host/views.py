@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from tasker_host.contracts.calls import broken_calls
 from tasker_host.models import TaskTemplate
 from tasker_host.plugins import Discovery
 from tasker_host.registry import ConflictPolicy, Registry
@@ -49,7 +51,27 @@ def template_doc(t: TaskTemplate, registry: Registry, *, detail: bool = True) ->
             schema=dict(t.context_schema) if t.context_schema is not None else None,
             provider=t.provenance.as_dict() if t.provenance else None,
         )
+        doc.update(contract_doc(t))
     return doc
+
+
+def contract_doc(t: TaskTemplate) -> dict[str, Any]:
+    """The template's contract as other hosts read it (``GET /handlers/{ns}/{name}``): its
+    ``result_schema`` and the calls its steps declare (docs/contracts.md)."""
+    return {
+        "result_schema": _plain(t.result_schema),
+        "calls": [{"step": s.name, "target": c.target, "version": c.version, "sends": _plain(c.sends),
+                   "reads": _plain(c.reads)} for s in t.steps for c in s.calls],
+    }
+
+
+def _plain(value: Any) -> Any:
+    """Frozen mappings (and what they hold) as plain JSON values."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def namespace_doc(registry: Registry, namespace: str, *, detail: bool = True) -> dict[str, Any]:
@@ -67,7 +89,10 @@ def catalogue_doc(registry: Registry, *, detail: bool = True) -> dict[str, Any]:
     return {"namespaces": [namespace_doc(registry, ns, detail=detail) for ns in registry.namespaces]}
 
 
-def plugins_doc(discovery: Discovery, registry: Registry, policy: ConflictPolicy) -> dict[str, Any]:
+def plugins_doc(discovery: Discovery, registry: Registry, policy: ConflictPolicy,
+                contracts: Sequence[Any] = ()) -> dict[str, Any]:
+    """``contracts``: the catalogue's declared-call findings (broken ones count as failures of the
+    calling plugin, the others are listed as ``contract_warnings``)."""
     dists: dict[tuple[str, str], dict[str, Any]] = {}
 
     def dist(name: str, version: str) -> dict[str, Any]:
@@ -89,12 +114,13 @@ def plugins_doc(discovery: Discovery, registry: Registry, policy: ConflictPolicy
         dist(h.provenance.distribution, h.provenance.distribution_version)["handlers"] += 1
     for d in dists.values():
         d["templates"] = counts[d["distribution"]]
-    failures = [*discovery.failures, *registry.failures]
+    failures = [*discovery.failures, *registry.failures, *broken_calls(contracts)]
     return {
         "distributions": [dists[k] for k in sorted(dists)],
         "failures": [f.as_dict() for f in failures],
         "conflicts": [c.as_dict() for c in registry.conflicts],
         "quarantined": [q.as_dict() for q in registry.quarantined],
+        "contract_warnings": [f.as_dict() for f in contracts if f.severity.value == "warning"],
         "on_conflict": policy.value,
         # false when any plugin failed to load (or has a broken template), and when the host
         # would refuse to start with the conflicts

@@ -96,6 +96,7 @@ async def readiness(api: Api) -> Readiness:
         found.fail(Check.WORKER, f"worker is not running{': ' + api.worker.error if api.worker.error else ''}")
     found.warnings += [f"quarantined: {q.subject} ({q.reason})" for q in registry.quarantined]
     found.warnings += [f"plugin failure: {f.describe()}" for f in api.host.catalog.failures]
+    found.warnings += [f"contract: {f.describe()}" for f in api.host.catalog.contract_warnings]
     return found
 
 
@@ -130,7 +131,8 @@ async def status(request: Request) -> JSONResponse:
         "versions": {"tasker_host": _version("tasker-host"), "python": platform.python_version()},
         "uptime_seconds": round(time.time() - api.started_at, 3),
         "database": {"dialect": getattr(host.store, "dialect", type(host.store).__name__)},
-        "plugins": plugins_doc(host.catalog.discovery, host.registry, host.settings.on_conflict),
+        "plugins": plugins_doc(host.catalog.discovery, host.registry, host.settings.on_conflict,
+                               host.catalog.contracts),
         "counts": {"namespaces": len(host.registry.namespaces), "templates": host.registry.template_count,
                    "handlers": len(host.registry.handlers), "tasks": counts},
         "worker": {"enabled": api.worker.enabled, "running": api.worker.running, "error": api.worker.error,

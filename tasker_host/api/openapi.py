@@ -68,7 +68,9 @@ def schemas() -> dict[str, Any]:
               "deprecated": nullable({"type": "string"}), "replaced_by": nullable({"type": "string"}),
               "sunset": nullable({"type": "string", "format": "date"}),
               "steps": {"type": "array", "items": ref("StepDefinition")},
-              "schema": nullable(ANY_OBJECT), "provider": nullable(ANY_OBJECT)}
+              "schema": nullable(ANY_OBJECT), "provider": nullable(ANY_OBJECT),
+              "result_schema": nullable(ANY_OBJECT),  # the contract (docs/contracts.md)
+              "calls": {"type": "array", "items": ref("DeclaredCall")}}
     ns_fields = {"namespace": {"type": "string"}, "description": {"type": "string"}, "owner": {"type": "string"},
                  "provider": ANY_OBJECT}
     return {
@@ -96,6 +98,8 @@ def schemas() -> dict[str, Any]:
         "ResolveRequest": obj({"results": {"description": "what dependent steps will read"}}, [],
                               additionalProperties=False),
         "StepDefinition": step_def,
+        "DeclaredCall": obj({"step": {"type": "string"}, "target": {"type": "string"},
+                             "version": nullable({"type": "string"}), "sends": {}, "reads": {}}),
         "HandlerSummary": obj(summary),
         "Handler": obj(detail),
         "NamespaceSummary": obj({**ns_fields, "handlers": {"type": "array", "items": ref("HandlerSummary")}}),

@@ -13,6 +13,7 @@ from tasker_host.cli.output import emit, fail, json_option
 from tasker_host.cli.render import render_catalogue, render_plugins, render_resolved, render_validation
 from tasker_host.cli.state import CliState, pass_state
 from tasker_host.collect import missing_handlers
+from tasker_host.contracts.calls import Severity, check_templates, registry_versions
 from tasker_host.errors import TaskerError
 from tasker_host.host import Catalog, load_catalog
 from tasker_host.templates import TemplateLoader
@@ -40,7 +41,7 @@ def plugins(state: CliState, as_json: bool) -> None:
     conflicts the host would refuse to start with ("ok": false in the --json document).
     """
     catalog = _catalog(state, as_json)
-    doc = plugins_doc(catalog.discovery, catalog.registry, state.settings.on_conflict)
+    doc = plugins_doc(catalog.discovery, catalog.registry, state.settings.on_conflict, catalog.contracts)
     emit(doc, as_json, render_plugins)
     if not doc["ok"]:
         raise SystemExit(1)
@@ -116,7 +117,8 @@ def validate(state: CliState, paths: tuple[Path, ...], as_json: bool) -> None:
 
     With PATHs (a team's own CI), every YAML file is checked strictly (duplicate keys, quoted
     versions, the template schema, dependencies, cycles, the context schema) and, for namespaces
-    an installed plugin provides, that every handler_class exists. Exits 1 listing every problem.
+    an installed plugin provides, that every handler_class exists; their declared calls are
+    checked against the installed callees (docs/contracts.md). Exits 1 listing every problem.
     """
     catalog = _catalog(state, as_json)
     doc = _validate_paths(catalog, paths) if paths else _validate_installed(catalog)
@@ -142,6 +144,9 @@ def _validate_paths(catalog: Catalog, paths: tuple[Path, ...]) -> dict:
             templates.append(t.full_name)
             if t.namespace in catalog.registry.namespaces:
                 problems += [p.describe() for p in missing_handlers(t, handlers)]
+        # their declared calls against the installed callees (docs/contracts.md)
+        problems += [f.describe() for f in check_templates(found, registry_versions(catalog.registry))
+                     if f.severity is Severity.BROKEN]
     return {"ok": not problems, "checked": [str(p) for p in paths], "templates": templates,
             "problems": problems}
 

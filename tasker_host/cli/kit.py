@@ -129,7 +129,8 @@ def check(state: CliState, target: str | None, as_json: bool) -> None:
     or not), DIST an installed distribution's name; default: the current directory. Checks the
     plugin alone as a strict host loads it (hooks, namespaces, every template strictly, handlers,
     the plugin contract of tasker_host.testing.check_plugin), then with the other installed
-    plugins (namespace ownership, duplicate templates and handlers, foreign namespaces), and,
+    plugins (namespace ownership, duplicate templates and handlers, foreign namespaces, and the
+    declared calls between them and the project: docs/contracts.md), and,
     for a PATH, that an installed copy is not stale. Lists every problem.
 
     \b

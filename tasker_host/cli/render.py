@@ -14,10 +14,15 @@ def render_plugins(doc: dict[str, Any]) -> str:
             out.append(f"    entry point  {ep}")
         out.append(f"    namespaces   {', '.join(d['namespaces']) or '-'}")
         out.append(f"    templates    {d['templates']}    handlers {d['handlers']}")
-    if doc["failures"]:
+    loading = [f for f in doc["failures"] if f["stage"] != "contract"]
+    broken = [f for f in doc["failures"] if f["stage"] == "contract"]  # declared calls (docs/contracts.md)
+    if loading:
         out.append("\nLoad failures:")
         out += [f"  ✗ {f['distribution']} {f['distribution_version']} [{f['entry_point']}] "
-                f"at {f['stage']}: {f['error']}" for f in doc["failures"]]
+                f"at {f['stage']}: {f['error']}" for f in loading]
+    if broken:
+        out.append("\nBroken declared calls (served, but they fail at run time; --strict refuses to start):")
+        out += [f"  ✗ {f['distribution']} {f['distribution_version']}: {f['error']}" for f in broken]
     if doc["conflicts"]:
         out.append("\nConflicts:")
         for c in doc["conflicts"]:
@@ -28,10 +33,13 @@ def render_plugins(doc: dict[str, Any]) -> str:
         out.append("\nQuarantined (not served):")
         out += [f"  - {q['kind']} {q['subject']} from {q['provider']['distribution']} "
                 f"{q['provider']['distribution_version']}: {q['reason']}" for q in doc["quarantined"]]
+    if doc.get("contract_warnings"):
+        out.append("\nContract warnings (declared calls not checked or not decided):")
+        out += [f"  ! {w['description']}" for w in doc["contract_warnings"]]
     if doc["conflicts"] and doc["on_conflict"] == "refuse":
         out.append("\nThe host refuses to start with these conflicts "
                    "(--on-conflict quarantine serves everything else).")
-    if doc["failures"]:
+    if loading:
         out.append("\nThe host starts without what failed to load (--strict refuses to start).")
     return "\n".join(out)
 

@@ -11,9 +11,10 @@ from typing import Any
 
 import anyio
 
+from tasker_host.contracts.results import ResultCheck
 from tasker_host.engine.clock import Clock
 from tasker_host.engine.retry import RetryPolicy, error_doc, judge, retry_delay
-from tasker_host.engine.runtime import TaskRuntime
+from tasker_host.engine.runtime import Lru, TaskRuntime
 from tasker_host.engine.step_context import RunningStep
 from tasker_host.engine.step_log import StepLogBuffer
 from tasker_host.errors import InvalidValueError, PermanentError
@@ -29,6 +30,7 @@ class StepExecutor:
     def __init__(self, registry: Registry, clock: Clock, policy: RetryPolicy, owner: str, invoke: Invoke):
         self.registry, self.clock, self.policy, self.owner = registry, clock, policy, owner
         self._invoke = invoke
+        self._result_checks: Lru[str, tuple[Any, ResultCheck]] = Lru(256)  # by template full name
 
     async def execute(self, claim: Claim, rt: TaskRuntime, logs: StepLogBuffer) -> Any:
         """The step's results (storable), or the handler's exception."""
@@ -52,7 +54,19 @@ class StepExecutor:
             require_storable(shaped, "results", "step results")
         except InvalidValueError as exc:
             raise PermanentError(str(exc)) from None
+        if rt.result_schema is not None:  # ResultContractViolation: permanent, the task ends in error
+            self._result_check(rt.info.full_name, rt.result_schema).check(rt.info.full_name, claim.step, shaped)
         return shaped
+
+    def _result_check(self, full_name: str, schema: Any) -> ResultCheck:
+        """One compiled check per template version (compiling costs ~0.4 ms, checking ~20 us).
+        Each task carries its own copy of the schema, usually equal to the last one seen for its
+        version; a task stored under an older release of that version may differ, and gets its own."""
+        cached = self._result_checks.get(full_name)
+        if cached is None or (cached[0] is not schema and cached[0] != schema):
+            cached = (schema, ResultCheck(schema))
+            self._result_checks.put(full_name, cached)
+        return cached[1]
 
     def failure(self, claim: Claim, rt: TaskRuntime, exc: Exception) -> StepOutcome:
         """The outcome of a failed attempt: retry at T, or error (the retry rules decide)."""

@@ -26,17 +26,19 @@ class TaskRuntime:
     info: TaskInfo
     steps: Mapping[str, StepTemplate]  # read-only: shared by the tasks of one template
     results: dict[str, Any] = field(default_factory=dict)
+    result_schema: Mapping[str, Any] | None = None  # the template's, frozen with the task (contracts)
 
     @classmethod
     def from_record(cls, task: TaskRecord) -> TaskRuntime:
         info = TaskInfo(task.id, task.namespace, task.name, task.version, task.context, task.correlation_id)
         results = {s.name: s.results for s in task.steps if s.state in DONE}
-        return cls(info, steps_of(task.template), results)
+        return cls(info, steps_of(task.template), results, task.template.get("result_schema"))
 
     @classmethod
     def from_inputs(cls, task: RunInputs, templates: StepTemplates) -> TaskRuntime:
         info = TaskInfo(task.id, task.namespace, task.name, task.version, task.context, task.correlation_id)
-        return cls(info, templates.of(task.template_json), dict(task.results))
+        return cls(info, templates.of(task.template_json), dict(task.results),
+                   templates.result_schema(task.template_json))
 
     @property
     def first_root(self) -> str:
@@ -77,11 +79,20 @@ class StepTemplates:
     Tasks of one template version share the parsed steps (they are immutable)."""
 
     def __init__(self, capacity: int = 256):
-        self._parsed: Lru[str, Mapping[str, StepTemplate]] = Lru(capacity)
+        self._parsed: Lru[str, tuple[Mapping[str, StepTemplate], Mapping[str, Any] | None]] = Lru(capacity)
 
     def of(self, template_json: str) -> Mapping[str, StepTemplate]:
-        steps = self._parsed.get(template_json)
-        if steps is None:
-            steps = steps_of(json.loads(template_json))
-            self._parsed.put(template_json, steps)
-        return steps
+        return self._parse(template_json)[0]
+
+    def result_schema(self, template_json: str) -> Mapping[str, Any] | None:
+        """The snapshot's ``result_schema`` (None: the template declared none, or the task was
+        created before templates could)."""
+        return self._parse(template_json)[1]
+
+    def _parse(self, template_json: str) -> tuple[Mapping[str, StepTemplate], Mapping[str, Any] | None]:
+        parsed = self._parsed.get(template_json)
+        if parsed is None:
+            snapshot = json.loads(template_json)
+            parsed = (steps_of(snapshot), snapshot.get("result_schema"))
+            self._parsed.put(template_json, parsed)
+        return parsed

@@ -12,6 +12,13 @@ from tasker_host.store.base import NewStep
 
 
 def snapshot_of(t: TaskTemplate) -> dict[str, Any]:
+    doc = _snapshot(t)
+    if t.result_schema is not None:  # checked as each step completes (contracts/results.py)
+        doc["result_schema"] = _plain(t.result_schema)
+    return doc
+
+
+def _snapshot(t: TaskTemplate) -> dict[str, Any]:
     return {
         "namespace": t.namespace,
         "name": t.name,

@@ -9,7 +9,10 @@ source root goes first on ``sys.path`` while checking, and the entry points are 
    (hooks, namespaces, strict template loading, handlers, packaged templates directory);
 2. against the other installed plugins: the registry built from all of them together
    (:mod:`tasker_host.collect`), keeping the conflicts the project takes part in (namespace
-   ownership, duplicate templates or handlers, contributions to a namespace it does not own);
+   ownership, duplicate templates or handlers, contributions to a namespace it does not own),
+   and the declared calls it takes part in (:mod:`tasker_host.contracts.calls`): its own calls
+   against the other teams' templates, and the other teams' calls into its namespaces against
+   its templates (broken: a problem; not checkable or not decidable: a note);
 3. PATH only: that an installed copy of the distribution declares the same entry points as
    ``pyproject.toml`` (else it is stale: ``pip install -e`` again).
 
@@ -42,6 +45,7 @@ class ProblemKind(StrEnum):
     LOAD = "load"            # an entry point that does not import, or whose hooks fail
     CONTRACT = "contract"    # the plugin contract (check_plugin)
     COLLISION = "collision"  # with another installed plugin
+    CALLS = "calls"          # a declared call broken by a callee's contract (either side)
 
 
 @dataclass(frozen=True)
@@ -264,6 +268,16 @@ def _check_collisions(project: PluginProject, others: Sequence[EntryPointLike], 
     for conflict in catalog.registry.conflicts:
         if any(canonicalize_name(p.distribution) == mine for p in conflict.providers):
             report.problems.append(Problem(ProblemKind.COLLISION, conflict.describe()))
+    owned = {ns for ns, e in catalog.registry.namespaces.items()
+             if canonicalize_name(e.provenance.distribution) == mine}
+    for finding in catalog.contracts:
+        caller = finding.provenance
+        if not (caller and canonicalize_name(caller.distribution) == mine) and finding.call.namespace not in owned:
+            continue
+        if finding.severity.value == "broken":
+            report.problems.append(Problem(ProblemKind.CALLS, finding.describe()))
+        else:
+            report.notes.append(f"contract warning: {finding.describe()}")
 
 
 def _shadowed(ep: EntryPointLike, root: Path) -> list[Problem]:
