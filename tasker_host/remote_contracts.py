@@ -101,4 +101,5 @@ def _fetch(client: httpx.Client, remote: RemoteHost, call: DeclaredCall, spec: s
 
 def _contract(doc: dict[str, Any]) -> CalleeContract:
     return CalleeContract(str(doc.get("full_name") or doc["version"]), Version(doc["version"]),
-                          doc.get("schema"), doc.get("result_schema"), tuple(doc.get("step_names") or ()))
+                          doc.get("schema"), doc.get("result_schema"), tuple(doc.get("step_names") or ()),
+                          bool(doc.get("deprecated") or doc.get("replaced_by") or doc.get("sunset")))

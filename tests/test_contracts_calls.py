@@ -96,6 +96,15 @@ def test_candidates_follow_the_resolution_rules():
     assert [str(c.version) for c in candidates(versions, "1.2.0rc1")] == ["1.2.0rc1"]
 
 
+def test_an_omitted_version_is_checked_against_the_version_it_resolves_to():
+    # Registry.resolve skips deprecated versions for an omitted version while a current one exists
+    current, deprecated = (CalleeContract("x", Version("1.1.0"), None, None),
+                           CalleeContract("x", Version("2.0.0"), None, None, deprecated=True))
+    assert candidates([current, deprecated], None) == [current]
+    assert candidates([deprecated], None) == [deprecated]
+    assert candidates([current, deprecated], ">=1") == [current, deprecated]
+
+
 def test_contract_keys_are_validated_with_file_line_and_key():
     text = """name: ticket
 namespace_name: support

@@ -40,10 +40,12 @@ class CalleeContract:
     input_schema: Mapping[str, Any] | None
     result_schema: Mapping[str, Any] | None
     steps: tuple[str, ...] = ()
+    deprecated: bool = False  # an omitted version resolves to it only when every version is
 
     @classmethod
     def of(cls, t: TaskTemplate) -> CalleeContract:
-        return cls(t.full_name, t.version, t.context_schema, t.result_schema, tuple(t.step_names))
+        return cls(t.full_name, t.version, t.context_schema, t.result_schema, tuple(t.step_names),
+                   t.is_deprecated)
 
     def completed_result(self) -> Any:
         """The result_schema of a completed task: every step has a result."""
@@ -80,11 +82,13 @@ class CallFinding:
 
 def candidates(versions: Iterable[CalleeContract], spec: str | None) -> list[CalleeContract]:
     """The versions ``spec`` can resolve to: every matching one for a range, the one for an exact
-    version, and the newest stable one when there is no spec."""
+    version, and the newest stable one when there is no spec (a non-deprecated one while there is
+    one, as :meth:`Registry.resolve` picks)."""
     versions = list(versions)
     request = VersionRequest.parse(spec)
     if request.specifier is None:
-        chosen = request.select(v.version for v in versions)
+        pool = [v for v in versions if not v.deprecated] or versions
+        chosen = request.select(v.version for v in pool)
         return [v for v in versions if v.version == chosen]
     allow = request.allows_prereleases
     return [v for v in versions if (allow or not v.version.is_prerelease)
