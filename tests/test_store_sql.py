@@ -25,6 +25,7 @@ from tasker_host.store.sql.batch import PgStatement
 from tasker_host.store.sql.engine import current_revision, head_revision, upgrade
 from tasker_host.store.sql.schema import metadata
 from tasker_host.store.urls import default_sqlite_url, normalize_url
+from tests.metric_facts_contract import MetricFactsContract
 from tests.step_log_contract import StepLogContract
 from tests.worker_contract import WorkerContract
 
@@ -32,7 +33,7 @@ NOW, LEASE = contract.NOW, contract.LEASE
 names = contract.names
 
 
-class TestSqliteStore(contract.StoreContract, WorkerContract, StepLogContract):
+class TestSqliteStore(contract.StoreContract, WorkerContract, StepLogContract, MetricFactsContract):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[SqlStore]:
         store = SqlStore(f"sqlite:///{tmp_path / 'tasker.db'}")
@@ -41,7 +42,7 @@ class TestSqliteStore(contract.StoreContract, WorkerContract, StepLogContract):
 
 
 @pytest.mark.postgres
-class TestPostgresStore(contract.StoreContract, WorkerContract, StepLogContract):
+class TestPostgresStore(contract.StoreContract, WorkerContract, StepLogContract, MetricFactsContract):
     @pytest.fixture
     def store(self, postgres_url: str) -> Iterator[SqlStore]:
         store = SqlStore(postgres_url, auto_upgrade=True)

@@ -385,6 +385,9 @@ class Store(Protocol):
 
     def count_by_state(self) -> StateCounts: ...  # for /metrics and /health/status
 
+    def metric_facts(self, cursor: Any, now: float, limit: int = 100_000) -> tuple[list[Any], Any]: ...
+    # store.metric_facts.Fact values written after ``cursor`` (None: none, a cursor at the end), and the next cursor
+
     def version_stats(self, namespaces: Sequence[str] | None = None) -> Any: ...
     # a store.version_stats.VersionStats of the namespaces' tasks (None: all): the console
 

@@ -52,6 +52,7 @@ from tasker_host.store.base import (
     Transition,
     WorkerRecord,
 )
+from tasker_host.store.memory_metric_facts import MemoryMetricFacts
 from tasker_host.store.memory_step_logs import MemoryStepLogs
 from tasker_host.store.memory_workers import MemoryWorkers
 from tasker_host.store.step_logs import StepLogEntry
@@ -61,7 +62,7 @@ Key = tuple[str, str]  # (task_id, step name)
 Entry = tuple[float, int, Key]  # (ready_at or lease expiry, sequence, key)
 
 
-class MemoryStore(MemoryWorkers, MemoryStepLogs):
+class MemoryStore(MemoryWorkers, MemoryStepLogs, MemoryMetricFacts):
     """Dictionaries and heaps behind one lock (see the module docstring); the worker registrations
     are in :mod:`~tasker_host.store.memory_workers`."""
 

@@ -38,7 +38,9 @@ from tasker_host.store.base import (
     WorkerRecord,
 )
 from tasker_host.store.faults import unavailable_on_connection_failure
+from tasker_host.store.metric_facts import Fact, IdCursor
 from tasker_host.store.sql import actions, reads, version_stats, work, workers
+from tasker_host.store.sql import metric_facts as sql_metric_facts
 from tasker_host.store.sql import runs as sql_runs
 from tasker_host.store.sql import step_logs as sql_step_logs
 from tasker_host.store.sql.creation import create_rows
@@ -362,6 +364,9 @@ class SqlStore:
 
     def next_ready_at(self) -> float | None:
         return self._read(reads.next_ready_at)
+
+    def metric_facts(self, cursor: Any, now: float, limit: int = 100_000) -> tuple[list[Fact], IdCursor]:
+        return self._read(sql_metric_facts.metric_facts, cursor, now, limit)
 
 
 @contextlib.contextmanager

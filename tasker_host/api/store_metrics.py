@@ -1,0 +1,124 @@
+"""Task and step metrics derived from the store's transitions (every process's work).
+
+At each scrape :class:`TransitionMetrics` reads the transitions written since the previous one
+(``Store.metric_facts``) and folds them into counters and histograms, labelled by namespace and
+template@version (``template``, ``version``):
+
+* ``tasker_tasks_created_total`` / ``_started_total`` (pending → in_progress) /
+  ``_completed_total`` / ``_failed_total`` (→ error) / ``_cancelled_total``;
+* ``tasker_step_duration_seconds{..., step, outcome}``: each attempt, claim to outcome (``complete``,
+  ``retry``, ``error``, ``cancelled``);
+* ``tasker_step_attempts{..., step}``: the attempts a step took, observed when it completes or fails;
+* ``tasker_step_retries_total{..., step}``: attempts that will be retried;
+* ``tasker_step_queue_wait_seconds``: from a step becoming runnable (created with its dependencies
+  done, its last dependency done, or its retry backoff over) to a worker claiming it;
+* ``tasker_invocations_total{caller_namespace, namespace}``: child tasks created by ``ctx.invoke``.
+
+Counting starts when the application starts (:meth:`TransitionMetrics.start`): like any Prometheus
+counter they restart from zero with the process, and ``rate()`` / ``increase()`` handle that.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from tasker_host.store.metric_facts import Fact
+
+log = logging.getLogger("tasker_host.api")
+STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
+ATTEMPT_BUCKETS = (1, 2, 3, 4, 5, 7, 10, 15, 20)
+TEMPLATE = ["namespace", "template", "version"]
+_OUTCOMES = {"complete": "complete", "waiting_retry": "retry", "error": "error", "cancelled": "cancelled"}
+_TASK_ENDS = {"complete": "completed", "error": "failed", "cancelled": "cancelled"}
+_MAX_OPEN = 100_000  # attempts started and not yet ended, remembered at most
+
+
+class TransitionMetrics(Collector):
+    """The store-derived series; ``collect`` first reads what was written since the last scrape."""
+
+    def __init__(self, store: Any, clock: Callable[[], float] = time.time, limit: int = 100_000):
+        self.store, self.clock, self.limit = store, clock, limit
+        self.registry = r = CollectorRegistry(auto_describe=True)
+        self.tasks = {kind: Counter(f"tasker_tasks_{kind}_total", f"Tasks {kind} (every process)", TEMPLATE,
+                                    registry=r) for kind in ("created", "started", "completed", "failed", "cancelled")}
+        self.step_seconds = Histogram("tasker_step_duration_seconds", "Step attempt duration, claim to outcome",
+                                      [*TEMPLATE, "step", "outcome"], buckets=STEP_BUCKETS, registry=r)
+        self.attempts = Histogram("tasker_step_attempts", "Attempts a step took (when it completed or failed)",
+                                  [*TEMPLATE, "step"], buckets=ATTEMPT_BUCKETS, registry=r)
+        self.retries = Counter("tasker_step_retries_total", "Step attempts that will be retried",
+                               [*TEMPLATE, "step"], registry=r)
+        self.queue_wait = Histogram("tasker_step_queue_wait_seconds", "Runnable step until a worker claimed it",
+                                    TEMPLATE, buckets=STEP_BUCKETS, registry=r)
+        self.invocations = Counter("tasker_invocations_total", "Child tasks created by ctx.invoke",
+                                   ["caller_namespace", "namespace"], registry=r)
+        self._cursor: Any = None
+        self._open: dict[tuple[str, str], float] = {}  # (task, step) → its current attempt's start
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Count from now on (the application's start-up); a failure leaves it to the first scrape."""
+        with self._lock:
+            if self._cursor is None:
+                _, self._cursor = self.store.metric_facts(None, self.clock())
+
+    def refresh(self) -> None:
+        """Fold the transitions written since the last call (raises when the store fails)."""
+        with self._lock:
+            if self._cursor is None:
+                _, self._cursor = self.store.metric_facts(None, self.clock())
+                return
+            facts, self._cursor = self.store.metric_facts(self._cursor, self.clock(), self.limit)
+            for fact in facts:
+                self.fold(fact)
+
+    def fold(self, f: Fact) -> None:
+        labels = (f.namespace, f.name, f.version)
+        if f.step is None:
+            self._fold_task(f, labels)
+        elif f.to_state == "in_progress":
+            self._fold_claim(f, labels)
+        elif f.from_state == "in_progress" and f.to_state in _OUTCOMES:
+            self._fold_outcome(f, labels)
+
+    def _fold_task(self, f: Fact, labels: tuple[str, str, str]) -> None:
+        if f.from_state is None:
+            self.tasks["created"].labels(*labels).inc()
+            if f.caller is not None:
+                self.invocations.labels(f.caller, f.namespace).inc()
+        elif f.from_state == "pending" and f.to_state == "in_progress":
+            self.tasks["started"].labels(*labels).inc()
+        elif f.to_state in _TASK_ENDS:
+            self.tasks[_TASK_ENDS[f.to_state]].labels(*labels).inc()
+
+    def _fold_claim(self, f: Fact, labels: tuple[str, str, str]) -> None:
+        assert f.step is not None
+        if len(self._open) >= _MAX_OPEN:  # forget the oldest (its outcome was lost)
+            self._open.pop(next(iter(self._open)))
+        self._open[(f.task_id, f.step)] = f.at
+        # the step's row still describes this attempt (else it moved on since: not measured)
+        if f.from_state != "in_progress" and f.started_at == f.at and f.ready_since is not None:
+            self.queue_wait.labels(*labels).observe(max(0.0, f.at - f.ready_since))
+
+    def _fold_outcome(self, f: Fact, labels: tuple[str, str, str]) -> None:
+        assert f.step is not None
+        started = self._open.pop((f.task_id, f.step), None)
+        if started is None and f.started_at is not None and f.started_at <= f.at:
+            started = f.started_at  # claimed before counting began
+        outcome = _OUTCOMES[f.to_state]
+        if started is not None:
+            self.step_seconds.labels(*labels, f.step, outcome).observe(max(0.0, f.at - started))
+        if outcome == "retry":
+            self.retries.labels(*labels, f.step).inc()
+        elif outcome in ("complete", "error") and f.attempts:
+            self.attempts.labels(*labels, f.step).observe(f.attempts)
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.registry.collect()
