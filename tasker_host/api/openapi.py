@@ -239,13 +239,16 @@ def _open_paths(p: str) -> dict[str, Any]:
 
 
 def openapi_document(prefix: str, *, version: str = "0") -> dict[str, Any]:
+    from tasker_host.api import audit  # (it uses this module's helpers)
+
     return {
         "openapi": "3.1.0",
         "info": {"title": "tasker-host", "version": version,
                  "description": "Create and manage workflow tasks of every team's namespace; browse the "
                                 "catalogue. Errors: {error, message, problems[, available]}."},
         "security": [{"bearer": []}],
-        "paths": {**_task_paths(prefix), **_catalogue_paths(prefix), **_open_paths(prefix)},
+        "paths": {**_task_paths(prefix), **_catalogue_paths(prefix), **_open_paths(prefix),
+                  **audit.openapi_paths(prefix)},
         "components": {"schemas": schemas(),
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                                       "description": "tokens from `tasker-host tokens`"}}},

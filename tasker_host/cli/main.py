@@ -20,7 +20,7 @@ LOCAL_ONLY = ("db", "tokens", "serve", "worker", "check")
 
 def build_cli() -> click.Group:
     """Build the command group with every sub-command (no import-time registration)."""
-    from tasker_host.cli import catalog, database, kit, profiles, serve, tasks, tokens
+    from tasker_host.cli import audit, catalog, database, kit, profiles, serve, tasks, tokens
     from tasker_host.cli.backend import local_only
 
     @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -83,7 +83,7 @@ def build_cli() -> click.Group:
                 raise click.ClickException(str(exc)) from None
 
     for command in (*catalog.COMMANDS, *tasks.COMMANDS, *database.COMMANDS, *tokens.COMMANDS,
-                    *serve.COMMANDS, *kit.COMMANDS, *profiles.COMMANDS):
+                    *serve.COMMANDS, *kit.COMMANDS, *profiles.COMMANDS, *audit.COMMANDS):
         cli.add_command(command)
     for name in LOCAL_ONLY:  # they need the database: refuse remote mode
         local_only(cli.commands[name], name)
