@@ -32,11 +32,19 @@ def refund(failing_step: str, fault: str) -> dict[str, Any]:
     return body
 
 
-def console_sign_in(live: Live, token: str) -> None:
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def console_sign_in(live: Live, token: str, *, cancel: str | None = None) -> None:
+    """Sign in to the console (and cancel the task ``cancel`` through its form)."""
     with httpx.Client(base_url=f"http://127.0.0.1:{live.server.port}") as browser:
         form = browser.get("/ui/sign-in")
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+        csrf = CSRF.search(form.text).group(1)  # type: ignore[union-attr]
         assert browser.post("/ui/sign-in", data={"token": token, "csrf_token": csrf}).status_code == 303
+        if cancel is not None:
+            session_csrf = CSRF.search(browser.get("/ui/").text).group(1)  # type: ignore[union-attr]
+            done = browser.post(f"/ui/tasks/{cancel}/cancel", headers={"X-CSRF-Token": session_csrf})
+            assert done.status_code == 303 and "Cancelled" in done.headers["location"]
 
 
 def audit(live: Live, who: str, **params: Any) -> httpx.Response:
@@ -84,11 +92,16 @@ def test_every_action_is_recorded_with_who_and_the_correlation_id(live: Live) ->
 
 
 def test_who_may_read_which_rows(live: Live) -> None:
+    quiet = live.create(refund("process_gateway_refund", "declined"), "payments").json()
+    assert live.waiter.wait(quiet["id"]) is EventKind.TASK_FAILED
     task = live.create(copy.deepcopy(SEED_PAYMENTS), "payments").json()
-    console_sign_in(live, live.tokens["admin"])
-    assert [r["action"] for r in rows(live)] == ["console.sign_in", "task.create"]
+    console_sign_in(live, live.tokens["admin"], cancel=quiet["id"])
+    everything = rows(live)
+    assert [r["action"] for r in everything] == ["task.cancel", "console.sign_in", "task.create", "task.create"]
+    assert (everything[0]["actor_kind"], everything[0]["principal"]) == ("console", "admin")
     mine = rows(live, "payments")  # a manager: its namespace's rows, not the sign-in
-    assert [(r["action"], r["target"]) for r in mine] == [("task.create", task["id"])]
+    assert [(r["action"], r["target"]) for r in mine] == [("task.cancel", quiet["id"]), ("task.create", task["id"]),
+                                                          ("task.create", quiet["id"])]
     assert rows(live, "payments", namespace="payments") == mine
     assert rows(live, "inventory") == []  # manages inventory, where nothing happened
     assert rows(live, "admin", namespace="inventory") == []
