@@ -20,13 +20,14 @@ counter they restart from zero with the process, and ``rate()`` / ``increase()``
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
@@ -35,36 +36,82 @@ from tasker_host.store.metric_facts import Fact
 log = logging.getLogger("tasker_host.api")
 STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
 ATTEMPT_BUCKETS = (1, 2, 3, 4, 5, 7, 10, 15, 20)
-TEMPLATE = ["namespace", "template", "version"]
+TEMPLATE = ("namespace", "template", "version")
+TASK_KINDS = ("created", "started", "completed", "failed", "cancelled")
 _OUTCOMES = {"complete": "complete", "waiting_retry": "retry", "error": "error", "cancelled": "cancelled"}
 _TASK_ENDS = {"complete": "completed", "error": "failed", "cancelled": "cancelled"}
 _MAX_OPEN = 100_000  # attempts started and not yet ended, remembered at most
+Labels = tuple[str, ...]
+
+
+class Counts:
+    """A counter family: a number per label values (plain dicts: a scrape folds many thousands)."""
+
+    def __init__(self, name: str, doc: str, labels: Sequence[str]):
+        self.name, self.doc, self.labels = name, doc, list(labels)
+        self.values: dict[Labels, float] = {}
+
+    def inc(self, key: Labels) -> None:
+        self.values[key] = self.values.get(key, 0) + 1
+
+    def family(self) -> CounterMetricFamily:
+        family = CounterMetricFamily(self.name, self.doc, labels=self.labels)
+        for key, value in sorted(self.values.items()):
+            family.add_metric(list(key), value)
+        return family
+
+
+class Histograms:
+    """A histogram family: per label values, observations per bucket (``le`` inclusive) and their sum."""
+
+    def __init__(self, name: str, doc: str, labels: Sequence[str], buckets: Sequence[float]):
+        self.name, self.doc, self.labels, self.buckets = name, doc, list(labels), tuple(buckets)
+        self.values: dict[Labels, tuple[list[int], list[float]]] = {}
+
+    def observe(self, key: Labels, value: float) -> None:
+        found = self.values.get(key)
+        if found is None:
+            found = self.values[key] = ([0] * (len(self.buckets) + 1), [0.0])
+        found[0][bisect.bisect_left(self.buckets, value)] += 1
+        found[1][0] += value
+
+    def family(self) -> HistogramMetricFamily:
+        family = HistogramMetricFamily(self.name, self.doc, labels=self.labels)
+        for key, (counts, total) in sorted(self.values.items()):
+            cumulative, buckets = 0, []
+            for bound, n in zip((*map(_bound, self.buckets), "+Inf"), counts, strict=True):
+                cumulative += n
+                buckets.append((bound, cumulative))
+            family.add_metric(list(key), buckets, total[0])
+        return family
+
+
+def _bound(value: float) -> str:
+    return str(float(value))
 
 
 class TransitionMetrics(Collector):
-    """The store-derived series; ``collect`` first reads what was written since the last scrape."""
+    """The store-derived series; ``refresh`` reads what was written since the last scrape."""
 
     def __init__(self, store: Any, clock: Callable[[], float] = time.time, limit: int = 100_000):
         self.store, self.clock, self.limit = store, clock, limit
-        self.registry = r = CollectorRegistry(auto_describe=True)
-        self.tasks = {kind: Counter(f"tasker_tasks_{kind}_total", f"Tasks {kind} (every process)", TEMPLATE,
-                                    registry=r) for kind in ("created", "started", "completed", "failed", "cancelled")}
-        self.step_seconds = Histogram("tasker_step_duration_seconds", "Step attempt duration, claim to outcome",
-                                      [*TEMPLATE, "step", "outcome"], buckets=STEP_BUCKETS, registry=r)
-        self.attempts = Histogram("tasker_step_attempts", "Attempts a step took (when it completed or failed)",
-                                  [*TEMPLATE, "step"], buckets=ATTEMPT_BUCKETS, registry=r)
-        self.retries = Counter("tasker_step_retries_total", "Step attempts that will be retried",
-                               [*TEMPLATE, "step"], registry=r)
-        self.queue_wait = Histogram("tasker_step_queue_wait_seconds", "Runnable step until a worker claimed it",
-                                    TEMPLATE, buckets=STEP_BUCKETS, registry=r)
-        self.invocations = Counter("tasker_invocations_total", "Child tasks created by ctx.invoke",
-                                   ["caller_namespace", "namespace"], registry=r)
+        self.tasks = {kind: Counts(f"tasker_tasks_{kind}", f"Tasks {kind} (every process)", TEMPLATE)
+                      for kind in TASK_KINDS}
+        self.step_seconds = Histograms("tasker_step_duration_seconds", "Step attempt duration, claim to outcome",
+                                       (*TEMPLATE, "step", "outcome"), STEP_BUCKETS)
+        self.attempts = Histograms("tasker_step_attempts", "Attempts a step took (when it completed or failed)",
+                                   (*TEMPLATE, "step"), ATTEMPT_BUCKETS)
+        self.retries = Counts("tasker_step_retries", "Step attempts that will be retried", (*TEMPLATE, "step"))
+        self.queue_wait = Histograms("tasker_step_queue_wait_seconds", "Runnable step until a worker claimed it",
+                                     TEMPLATE, STEP_BUCKETS)
+        self.invocations = Counts("tasker_invocations", "Child tasks created by ctx.invoke",
+                                  ("caller_namespace", "namespace"))
         self._cursor: Any = None
         self._open: dict[tuple[str, str], float] = {}  # (task, step) → its current attempt's start
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        """Count from now on (the application's start-up); a failure leaves it to the first scrape."""
+        """Count from now on (the application's start-up)."""
         with self._lock:
             if self._cursor is None:
                 _, self._cursor = self.store.metric_facts(None, self.clock())
@@ -88,37 +135,40 @@ class TransitionMetrics(Collector):
         elif f.from_state == "in_progress" and f.to_state in _OUTCOMES:
             self._fold_outcome(f, labels)
 
-    def _fold_task(self, f: Fact, labels: tuple[str, str, str]) -> None:
+    def _fold_task(self, f: Fact, labels: Labels) -> None:
         if f.from_state is None:
-            self.tasks["created"].labels(*labels).inc()
+            self.tasks["created"].inc(labels)
             if f.caller is not None:
-                self.invocations.labels(f.caller, f.namespace).inc()
+                self.invocations.inc((f.caller, f.namespace))
         elif f.from_state == "pending" and f.to_state == "in_progress":
-            self.tasks["started"].labels(*labels).inc()
+            self.tasks["started"].inc(labels)
         elif f.to_state in _TASK_ENDS:
-            self.tasks[_TASK_ENDS[f.to_state]].labels(*labels).inc()
+            self.tasks[_TASK_ENDS[f.to_state]].inc(labels)
 
-    def _fold_claim(self, f: Fact, labels: tuple[str, str, str]) -> None:
+    def _fold_claim(self, f: Fact, labels: Labels) -> None:
         assert f.step is not None
         if len(self._open) >= _MAX_OPEN:  # forget the oldest (its outcome was lost)
             self._open.pop(next(iter(self._open)))
         self._open[(f.task_id, f.step)] = f.at
         # the step's row still describes this attempt (else it moved on since: not measured)
         if f.from_state != "in_progress" and f.started_at == f.at and f.ready_since is not None:
-            self.queue_wait.labels(*labels).observe(max(0.0, f.at - f.ready_since))
+            self.queue_wait.observe(labels, max(0.0, f.at - f.ready_since))
 
-    def _fold_outcome(self, f: Fact, labels: tuple[str, str, str]) -> None:
+    def _fold_outcome(self, f: Fact, labels: Labels) -> None:
         assert f.step is not None
         started = self._open.pop((f.task_id, f.step), None)
         if started is None and f.started_at is not None and f.started_at <= f.at:
             started = f.started_at  # claimed before counting began
         outcome = _OUTCOMES[f.to_state]
         if started is not None:
-            self.step_seconds.labels(*labels, f.step, outcome).observe(max(0.0, f.at - started))
+            self.step_seconds.observe((*labels, f.step, outcome), max(0.0, f.at - started))
         if outcome == "retry":
-            self.retries.labels(*labels, f.step).inc()
+            self.retries.inc((*labels, f.step))
         elif outcome in ("complete", "error") and f.attempts:
-            self.attempts.labels(*labels, f.step).observe(f.attempts)
+            self.attempts.observe((*labels, f.step), f.attempts)
 
     def collect(self) -> Iterator[Metric]:
-        yield from self.registry.collect()
+        with self._lock:
+            families: list[Counts | Histograms] = [*self.tasks.values(), self.step_seconds, self.attempts,
+                                                   self.retries, self.queue_wait, self.invocations]
+            yield from (f.family() for f in families)

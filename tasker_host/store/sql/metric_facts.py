@@ -16,10 +16,11 @@ from tasker_host.store.sql.schema import steps, tasks, transitions
 R, T, S = transitions.c, tasks.c, steps.c
 _PARENT = tasks.alias("parent")
 _FACTS = (sa.select(R.id, R.task_id, R.step, R.from_state, R.to_state, R.at, T.namespace, T.name, T.version,
-                    _PARENT.c.namespace.label("caller"), S.attempts, S.started_at, S.ready_at, S.depends_on)
+                    _PARENT.c.namespace.label("caller"), S.attempts, S.started_at, S.ready_at)
           .join_from(transitions, tasks, T.id == R.task_id)
           .outerjoin(_PARENT, sa.and_(_PARENT.c.id == T.parent_task_id, R.step.is_(None), R.from_state.is_(None)))
           .outerjoin(steps, sa.and_(S.task_id == R.task_id, S.name == R.step)))
+_CHUNK = 500
 
 
 def metric_facts(conn: sa.Connection, cursor: IdCursor | None, now: float, limit: int) -> tuple[list[Fact], IdCursor]:
@@ -28,26 +29,32 @@ def metric_facts(conn: sa.Connection, cursor: IdCursor | None, now: float, limit
     rows = list(conn.execute(_FACTS.where(R.id > cursor.after).order_by(R.id).limit(limit)))
     if cursor.gaps:
         late = list(conn.execute(_FACTS.where(R.id.in_(sorted(cursor.gaps)))))
-        rows = sorted(late + rows, key=lambda r: r.id)
-    return _facts(conn, rows), cursor.advance([r.id for r in rows], now)
+        rows = sorted(late + rows, key=lambda r: r[0])
+    return _facts(conn, rows), cursor.advance([r[0] for r in rows], now)
 
 
 def _facts(conn: sa.Connection, rows: Sequence[Any]) -> list[Fact]:
-    completed = _dependency_completions(conn, rows)
-    return [Fact(r.task_id, r.step, r.from_state, r.to_state, r.at, r.namespace, r.name, r.version,
-                 caller=r.caller, attempts=r.attempts, started_at=r.started_at,
-                 ready_since=ready_since(r.ready_at, r.depends_on or (), completed.get(r.task_id, {}))
-                 if r.step is not None else None)
-            for r in rows]
+    """Facts of the rows; a claim's ``ready_since`` also looks at its dependencies' completions."""
+    readiness = _readiness(conn, rows)
+    return [Fact(task_id, step, before, after, at, ns, name, version, caller, attempts, started,
+                 readiness.get((task_id, step), ready_at) if after == "in_progress" else ready_at)
+            for _, task_id, step, before, after, at, ns, name, version, caller, attempts, started, ready_at in rows]
 
 
-def _dependency_completions(conn: sa.Connection, rows: Sequence[Any]) -> dict[str, dict[str, float]]:
-    """task id → step → completed_at, for the tasks of claims of steps with dependencies."""
-    wanted = sorted({r.task_id for r in rows if r.to_state == "in_progress" and r.depends_on})
-    found: dict[str, dict[str, float]] = {}
-    for start in range(0, len(wanted), 500):
-        query = sa.select(S.task_id, S.name, S.completed_at).where(
-            S.task_id.in_(wanted[start:start + 500]), S.completed_at.is_not(None))
-        for task_id, name, at in conn.execute(query):
-            found.setdefault(task_id, {})[name] = at
+def _readiness(conn: sa.Connection, rows: Sequence[Any]) -> dict[tuple[str, str], float | None]:
+    """(task, step) → when the claimed step became runnable, for the claims of steps that have
+    dependencies (one query per 500 tasks: their steps' dependencies and completion times)."""
+    wanted = sorted({r[1] for r in rows if r[4] == "in_progress" and r[2] is not None})
+    found: dict[tuple[str, str], float | None] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        query = sa.select(S.task_id, S.name, S.depends_on, S.ready_at, S.completed_at).where(
+            S.task_id.in_(wanted[start:start + _CHUNK]))
+        by_task: dict[str, list[Any]] = {}
+        for row in conn.execute(query):
+            by_task.setdefault(row.task_id, []).append(row)
+        for task_id, task_steps in by_task.items():
+            completed = {s.name: s.completed_at for s in task_steps}
+            for s in task_steps:
+                if s.depends_on:
+                    found[(task_id, s.name)] = ready_since(s.ready_at, s.depends_on, completed)
     return found
