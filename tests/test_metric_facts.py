@@ -45,3 +45,16 @@ def test_a_transition_committed_late_below_the_cursor_is_read(tmp_path: Path) ->
         assert store.metric_facts(cursor, NOW + 2)[0] == []
     finally:
         store.close()
+
+
+def test_a_scrape_reads_a_backlog_in_batches_until_it_is_done() -> None:
+    from tasker_host.api.store_metrics import TransitionMetrics
+    from tasker_host.store.memory import MemoryStore
+
+    store = MemoryStore()
+    metrics = TransitionMetrics(store, limit=4)
+    metrics.start()
+    for i in range(5):
+        store.create_task(single(f"t{i}"), NOW)  # 2 transitions each: 10, read 4 at a time
+    metrics.refresh()
+    assert sum(metrics.tasks["created"].values.values()) == 5

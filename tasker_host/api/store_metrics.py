@@ -93,8 +93,9 @@ def _bound(value: float) -> str:
 class TransitionMetrics(Collector):
     """The store-derived series; ``refresh`` reads what was written since the last scrape."""
 
-    def __init__(self, store: Any, clock: Callable[[], float] = time.time, limit: int = 100_000):
-        self.store, self.clock, self.limit = store, clock, limit
+    def __init__(self, store: Any, clock: Callable[[], float] = time.time, limit: int = 50_000,
+                 budget_seconds: float = 5.0):
+        self.store, self.clock, self.limit, self.budget = store, clock, limit, budget_seconds
         self.tasks = {kind: Counts(f"tasker_tasks_{kind}", f"Tasks {kind} (every process)", TEMPLATE)
                       for kind in TASK_KINDS}
         self.step_seconds = Histograms("tasker_step_duration_seconds", "Step attempt duration, claim to outcome",
@@ -117,14 +118,20 @@ class TransitionMetrics(Collector):
                 _, self._cursor = self.store.metric_facts(None, self.clock())
 
     def refresh(self) -> None:
-        """Fold the transitions written since the last call (raises when the store fails)."""
+        """Fold the transitions written since the last call, ``limit`` at a time, for at most
+        ``budget_seconds`` (a backlog beyond it is read by the next scrapes); raises when the
+        store fails (what was folded stays folded: each batch moves the cursor)."""
         with self._lock:
             if self._cursor is None:
                 _, self._cursor = self.store.metric_facts(None, self.clock())
                 return
-            facts, self._cursor = self.store.metric_facts(self._cursor, self.clock(), self.limit)
-            for fact in facts:
-                self.fold(fact)
+            deadline = time.monotonic() + self.budget
+            while True:
+                facts, self._cursor = self.store.metric_facts(self._cursor, self.clock(), self.limit)
+                for fact in facts:
+                    self.fold(fact)
+                if len(facts) < self.limit or time.monotonic() >= deadline:
+                    return
 
     def fold(self, f: Fact) -> None:
         labels = (f.namespace, f.name, f.version)
