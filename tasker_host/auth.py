@@ -40,6 +40,7 @@ class Action(enum.StrEnum):
     RESOLVE = "resolve"
     SHOW = "show"
     INDEX = "index"
+    AUDIT = "audit"  # read the namespace's audit trail (a manage action)
 
     @property
     def access(self) -> Access:
@@ -136,13 +137,15 @@ class IssuedToken:
 class TokenStore(Protocol):
     """Persistence of tokens (SQL and memory implementations pass the same contract tests)."""
 
-    def add_token(self, record: TokenRecord) -> None: ...  # ConfigurationError if the name is taken
+    def add_token(self, record: TokenRecord, *, audit: Any = None) -> None: ...  # ConfigurationError if taken
+    # audit: a tasker_host.audit.AuditEntry appended with the token (revoke: only if it revokes)
 
     def token_by_digest(self, digest: str) -> TokenRecord | None: ...  # active or revoked
 
     def list_tokens(self) -> Sequence[TokenRecord]: ...  # oldest first, revoked included
 
-    def revoke_token(self, id_or_name: str, now: float) -> TokenRecord | None: ...  # None: unknown
+    def revoke_token(self, id_or_name: str, now: float, *,
+                     audit: Any = None) -> TokenRecord | None: ...  # None: unknown
 
     #: whether a revocation reaches running servers at once (through :meth:`listen`)
     @property

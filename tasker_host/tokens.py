@@ -17,10 +17,11 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+from tasker_host.audit import Actor, AuditAction, entry_for
 from tasker_host.auth import Grant, IssuedToken, Principal, TokenRecord, TokenStore, new_token, token_digest
 from tasker_host.errors import ConfigurationError
 
-__all__ = ["MAX_NAME_LENGTH", "authenticate", "check_token_request", "issue_token", "token_doc"]
+__all__ = ["MAX_NAME_LENGTH", "authenticate", "check_token_request", "issue_token", "revoke_token", "token_doc"]
 
 MAX_NAME_LENGTH = 200
 _ID_LIKE = re.compile(r"[0-9a-f]{32}")  # what token ids look like: such names would be ambiguous
@@ -48,7 +49,7 @@ def check_token_request(name: str, *, admin: bool = False, grants: Iterable[Gran
 
 
 def issue_token(tokens: TokenStore, name: str, *, admin: bool = False, grants: Iterable[Grant | str] = (),
-                now: float) -> IssuedToken:
+                now: float, actor: Actor | None = None) -> IssuedToken:
     """Create and store a token for ``name``: an admin, or the given namespace grants (exactly one
     of the two). Grants are :class:`Grant` objects or text (``payments``, ``payments:view``).
 
@@ -59,8 +60,19 @@ def issue_token(tokens: TokenStore, name: str, *, admin: bool = False, grants: I
     token = new_token()
     record = TokenRecord(id=uuid.uuid4().hex, name=name, digest=token_digest(token), admin=admin,
                          grants=parsed, created_at=now)
-    tokens.add_token(record)
+    audit = None if actor is None else entry_for(actor, AuditAction.TOKEN_CREATE, now, target=name, details={
+        "admin": admin, "grants": [str(g) for g in parsed]})
+    tokens.add_token(record, **({} if audit is None else {"audit": audit}))
     return IssuedToken(record, token)
+
+
+def revoke_token(tokens: TokenStore, id_or_name: str, *, now: float, actor: Actor | None = None) -> TokenRecord | None:
+    """Revoke a token (by id or name; see :meth:`TokenStore.revoke_token`), recorded in the audit
+    trail for ``actor`` when it revokes (not when the token was revoked already)."""
+    if actor is None:
+        return tokens.revoke_token(id_or_name, now)
+    return tokens.revoke_token(id_or_name, now, audit=entry_for(actor, AuditAction.TOKEN_REVOKE, now,
+                                                                  target=id_or_name))
 
 
 def authenticate(tokens: TokenStore, bearer: str | None) -> Principal | None:

@@ -7,11 +7,13 @@ import pytest
 import tests.store_contract as contract
 from tasker_host.models import StepState
 from tasker_host.store.memory import MemoryStore
+from tests.audit_contract import AuditContract
+from tests.metric_facts_contract import MetricFactsContract
 from tests.step_log_contract import StepLogContract
 from tests.worker_contract import WorkerContract
 
 
-class TestMemoryStore(contract.StoreContract, WorkerContract, StepLogContract):
+class TestMemoryStore(contract.StoreContract, WorkerContract, StepLogContract, MetricFactsContract, AuditContract):
     @pytest.fixture
     def store(self) -> MemoryStore:
         return MemoryStore()

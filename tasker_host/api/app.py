@@ -1,6 +1,6 @@
 """The REST API application: ``create_app(host)`` → a Starlette app serving under ``prefix``.
 
-Lifespan: subscribes the metrics to the host's events, makes token revocations reach the token
+Lifespan: starts the metrics' count of the store's transitions, makes token revocations reach the token
 cache at once where the token store pushes them (PostgreSQL) and, with ``run_worker``, runs
 ``host.engine.run()`` in the app's task group. Shutdown cancels the engine (it releases the steps
 it was running and commits final states before returning), then closes the store.
@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from tasker_host import console
-from tasker_host.api import handlers, health, step_logs, tasks, versions
+from tasker_host.api import audit, handlers, health, step_logs, tasks, versions
 from tasker_host.api.access_log import AccessLogMiddleware
 from tasker_host.api.auth import host_authenticator, require_principal, visible_namespaces, watch_revocations
 from tasker_host.api.errors import exception_handlers
@@ -79,7 +79,7 @@ async def _run_worker(api: Api, stop: anyio.Event) -> None:
 def lifespan_for(api: Api) -> Any:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        unsubscribe = api.metrics.subscribe(api.host.events)
+        await anyio.to_thread.run_sync(api.metrics.start)  # metrics count the store's transitions from now
         revocations = await anyio.to_thread.run_sync(watch_revocations, api.authenticate, api.host.tokens)
         try:
             async with anyio.create_task_group() as tg:
@@ -91,7 +91,6 @@ def lifespan_for(api: Api) -> Any:
                 # and the engine commits final states before the store closes
                 stop.set()
         finally:
-            unsubscribe()
             if revocations is not None:
                 await anyio.to_thread.run_sync(revocations.close)
             await anyio.to_thread.run_sync(api.host.close)
@@ -113,7 +112,7 @@ def create_app(host: Host, *, prefix: str = "/tasker", run_worker: bool = True, 
     api = Api(host=host, authenticate=authenticate or host_authenticator(host, token_cache_seconds), prefix=prefix,
               max_body_bytes=max_body_bytes, metrics=Metrics(host.store),
               worker=WorkerState(run_worker, grace_seconds=grace_seconds))
-    routes = [*tasks.routes(), *step_logs.routes(), *handlers.routes(), *health.routes(),
+    routes = [*tasks.routes(), *step_logs.routes(), *handlers.routes(), *health.routes(), *audit.routes(),
               Route("/metrics", metrics, methods=["GET"]), Route("/openapi.json", openapi, methods=["GET"])]
     routes += versions.routes()  # version lifecycle and drain status
     app = Starlette(routes=[*([Mount(prefix, routes=routes)] if prefix else routes), *console.routes()],

@@ -1,27 +1,26 @@
 """Prometheus metrics: one :class:`~prometheus_client.CollectorRegistry` per application.
 
 * ``tasker_tasks{namespace,state}`` and ``tasker_steps{namespace,state}`` (steps of unfinished
-  tasks) — counted in the store at scrape time (:mod:`tasker_host.api.stats`);
-* ``tasker_step_duration_seconds{namespace,step,outcome}`` (histogram) and
-  ``tasker_step_retries_total{namespace,step}``, ``tasker_tasks_created_total{namespace}`` — fed by
-  the host's lifecycle events (only steps run by this process's engine);
-* ``tasker_http_requests_total{method,status}`` and ``tasker_http_request_duration_seconds{method}``;
-* ``tasker_store_up`` — 0 when the last count query failed;
-* ``tasker_deprecated_version_tasks_total{namespace,target}`` — tasks created on a deprecated
-  version (``target``: ``namespace.name@version``), labelled with the *caller's* namespace
-  (``direct``: created through the API or the CLI), fed by ``task.deprecated_version`` events.
+  tasks) — counted in the store at scrape time;
+* task counters, step duration / attempts / queue-wait histograms and cross-namespace calls, per
+  namespace and template@version — derived from the store's transitions at scrape time, so they
+  cover the work of every process sharing the database (:mod:`tasker_host.api.store_metrics`);
+* ``tasker_http_requests_total{method,status}`` and ``tasker_http_request_duration_seconds{method}``
+  (this process's requests);
+* ``tasker_store_up`` — 0 when the last store query of a scrape failed.
 
 :meth:`Metrics.render` takes the namespaces the scraping principal may view: series labelled with
-another ``namespace`` are left out (their names, step names and numbers are that team's); series
-without a namespace label (HTTP, store) are for every valid token. ``None`` (admins): everything.
+namespaces none of which it may view are left out (their names, step names and numbers are those
+teams'); a cross-namespace call (``caller_namespace`` → ``namespace``) is shown to both teams.
+Series without a namespace label (HTTP, store) are for every valid token. ``None`` (admins):
+everything.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -29,27 +28,26 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from tasker_host.engine.events import EventKind, LifecycleEvent
+from tasker_host.api.store_metrics import TransitionMetrics
 
 log = logging.getLogger("tasker_host.api")
-STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
-_OUTCOMES = {EventKind.STEP_COMPLETED: "complete", EventKind.STEP_FAILED: "error",
-             EventKind.STEP_RETRYING: "retry"}
-_MAX_TRACKED = 100_000  # started steps awaiting their outcome (cancelled steps never report one)
+NAMESPACE_LABELS = ("namespace", "caller_namespace")
 
 
 class StoreCollector(Collector):
-    """Task and step counts, queried from the store at each scrape."""
+    """Task and step counts, queried from the store at each scrape; first brings ``transitions``
+    (collected after this collector) up to date."""
 
-    def __init__(self, store: Any):
-        self.store = store
+    def __init__(self, store: Any, transitions: TransitionMetrics):
+        self.store, self.transitions = store, transitions
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        up = GaugeMetricFamily("tasker_store_up", "1 when the store answered the count query")
+        up = GaugeMetricFamily("tasker_store_up", "1 when the store answered the scrape's queries")
         try:
+            self.transitions.refresh()
             counts = self.store.count_by_state()
         except Exception:  # noqa: BLE001 - a scrape must not fail because the database did
-            log.exception("counting tasks for /metrics failed")
+            log.exception("reading the store for /metrics failed")
             up.add_metric([], 0)
             yield up
             return
@@ -69,52 +67,21 @@ class StoreCollector(Collector):
 class Metrics:
     def __init__(self, store: Any):
         self.registry = CollectorRegistry()
-        self.registry.register(StoreCollector(store))
+        self.transitions = TransitionMetrics(store)
+        self.registry.register(StoreCollector(store, self.transitions))
+        self.registry.register(self.transitions)
         r = self.registry
-        self.step_seconds = Histogram("tasker_step_duration_seconds", "Step attempt duration",
-                                      ["namespace", "step", "outcome"], buckets=STEP_BUCKETS, registry=r)
-        self.retries = Counter("tasker_step_retries_total", "Step attempts that will be retried",
-                               ["namespace", "step"], registry=r)
-        self.created = Counter("tasker_tasks_created_total", "Tasks created through this process",
-                               ["namespace"], registry=r)
-        self.deprecated = Counter("tasker_deprecated_version_tasks_total",
-                                  "Tasks created on a deprecated version, by the caller's namespace",
-                                  ["namespace", "target"], registry=r)
         self.requests = Counter("tasker_http_requests_total", "HTTP requests", ["method", "status"], registry=r)
         self.request_seconds = Histogram("tasker_http_request_duration_seconds", "HTTP request duration",
                                          ["method"], registry=r)
-        self._started: dict[tuple[str, str, int | None], float] = {}
-        self._lock = threading.Lock()
 
-    def subscribe(self, events: Any) -> Callable[[], None]:
-        """Listen to ``host.events``; returns the unsubscribe function."""
-        return events.subscribe(self.on_event)
-
-    def on_event(self, event: LifecycleEvent) -> None:
-        if event.kind is EventKind.TASK_CREATED:
-            self.created.labels(event.namespace).inc()
-            return
-        if event.kind is EventKind.TASK_DEPRECATED_VERSION:
-            self.deprecated.labels(str(event.detail.get("caller_namespace")), event.full_name).inc()
-            return
-        if event.step is None:
-            return
-        key = (event.task_id, event.step, event.attempt)
-        if event.kind is EventKind.STEP_STARTED:
-            with self._lock:
-                if len(self._started) >= _MAX_TRACKED:  # forget the oldest (its outcome was lost)
-                    self._started.pop(next(iter(self._started)))
-                self._started[key] = event.at
-            return
-        outcome = _OUTCOMES.get(event.kind)
-        if outcome is None:
-            return
-        if event.kind is EventKind.STEP_RETRYING:
-            self.retries.labels(event.namespace, event.step).inc()
-        with self._lock:
-            started = self._started.pop(key, None)
-        if started is not None:
-            self.step_seconds.labels(event.namespace, event.step, outcome).observe(max(0.0, event.at - started))
+    def start(self) -> None:
+        """Count the store's transitions from now on (at start-up; a failure is logged and the
+        first scrape starts counting instead)."""
+        try:
+            self.transitions.start()
+        except Exception:  # noqa: BLE001 - a database outage must not stop the application
+            log.warning("metrics: the store did not answer at start-up; counting starts at the first scrape")
 
     def observe_request(self, method: str, status: int, seconds: float) -> None:
         self.requests.labels(method, str(status)).inc()
@@ -136,6 +103,9 @@ class NamespaceView(Collector):
     def collect(self) -> Iterator[Metric]:
         for family in self.source.collect():
             kept = copy.copy(family)
-            kept.samples = [s for s in family.samples
-                            if "namespace" not in s.labels or s.labels["namespace"] in self.namespaces]
+            kept.samples = [s for s in family.samples if self.visible(s.labels)]
             yield kept
+
+    def visible(self, labels: dict[str, str]) -> bool:
+        named = [labels[k] for k in NAMESPACE_LABELS if k in labels]
+        return not named or any(ns in self.namespaces for ns in named)

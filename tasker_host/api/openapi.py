@@ -250,6 +250,8 @@ def _open_paths(p: str) -> dict[str, Any]:
 
 
 def openapi_document(prefix: str, *, version: str = "0") -> dict[str, Any]:
+    from tasker_host.api import audit  # (it uses this module's helpers)
+
     return {
         "openapi": "3.1.0",
         "info": {"title": "tasker-host", "version": version,
@@ -257,7 +259,7 @@ def openapi_document(prefix: str, *, version: str = "0") -> dict[str, Any]:
                                 "catalogue. Errors: {error, message, problems[, available]}."},
         "security": [{"bearer": []}],
         "paths": {**_task_paths(prefix), **_catalogue_paths(prefix), **_open_paths(prefix),
-                  **version_paths(prefix, errors)},
+                  **version_paths(prefix, errors), **audit.openapi_paths(prefix)},
         "components": {"schemas": schemas(),
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                                       "description": "tokens from `tasker-host tokens`"}}},

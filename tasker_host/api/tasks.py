@@ -34,6 +34,7 @@ from tasker_host.api.requests import (
 )
 from tasker_host.api.responses import JSONResponse
 from tasker_host.api.state import Api, api_of
+from tasker_host.audit import Actor, ActorKind
 from tasker_host.auth import Action, Principal
 from tasker_host.engine.service import TaskService
 from tasker_host.errors import VersionSunsetError
@@ -90,8 +91,10 @@ async def create_task(request: Request) -> JSONResponse:
         if replayed is None:
             raise
         return _answer(request, api, req, key, CreateResult(replayed, created=False))
+    correlation = correlation_header(request.scope)
     new = api.host.service.prepare(req.namespace, req.name, str(template.version), req.context,
-                                   idempotency_key=key, correlation_id=correlation_header(request.scope))
+                                   idempotency_key=key, correlation_id=correlation,
+                                   actor=api_actor(principal, correlation))
     return _answer(request, api, req, key, await api.creates.create(new))
 
 
@@ -150,13 +153,13 @@ async def show_task(request: Request) -> JSONResponse:
 
 
 async def _act(request: Request, api: Api, principal: Principal, action: Action,
-               change: Callable[[TaskService, str], TaskRecord]) -> JSONResponse:
-    """Check the principal may ``action`` the path's task, then ``change(service, task_id)``."""
+               change: Callable[[TaskService, str, Actor], TaskRecord]) -> JSONResponse:
+    """Check the principal may ``action`` the path's task, then ``change(service, task_id, actor)``."""
     task = await visible_task(request, api, principal)
     if not may(api, principal, action, task.namespace):
         raise forbidden(f"{principal.name} may not {action.value} tasks in namespace {task.namespace!r}")
     service = api.host.service
-    updated = await api.call(change, service, task.id)
+    updated = await api.call(change, service, task.id, api_actor(principal, correlation_header(request.scope)))
     if action is Action.CANCEL:
         api.host.engine.cancel_running(task.id)  # steps running here stop now (on the loop)
     return JSONResponse(await full_doc(api, principal, updated))
@@ -164,12 +167,14 @@ async def _act(request: Request, api: Api, principal: Principal, action: Action,
 
 async def cancel_task(request: Request) -> JSONResponse:
     api, principal = api_of(request), await require_principal(request)
-    return await _act(request, api, principal, Action.CANCEL, TaskService.cancel_task)
+    return await _act(request, api, principal, Action.CANCEL,
+                      lambda service, task_id, actor: service.cancel_task(task_id, actor=actor))
 
 
 async def retry_task(request: Request) -> JSONResponse:
     api, principal = api_of(request), await require_principal(request)
-    return await _act(request, api, principal, Action.RETRY, TaskService.retry_task)
+    return await _act(request, api, principal, Action.RETRY,
+                      lambda service, task_id, actor: service.retry_task(task_id, actor=actor))
 
 
 async def resolve_step(request: Request) -> JSONResponse:
@@ -177,7 +182,12 @@ async def resolve_step(request: Request) -> JSONResponse:
     results = parse_resolve(await read_json(request, api.max_body_bytes, optional=True))
     step = request.path_params["step"]
     return await _act(request, api, principal, Action.RESOLVE,
-                      lambda service, task_id: service.resolve_step(task_id, step, results))
+                      lambda service, task_id, actor: service.resolve_step(task_id, step, results, actor=actor))
+
+
+def api_actor(principal: Principal, correlation_id: str | None) -> Actor:
+    """Who the audit trail records for a request: the token's principal."""
+    return Actor.of_token(principal.name, ActorKind.API, correlation_id)
 
 
 def by_method(path: str, **endpoints: Any) -> Route:

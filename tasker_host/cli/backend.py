@@ -15,6 +15,7 @@ import anyio
 import click
 from packaging.version import Version
 
+from tasker_host.audit import Actor
 from tasker_host.cli.remote import RemoteStoreView, RemoteTasks
 from tasker_host.cli.state import CliState
 from tasker_host.cli.watch import Screen, load
@@ -41,6 +42,7 @@ class Backend(Protocol):
     def catalogue(self, namespace: str | None, name: str | None, spec: str | None) -> dict[str, Any]: ...
     def resolve(self, reference: str) -> dict[str, Any]: ...
     def versions(self, namespace: str | None, name: str | None, days: int) -> dict[str, Any]: ...
+    def audit(self, namespaces: list[str] | None, since: float | None, limit: int) -> list[dict[str, Any]]: ...
 
 
 class LocalBackend:
@@ -82,13 +84,13 @@ class LocalBackend:
         return [task_doc(t, with_steps=False) for t in self.host.service.list_tasks(query)]
 
     def cancel(self, task_id: str) -> dict[str, Any]:
-        return task_doc(self.host.service.cancel_task(task_id))
+        return task_doc(self.host.service.cancel_task(task_id, actor=Actor.cli()))
 
     def retry(self, task_id: str) -> dict[str, Any]:
-        return task_doc(self.host.service.retry_task(task_id))
+        return task_doc(self.host.service.retry_task(task_id, actor=Actor.cli()))
 
     def resolve_step(self, task_id: str, step: str, results: Any) -> dict[str, Any]:
-        return task_doc(self.host.service.resolve_step(task_id, step, results))
+        return task_doc(self.host.service.resolve_step(task_id, step, results, actor=Actor.cli()))
 
     def wait(self, task_id: str, progress: bool = False) -> dict[str, Any]:
         """Run the engine here until the task is final (with the live progress lines)."""
@@ -103,6 +105,13 @@ class LocalBackend:
 
     def watch_source(self) -> Any:
         return self.host.store
+
+    def audit(self, namespaces: list[str] | None, since: float | None, limit: int) -> list[dict[str, Any]]:
+        """The audit trail, newest first (the database's every row: local access is the operator's)."""
+        from tasker_host.audit import AuditFilter, audit_doc
+
+        query = AuditFilter(namespaces=namespaces, since=since, limit=limit)
+        return [audit_doc(r) for r in self.host.service.list_audit(query)]
 
     def catalogue(self, namespace: str | None, name: str | None, spec: str | None) -> dict[str, Any]:
         from tasker_host.cli.catalog import _catalogue
@@ -181,6 +190,9 @@ class RemoteBackend:
 
     def watch_source(self) -> Any:
         return RemoteStoreView(self.remote)
+
+    def audit(self, namespaces: list[str] | None, since: float | None, limit: int) -> list[dict[str, Any]]:
+        return self.remote.audit(namespaces, since, limit)
 
     def catalogue(self, namespace: str | None, name: str | None, spec: str | None) -> dict[str, Any]:
         if namespace is None:

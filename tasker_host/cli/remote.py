@@ -115,6 +115,21 @@ class RemoteTasks:
                 break
         return docs
 
+    def audit(self, namespaces: list[str] | None, since: float | None, limit: int) -> list[dict[str, Any]]:
+        """``GET /audit``, newest first, following the cursor until ``limit`` rows."""
+        docs: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while len(docs) < limit:
+            params: list[tuple[str, str | int | float]] = [("namespace", ns) for ns in namespaces or []]
+            params += [(k, v) for k, v in (("since", since), ("cursor", cursor)) if v is not None]
+            params.append(("limit", min(PAGE, limit - len(docs))))
+            page = self._call("GET", "/audit", params=params)
+            docs += page["entries"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        return docs
+
     def cancel(self, task_id: str) -> dict[str, Any]:
         return self._call("DELETE", f"/tasks/{task_id}")
 

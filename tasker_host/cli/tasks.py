@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import click
 
+from tasker_host.audit import Actor
 from tasker_host.cli.backend import backend_for, call
 from tasker_host.cli.completion import complete_reference
 from tasker_host.cli.engine_options import engine_options, with_engine_options
@@ -114,7 +115,7 @@ def create_surely(host: Host, namespace: str, name: str, spec: str | None, conte
     backoff = creation_backoff()
     for attempt in range(1, CREATE_TRIES + 1):
         try:
-            return host.service.create_task(namespace, name, spec, context, idempotency_key=key)
+            return host.service.create_task(namespace, name, spec, context, idempotency_key=key, actor=Actor.cli())
         except StoreUnavailableError as exc:
             if attempt == CREATE_TRIES:
                 raise

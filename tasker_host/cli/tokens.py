@@ -94,6 +94,7 @@ def create(state: CliState, name: str, admin: bool, namespaces: tuple[str, ...],
       TOKEN=$(tasker-host tokens create --name ci-payments --namespace payments | tail -n 1)
       tasker-host tokens create --name ci-payments --namespace payments --json | jq -r .token
     """
+    from tasker_host.audit import Actor
     from tasker_host.tokens import check_token_request, issue_token, token_doc
 
     if admin and namespaces:
@@ -104,7 +105,8 @@ def create(state: CliState, name: str, admin: bool, namespaces: tuple[str, ...],
                                 "(e.g. --namespace payments)"), as_json=as_json)
     _run(as_json, lambda: check_token_request(name, admin=admin, grants=namespaces))  # before opening the database
     with _token_store(state, as_json) as store:
-        issued = _run(as_json, lambda: issue_token(store, name, admin=admin, grants=namespaces, now=_now()))
+        issued = _run(as_json, lambda: issue_token(store, name, admin=admin, grants=namespaces, now=_now(),
+                                                   actor=Actor.cli()))
     doc = {**token_doc(issued.record), "token": issued.token}
     emit(doc, as_json, lambda d: "\n".join([
         f"Created token {d['name']!r} (id {d['id']})",
@@ -158,11 +160,12 @@ def revoke(state: CliState, id_or_name: str, as_json: bool) -> None:
       tasker-host tokens revoke ci-payments
       tasker-host tokens revoke 3f2b9c0d4e5a46f7a8b9c0d1e2f3a4b5 --json
     """
-    from tasker_host.tokens import token_doc
+    from tasker_host.audit import Actor
+    from tasker_host.tokens import revoke_token, token_doc
 
     now = _now()
     with _token_store(state, as_json) as store:
-        record = _run(as_json, lambda: store.revoke_token(id_or_name, now))
+        record = _run(as_json, lambda: revoke_token(store, id_or_name, now=now, actor=Actor.cli()))
         pushed = store.revocations_pushed
     if record is None:
         fail(ConfigurationError(f"no token with id or name {id_or_name!r} (tasker-host tokens list shows them)"),

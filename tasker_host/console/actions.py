@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 import secrets
+from functools import partial
 from urllib.parse import parse_qsl, quote
 
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from tasker_host.api.access_log import correlation_header
 from tasker_host.api.state import Api, api_of
+from tasker_host.audit import Actor, ActorKind
 from tasker_host.auth import Action, token_digest
 from tasker_host.console.access import PageError, Viewer, console_of, require, viewer, visible_task
 from tasker_host.console.pages import render
@@ -81,10 +84,16 @@ async def signin(request: Request) -> Response:
         record = await api.call(api.host.tokens.token_by_digest, token_digest(token))
     if record is None or not record.active:
         return await signin_form(request, "Unknown or revoked token.", 401)
+    await api.call(api.host.service.record_sign_in, _actor(request, record.name))
     response = _see_other(_next(request))
     set_cookie(request, response, SESSION_COOKIE, console.signer.seal(new_session(record.digest)), SESSION_SECONDS)
     clear_cookie(request, response, SIGNIN_COOKIE)
     return response
+
+
+def _actor(request: Request, principal: str) -> Actor:
+    """Who the audit trail records for a console request."""
+    return Actor.of_token(principal, ActorKind.CONSOLE, correlation_header(request.scope))
 
 
 async def _checked(request: Request) -> tuple[Api, Viewer, FormData]:
@@ -108,8 +117,9 @@ async def _act(api: Api, who: Viewer, task_id: str, action: Action, *args: objec
     task = await visible_task(api, who, task_id, with_steps=False)
     require(api, who, action, task)
     method = {Action.CANCEL: "cancel_task", Action.RETRY: "retry_task", Action.RESOLVE: "resolve_step"}[action]
+    actor = Actor.of_token(who.principal.name, ActorKind.CONSOLE)
     try:
-        await api.call(getattr(api.host.service, method), task.id, *args)
+        await api.call(partial(getattr(api.host.service, method), actor=actor), task.id, *args)
     except TaskerError as exc:
         return str(exc)
     if action is Action.CANCEL:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jsonschema
 
 from tasker_host import lifecycle
+from tasker_host.audit import Actor, AuditAction, AuditEntry, AuditFilter, AuditRecord
+from tasker_host.engine.audit_trail import AuditTrail
 from tasker_host.engine.clock import Clock
 from tasker_host.engine.events import EventBus, EventKind, LifecycleEvent
 from tasker_host.engine.snapshot import new_steps, snapshot_of
@@ -57,17 +59,20 @@ class TaskService:
         self._on_created = on_created  # the local runner: wake up, start what was claimed
         self._claim_request = claim_request  # the local runner's offer to claim new work at once
         self._validators: dict[str, Any] = {}
+        self.audit = AuditTrail(store, clock)  # who did what: written with each change an actor asks for
 
     # -- creation ----------------------------------------------------------------------------
     def create_task(self, namespace: str, name: str, version: str | None = None,
                     context: Mapping[str, Any] | None = None, *, idempotency_key: str | None = None,
-                    parent: Parent | None = None, correlation_id: str | None = None) -> CreateResult:
+                    parent: Parent | None = None, correlation_id: str | None = None,
+                    actor: Actor | None = None) -> CreateResult:
         """Resolve, validate (every violation at once) and create a task; nothing is written when
         the request is invalid. The correlation id is the parent's, else the caller's (e.g. an
-        ``X-Correlation-Id`` header), else the context's ``correlation_id``, else the task id."""
+        ``X-Correlation-Id`` header), else the context's ``correlation_id``, else the task id.
+        With an ``actor``, the creation is recorded in the audit trail (with the task)."""
         try:
             new = self.prepare(namespace, name, version, context, idempotency_key=idempotency_key,
-                               parent=parent, correlation_id=correlation_id)
+                               parent=parent, correlation_id=correlation_id, actor=actor)
         except VersionSunsetError:
             replayed = self.replay(namespace, idempotency_key)
             if replayed is None:
@@ -89,13 +94,17 @@ class TaskService:
 
     def prepare(self, namespace: str, name: str, version: str | None = None,
                 context: Mapping[str, Any] | None = None, *, idempotency_key: str | None = None,
-                parent: Parent | None = None, correlation_id: str | None = None) -> NewTask:
+                parent: Parent | None = None, correlation_id: str | None = None,
+                actor: Actor | None = None) -> NewTask:
         """Resolve and validate a request into the task to write (raises; writes nothing)."""
         template = self.resolve(namespace, name, version)
         context = dict(context or {})
         require_storable(context, "context", "context")
         self.validate_context(template, context)
-        return self._new_task(str(uuid.uuid4()), template, context, idempotency_key, parent, correlation_id)
+        new = self._new_task(str(uuid.uuid4()), template, context, idempotency_key, parent, correlation_id)
+        audit = self.audit.entry(actor, AuditAction.TASK_CREATE, namespace=new.namespace, target=new.id,
+                                 details=_creation_details(new), correlation_id=new.correlation_id)
+        return new if audit is None else replace(new, audit=audit)
 
     def submit(self, tasks: Sequence[NewTask]) -> list[CreateResult]:
         """Write prepared tasks in one transaction (the API batches concurrent requests here)."""
@@ -199,36 +208,70 @@ class TaskService:
         return self.store.next_ready_at()
 
     # -- actions -----------------------------------------------------------------------------
-    def cancel_task(self, task_id: str, reason: str = "cancelled by request") -> TaskRecord:
+    def cancel_task(self, task_id: str, reason: str = "cancelled by request", *,
+                    actor: Actor | None = None) -> TaskRecord:
         task, reason = self.get_task(task_id), storable_text(reason)
-        if not self.store.cancel_task(task_id, self.clock.now(), reason):
+        audit = self._action_entry(actor, AuditAction.TASK_CANCEL, task, {"reason": reason})
+        if not self.store.cancel_task(task_id, self.clock.now(), reason, **_audited(audit)):
             raise InvalidStateError(f"task {task_id} is {task.status.value}; only unfinished tasks can be cancelled")
         self._emit(EventKind.TASK_CANCELLED, task)
         return self.get_task(task_id)
 
-    def retry_task(self, task_id: str, reason: str = "retried by request") -> TaskRecord:
+    def retry_task(self, task_id: str, reason: str = "retried by request", *,
+                   actor: Actor | None = None) -> TaskRecord:
         task, reason = self.get_task(task_id), storable_text(reason)
-        if not self.store.retry_task(task_id, self.clock.now(), reason):
+        audit = self._action_entry(actor, AuditAction.TASK_RETRY, task, {"reason": reason})
+        if not self.store.retry_task(task_id, self.clock.now(), reason, **_audited(audit)):
             raise InvalidStateError(f"task {task_id} is {task.status.value}; only tasks in error can be retried")
         self._on_created(None)
         return self.get_task(task_id)
 
     def resolve_step(self, task_id: str, step: str, results: Any = None,
-                     reason: str = "resolved manually") -> TaskRecord:
+                     reason: str = "resolved manually", *, actor: Actor | None = None) -> TaskRecord:
         require_storable(results, "results", "results")
         task, reason = self.get_task(task_id), storable_text(reason)
         if step not in {s.name for s in task.steps}:
             raise TaskNotFoundError(f"task {task_id} has no step {step!r}")
-        if not self.store.resolve_step(task_id, step, self.clock.now(), results, reason):
+        audit = self._action_entry(actor, AuditAction.STEP_RESOLVE, task, {"step": step, "reason": reason})
+        if not self.store.resolve_step(task_id, step, self.clock.now(), results, reason, **_audited(audit)):
             state = next(s.state.value for s in task.steps if s.name == step)
             raise InvalidStateError(f"step {step!r} of task {task_id} is {state}; only failed steps can be resolved")
         self._on_created(None)
         return self.get_task(task_id)
 
+    def _action_entry(self, actor: Actor | None, action: AuditAction, task: TaskRecord,
+                      details: dict[str, Any]) -> AuditEntry | None:
+        return self.audit.entry(actor, action, namespace=task.namespace, target=task.id, details=details,
+                                correlation_id=task.correlation_id)
+
+    # -- the audit trail ----------------------------------------------------------------------
+    def record_sign_in(self, actor: Actor) -> None:
+        """A console sign-in (nothing else is written for it)."""
+        self.audit.record(actor, AuditAction.CONSOLE_SIGN_IN)
+
+    def list_audit(self, query: AuditFilter) -> list[AuditRecord]:
+        """Newest first (see :class:`~tasker_host.audit.AuditFilter`)."""
+        return self.audit.list(query)
+
     def _emit(self, kind: EventKind, task: TaskRecord, detail: Mapping[str, Any] | None = None) -> None:
         self.events.emit(LifecycleEvent(kind, task.id, task.namespace, task.name, task.version,
                                         self.clock.now(), correlation_id=task.correlation_id,
                                         detail=detail or {}))
+
+
+def _creation_details(new: NewTask) -> dict[str, Any]:
+    """What a creation's audit row says besides the task id (never the context: it may hold
+    personal data the trail must not copy)."""
+    details: dict[str, Any] = {"template": new.name, "version": new.version}
+    if new.idempotency_key is not None:
+        details["idempotency_key"] = new.idempotency_key
+    return details
+
+
+def _audited(entry: AuditEntry | None) -> dict[str, Any]:
+    """The store call's ``audit`` argument, when there is an entry (stores that predate the
+    audit trail, e.g. test doubles, are called as before)."""
+    return {} if entry is None else {"audit": entry}
 
 
 def _correlation_of(context: Mapping[str, Any]) -> str | None:

@@ -64,6 +64,11 @@ Semantics every implementation must follow
   dependents' ``pending_deps`` drop and the remaining-step count drops as for ``complete``. The task
   then becomes ``complete`` if no steps remain, else ``in_progress`` if it was ``error`` and no other
   step is in ``error``. Returns False (and writes nothing) when the step is not resolvable.
+* Audit trail: ``cancel_task`` / ``retry_task`` / ``resolve_step`` append their ``audit`` entry,
+  and ``create_task(s)`` each created task's ``NewTask.audit``, in the transaction of the change and
+  only when the change happened. ``append_audit`` appends entries by themselves (one transaction).
+  ``list_audit``: newest first (by id, which grows with each append), filtered as
+  :class:`~tasker_host.audit.AuditFilter` says. Nothing updates or deletes a row.
 * ``next_ready_at``: the earliest ``ready_at`` among waiting steps (``pending``/``waiting_retry``
   with ``pending_deps == 0``) of live tasks, possibly in the past (or None) — the engine sleeps
   until then when nothing is runnable. Expired leases are not included.
@@ -108,6 +113,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tasker_host.audit import AuditEntry, AuditFilter, AuditRecord
 from tasker_host.models import StepState, TaskState
 from tasker_host.store.step_logs import LogLine, StepLogEntry
 
@@ -138,6 +144,7 @@ class NewTask:
     invocation_key: str | None = None  # unique per parent task: re-attach instead of duplicating
     caller_namespace: str | None = None  # the parent task's namespace (ctx.invoke); None: started directly
     warnings: tuple[Mapping[str, Any], ...] = ()  # e.g. it runs on a deprecated version (lifecycle)
+    audit: AuditEntry | None = None  # appended to the audit trail with the task (only if created)
 
 
 @dataclass(slots=True)
@@ -374,12 +381,17 @@ class Store(Protocol):
 
     def find_child(self, parent_task_id: str, invocation_key: str) -> TaskRecord | None: ...
 
-    def cancel_task(self, task_id: str, now: float, reason: str = "") -> bool: ...
+    def cancel_task(self, task_id: str, now: float, reason: str = "", *,
+                    audit: AuditEntry | None = None) -> bool: ...
 
-    def retry_task(self, task_id: str, now: float, reason: str = "") -> bool: ...
+    def retry_task(self, task_id: str, now: float, reason: str = "", *, audit: AuditEntry | None = None) -> bool: ...
 
     def resolve_step(self, task_id: str, step: str, now: float, results: Any = None,
-                     reason: str = "") -> bool: ...
+                     reason: str = "", *, audit: AuditEntry | None = None) -> bool: ...
+
+    def append_audit(self, entries: Sequence[AuditEntry]) -> None: ...  # one transaction
+
+    def list_audit(self, query: AuditFilter) -> list[AuditRecord]: ...  # newest first
 
     def transitions(self, task_id: str) -> list[Transition]: ...
 
@@ -400,6 +412,9 @@ class Store(Protocol):
     def unfinished_using(self, distribution: str, namespaces: Sequence[str]) -> list[TaskRecord]: ...
     # unfinished tasks (pending, in progress, error) whose template came from ``distribution``
     # (provenance) or that live in one of ``namespaces``; without steps, oldest first (drain-check)
+
+    def metric_facts(self, cursor: Any, now: float, limit: int = 100_000) -> tuple[list[Any], Any]: ...
+    # store.metric_facts.Fact values written after ``cursor`` (None: none, a cursor at the end), and the next cursor
 
     def register(self, worker: NewWorker, now: float) -> None: ...
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from tasker_host.audit import AuditEntry, AuditRecord
 from tasker_host.models import StepState, TaskState
 from tasker_host.store._common import (
     CANCELLABLE_STEP,
@@ -52,6 +53,8 @@ from tasker_host.store.base import (
     Transition,
     WorkerRecord,
 )
+from tasker_host.store.memory_audit import MemoryAudit
+from tasker_host.store.memory_metric_facts import MemoryMetricFacts
 from tasker_host.store.memory_step_logs import MemoryStepLogs
 from tasker_host.store.memory_workers import MemoryWorkers
 from tasker_host.store.step_logs import StepLogEntry
@@ -61,7 +64,7 @@ Key = tuple[str, str]  # (task_id, step name)
 Entry = tuple[float, int, Key]  # (ready_at or lease expiry, sequence, key)
 
 
-class MemoryStore(MemoryWorkers, MemoryStepLogs):
+class MemoryStore(MemoryWorkers, MemoryStepLogs, MemoryMetricFacts, MemoryAudit):
     """Dictionaries and heaps behind one lock (see the module docstring); the worker registrations
     are in :mod:`~tasker_host.store.memory_workers`."""
 
@@ -83,6 +86,7 @@ class MemoryStore(MemoryWorkers, MemoryStepLogs):
         self._owned: dict[str, set[Key]] = {}  # lease owner -> in-progress steps
         self._workers: dict[str, WorkerRecord] = {}  # worker id -> registration
         self._step_logs: dict[str, list[StepLogEntry]] = {}  # task id -> log lines (memory_step_logs)
+        self._audit: list[AuditRecord] = []  # the audit trail (memory_audit)
 
     # -- creation --------------------------------------------------------------------------
     def create_task(self, task: NewTask, now: float, claim: ClaimRequest | None = None) -> CreateResult:
@@ -137,6 +141,7 @@ class MemoryStore(MemoryWorkers, MemoryStepLogs):
                 log.append(Transition(task.id, s.name, None, StepState.PENDING.value, now))
                 if s.pending_deps == 0:
                     self._push_ready(s, task.namespace)
+            self._keep_audit(task.audit)
             return CreateResult(self._copy(record, True), created=True)
 
     # -- claiming --------------------------------------------------------------------------
@@ -309,7 +314,7 @@ class MemoryStore(MemoryWorkers, MemoryStepLogs):
         step.lease_owner = step.lease_expires_at = None
 
     # -- operator actions ------------------------------------------------------------------
-    def cancel_task(self, task_id: str, now: float, reason: str = "") -> bool:
+    def cancel_task(self, task_id: str, now: float, reason: str = "", *, audit: AuditEntry | None = None) -> bool:
         with self._lock:
             task = self._tasks.get(task_id)
             if task is None or task.status in FINAL_TASK:
@@ -323,9 +328,10 @@ class MemoryStore(MemoryWorkers, MemoryStepLogs):
                     step.state = StepState.CANCELLED
             task.completed_at = now
             self._set_status(task, TaskState.CANCELLED, now, reason, [])
+            self._keep_audit(audit)
             return True
 
-    def retry_task(self, task_id: str, now: float, reason: str = "") -> bool:
+    def retry_task(self, task_id: str, now: float, reason: str = "", *, audit: AuditEntry | None = None) -> bool:
         with self._lock:
             task = self._tasks.get(task_id)
             if task is None or task.status is not TaskState.ERROR:
@@ -340,9 +346,11 @@ class MemoryStore(MemoryWorkers, MemoryStepLogs):
             task.error = task.completed_at = None
             self._set_status(task, TaskState.IN_PROGRESS, now, reason, [])
             self._revive(task)
+            self._keep_audit(audit)
             return True
 
-    def resolve_step(self, task_id: str, step: str, now: float, results: Any = None, reason: str = "") -> bool:
+    def resolve_step(self, task_id: str, step: str, now: float, results: Any = None, reason: str = "", *,
+                     audit: AuditEntry | None = None) -> bool:
         with self._lock:
             task = self._tasks.get(task_id)
             record = self._steps.get((task_id, step))
@@ -360,6 +368,7 @@ class MemoryStore(MemoryWorkers, MemoryStepLogs):
                 task.error = task.completed_at = None
                 self._set_status(task, TaskState.IN_PROGRESS, now, reason, [])
                 self._revive(task)
+            self._keep_audit(audit)
             return True
 
     def _revive(self, task: TaskRecord) -> None:

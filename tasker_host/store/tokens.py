@@ -16,6 +16,9 @@ Only a token's SHA-256 digest is ever stored. Names are unique: :meth:`add_token
 writes nothing. :meth:`list_tokens` returns every token (revoked ones too), oldest first (ties by
 name). :meth:`revoke_token` takes an id or a name (an id wins) and returns the record as revoked
 (a token revoked earlier keeps its first ``revoked_at``), or None when nothing matches.
+Both take an ``audit`` entry (:mod:`tasker_host.audit`), appended with the change (a revocation's
+with the token's name as target) and only when the change happens: in the same transaction (SQL),
+or to the task store's trail right after it (memory).
 
 SQLAlchemy is imported only when a SQL token store is used (like :mod:`tasker_host.store`).
 """
@@ -27,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from tasker_host.audit import AuditEntry
 from tasker_host.auth import Grant, TokenRecord, TokenStore
 from tasker_host.errors import ConfigurationError
 from tasker_host.store.memory import MemoryStore
@@ -56,10 +60,11 @@ class MemoryTokenStore:
 
     revocations_pushed = True  # listeners are called by revoke_token itself
 
-    def __init__(self) -> None:
+    def __init__(self, audit: Callable[[Sequence[AuditEntry]], None] | None = None) -> None:
         self._lock = threading.Lock()
         self._by_id: dict[str, TokenRecord] = {}
         self._listeners: list[OnRevoked] = []
+        self._audit = audit  # where audit entries go (the memory task store's trail); None: dropped
 
     def listen(self, on_revoked: OnRevoked, on_reset: Callable[[], None]) -> _Subscription:
         """Call ``on_revoked(digest)`` for every later revocation (in the revoking thread)."""
@@ -67,7 +72,7 @@ class MemoryTokenStore:
             self._listeners.append(on_revoked)
         return _Subscription(self._listeners, on_revoked, self._lock)
 
-    def add_token(self, record: TokenRecord) -> None:
+    def add_token(self, record: TokenRecord, *, audit: AuditEntry | None = None) -> None:
         with self._lock:
             for existing in self._by_id.values():
                 if existing.name == record.name:
@@ -75,6 +80,11 @@ class MemoryTokenStore:
                 if existing.id == record.id or existing.digest == record.digest:
                     raise ConfigurationError(f"token {record.name!r}: its id or digest is already stored")
             self._by_id[record.id] = record
+        self._append(audit)
+
+    def _append(self, entry: AuditEntry | None) -> None:
+        if entry is not None and self._audit is not None:
+            self._audit([entry])
 
     def token_by_digest(self, digest: str) -> TokenRecord | None:
         with self._lock:
@@ -84,15 +94,18 @@ class MemoryTokenStore:
         with self._lock:
             return sorted(self._by_id.values(), key=_order)
 
-    def revoke_token(self, id_or_name: str, now: float) -> TokenRecord | None:
+    def revoke_token(self, id_or_name: str, now: float, *, audit: AuditEntry | None = None) -> TokenRecord | None:
         with self._lock:
             record = self._by_id.get(id_or_name) or next(
                 (r for r in self._by_id.values() if r.name == id_or_name), None)
             if record is None:
                 return None
-            if record.revoked_at is None:
+            revoking = record.revoked_at is None
+            if revoking:
                 record = self._by_id[record.id] = replace(record, revoked_at=now)
             listeners = list(self._listeners)
+        if revoking and audit is not None:
+            self._append(audit.with_target(record.name))
         for on_revoked in listeners:
             on_revoked(record.digest)
         return record
@@ -128,18 +141,18 @@ class SqlTokenStore:
 
         return RevocationListener(listener_conninfo(self._store.engine.url), on_revoked, on_reset).start()
 
-    def add_token(self, record: TokenRecord) -> None:
+    def add_token(self, record: TokenRecord, *, audit: AuditEntry | None = None) -> None:
         from sqlalchemy.exc import IntegrityError
 
         try:
-            self._store._write(self._add, record)
+            self._store._write(self._add, record, audit)
         except IntegrityError:
             # a concurrent add with the same name won the race (the unique index refused ours)
             if self._store._read(self._name_taken, record.name):
                 raise _taken(record.name) from None
             raise ConfigurationError(f"token {record.name!r}: its id or digest is already stored") from None
 
-    def _add(self, conn: sa.Connection, record: TokenRecord) -> None:
+    def _add(self, conn: sa.Connection, record: TokenRecord, audit: AuditEntry | None = None) -> None:
         import sqlalchemy as sa
 
         from tasker_host.store.sql.schema import api_tokens
@@ -150,6 +163,10 @@ class SqlTokenStore:
             "id": record.id, "name": record.name, "digest": record.digest, "admin": record.admin,
             "grants": [str(g) for g in record.grants], "created_at": record.created_at,
             "revoked_at": record.revoked_at})
+        if audit is not None:
+            from tasker_host.store.sql.audit import append
+
+            append(conn, [audit])
 
     @staticmethod
     def _name_taken(conn: sa.Connection, name: str) -> bool:
@@ -175,10 +192,11 @@ class SqlTokenStore:
         query = sa.select(api_tokens).order_by(api_tokens.c.created_at, api_tokens.c.name)
         return self._store._read(lambda conn: [_record(r) for r in conn.execute(query)])
 
-    def revoke_token(self, id_or_name: str, now: float) -> TokenRecord | None:
-        return self._store._write(self._revoke, id_or_name, now)
+    def revoke_token(self, id_or_name: str, now: float, *, audit: AuditEntry | None = None) -> TokenRecord | None:
+        return self._store._write(self._revoke, id_or_name, now, audit)
 
-    def _revoke(self, conn: sa.Connection, id_or_name: str, now: float) -> TokenRecord | None:
+    def _revoke(self, conn: sa.Connection, id_or_name: str, now: float,
+                audit: AuditEntry | None = None) -> TokenRecord | None:
         import sqlalchemy as sa
 
         from tasker_host.store.sql.schema import api_tokens
@@ -199,6 +217,10 @@ class SqlTokenStore:
                     from tasker_host.store.token_notify import notify_revoked
 
                     notify_revoked(conn, record.digest)  # delivered with the commit
+                if audit is not None:
+                    from tasker_host.store.sql.audit import append
+
+                    append(conn, [audit.with_target(record.name)])
             return record
         return None
 
@@ -233,4 +255,5 @@ def token_store_for(store: Any) -> TokenStore:
         attributes = vars(store)
     except TypeError:  # no __dict__ (slots, builtins): nothing to keep it on
         return MemoryTokenStore()
-    return attributes.setdefault(_MEMORY_TOKENS, MemoryTokenStore())  # atomic: one winner per store
+    audit = getattr(store, "append_audit", None)  # the memory store's trail (a test double's, if any)
+    return attributes.setdefault(_MEMORY_TOKENS, MemoryTokenStore(audit))  # atomic: one winner per store

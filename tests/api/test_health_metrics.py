@@ -56,12 +56,20 @@ def test_metrics_count_tasks_and_time_steps(live: Live) -> None:
     found = samples(live)
     ns = ("namespace", "payments")
     assert found[("tasker_tasks", (ns, ("state", "complete")))] >= 1
-    assert found[("tasker_step_retries_total", (ns, ("step", "validate_payment_eligibility")))] >= 1
+    tpl = (ns, ("template", "process_refund"), ("version", "2.1.3"))
+    step = ("step", "validate_payment_eligibility")
+    assert found[("tasker_step_retries_total", tuple(sorted((*tpl, step))))] == 1
     for outcome in ("retry", "complete"):
-        labels = (ns, ("outcome", outcome), ("step", "validate_payment_eligibility"))
-        key = ("tasker_step_duration_seconds_count", labels)
-        assert found[key] >= 1
-    assert found[("tasker_tasks_created_total", (ns,))] >= 1
+        labels = tuple(sorted((*tpl, ("outcome", outcome), step)))
+        assert found[("tasker_step_duration_seconds_count", labels)] == 1
+    assert found[("tasker_step_attempts_count", tuple(sorted((*tpl, step))))] == 1
+    assert found[("tasker_step_attempts_sum", tuple(sorted((*tpl, step))))] == 2  # one retry, then complete
+    for kind in ("created", "started", "completed"):
+        assert found[(f"tasker_tasks_{kind}_total", tpl)] == 1
+    assert ("tasker_tasks_failed_total", tpl) not in found
+    # every claim whose step row still shows that attempt at the scrape: the 4 steps' last claims
+    # (the retried step's first claim was overtaken by its second before the scrape)
+    assert found[("tasker_step_queue_wait_seconds_count", tpl)] == 4
     assert found[("tasker_store_up", ())] == 1
     assert found[("tasker_http_requests_total", (("method", "POST"), ("status", "201")))] >= 1
 
@@ -89,7 +97,12 @@ def test_metrics_show_a_token_only_the_namespaces_it_may_view(live: Live) -> Non
     assert payments[("tasker_store_up", ())] == 1  # series without a namespace: for every token
     assert any(name == "tasker_http_requests_total" for name, _ in payments)
     inventory = samples(live, "inventory")
-    assert "inventory" in namespaces_in(inventory) and "payments" not in namespaces_in(inventory)
+    assert "inventory" in namespaces_in(inventory)
+    # payments appears to inventory only as the callee of inventory's own calls (both teams see a call)
+    assert {name for name, labels in inventory if ("namespace", "payments") in labels} == {
+        "tasker_invocations_total"}
+    call = (("caller_namespace", "inventory"), ("namespace", "payments"))
+    assert inventory[("tasker_invocations_total", call)] == payments[("tasker_invocations_total", call)] == 1
     anonymous = live.client.get("/metrics")
     assert anonymous.status_code == 401 and "tasker_tasks" not in anonymous.text
 

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from tasker_host.store.base import CreateResult, NewTask, TaskRecord
+from tasker_host.store.sql import audit as sql_audit
 from tasker_host.store.sql import work
 from tasker_host.store.sql.batch import InsertAll, ManyInsert
 from tasker_host.store.sql.notify import NOTIFY_SELECT
@@ -18,7 +19,7 @@ from tasker_host.store.sql.rows import keys_of, new_rows
 from tasker_host.store.sql.schema import steps, tasks
 
 _INSERT_TASK = InsertAll(ManyInsert(tasks, [c.key for c in tasks.c]), ManyInsert(steps, [c.key for c in steps.c]),
-                         work.INSERT_TRANSITIONS)
+                         work.INSERT_TRANSITIONS, sql_audit.INSERT)  # audit: each created task's NewTask.audit
 
 
 def create_rows(conn: sa.Connection, new: Sequence[NewTask], now: float, *, wake: bool = False) -> list[CreateResult]:
@@ -27,7 +28,7 @@ def create_rows(conn: sa.Connection, new: Sequence[NewTask], now: float, *, wake
     repeats an earlier one of the batch, is answered with that task and writes nothing."""
     results: list[CreateResult] = []
     fresh: dict[tuple[Any, ...], TaskRecord] = {}
-    rows: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
+    rows: tuple[list[Any], list[Any], list[Any], list[Any]] = ([], [], [], [])
     for task in new:
         keys = keys_of(task)
         earlier = next((fresh[k] for k in keys if k in fresh), None)
@@ -39,6 +40,8 @@ def create_rows(conn: sa.Connection, new: Sequence[NewTask], now: float, *, wake
         rows[0].append(task_row)
         rows[1].extend(step_rows)
         rows[2].extend(log)
+        if task.audit is not None:
+            rows[3].append(sql_audit.row(task.audit))
         fresh.update(dict.fromkeys(keys, record))
         results.append(CreateResult(record, created=True))
     if rows[0]:

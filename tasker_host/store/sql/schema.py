@@ -173,6 +173,27 @@ class WorkerRow(Base):
     heartbeat_at: Mapped[float] = mapped_column(sa.Double)
 
 
+class AuditRow(Base):
+    """The audit trail (:mod:`tasker_host.audit`): appended with the change it records, never
+    updated or deleted by the host."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(sa.Double)
+    principal: Mapped[str] = mapped_column(sa.String(200))
+    token_name: Mapped[str | None] = mapped_column(sa.String(200))
+    actor_kind: Mapped[str] = mapped_column(sa.String(16))  # api, cli, console
+    os_user: Mapped[str | None] = mapped_column(sa.String(200))
+    action: Mapped[str] = mapped_column(sa.String(32))
+    namespace: Mapped[str | None] = mapped_column(sa.String(200))
+    target: Mapped[str | None] = mapped_column(sa.String(200))  # a task id, a token name
+    details: Mapped[Any] = mapped_column(Json)
+    correlation_id: Mapped[str | None] = mapped_column(sa.String(200))
+
+    __table_args__ = (sa.Index("ix_audit_namespace", "namespace", "id"),)
+
+
 metadata = Base.metadata
 tasks: sa.Table = TaskRow.__table__  # type: ignore[assignment]
 steps: sa.Table = StepRow.__table__  # type: ignore[assignment]
@@ -180,3 +201,4 @@ transitions: sa.Table = TransitionRow.__table__  # type: ignore[assignment]
 api_tokens: sa.Table = ApiTokenRow.__table__  # type: ignore[assignment]
 workers: sa.Table = WorkerRow.__table__  # type: ignore[assignment]
 step_logs: sa.Table = StepLogRow.__table__  # type: ignore[assignment]
+audit: sa.Table = AuditRow.__table__  # type: ignore[assignment]

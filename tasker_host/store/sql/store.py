@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from tasker_host.audit import AuditEntry, AuditFilter, AuditRecord
 from tasker_host.errors import StoreUnavailableError
 from tasker_host.store._common import check_outcomes
 from tasker_host.store.base import (
@@ -38,7 +39,10 @@ from tasker_host.store.base import (
     WorkerRecord,
 )
 from tasker_host.store.faults import unavailable_on_connection_failure
+from tasker_host.store.metric_facts import Fact, IdCursor
 from tasker_host.store.sql import actions, reads, version_stats, work, workers
+from tasker_host.store.sql import audit as sql_audit
+from tasker_host.store.sql import metric_facts as sql_metric_facts
 from tasker_host.store.sql import runs as sql_runs
 from tasker_host.store.sql import step_logs as sql_step_logs
 from tasker_host.store.sql.creation import create_rows
@@ -285,14 +289,24 @@ class SqlStore:
         return batch
 
     # -- operator actions (sql_actions) ------------------------------------------------------
-    def cancel_task(self, task_id: str, now: float, reason: str = "") -> bool:
-        return self._write(actions.cancel, task_id, now, reason)
+    def cancel_task(self, task_id: str, now: float, reason: str = "", *, audit: AuditEntry | None = None) -> bool:
+        return self._write(sql_audit.audited(actions.cancel, audit), task_id, now, reason)
 
-    def retry_task(self, task_id: str, now: float, reason: str = "") -> bool:
-        return self._write(self._waking(actions.retry), task_id, now, reason)
+    def retry_task(self, task_id: str, now: float, reason: str = "", *, audit: AuditEntry | None = None) -> bool:
+        return self._write(self._waking(sql_audit.audited(actions.retry, audit)), task_id, now, reason)
 
-    def resolve_step(self, task_id: str, step: str, now: float, results: Any = None, reason: str = "") -> bool:
-        return self._write(self._waking(actions.resolve), task_id, step, now, results, reason)
+    def resolve_step(self, task_id: str, step: str, now: float, results: Any = None, reason: str = "", *,
+                     audit: AuditEntry | None = None) -> bool:
+        return self._write(self._waking(sql_audit.audited(actions.resolve, audit)), task_id, step, now, results,
+                           reason)
+
+    # -- the audit trail (sql_audit) ---------------------------------------------------------
+    def append_audit(self, entries: Sequence[AuditEntry]) -> None:
+        if entries:
+            self._write(sql_audit.append, entries)
+
+    def list_audit(self, query: AuditFilter) -> list[AuditRecord]:
+        return self._read(sql_audit.read, query)
 
     def _waking(self, action: Callable[..., W]) -> Callable[..., W]:
         """``action``, then (when it changed something) a wake-up for runners: its steps are ready."""
@@ -369,6 +383,9 @@ class SqlStore:
 
     def next_ready_at(self) -> float | None:
         return self._read(reads.next_ready_at)
+
+    def metric_facts(self, cursor: Any, now: float, limit: int = 100_000) -> tuple[list[Fact], IdCursor]:
+        return self._read(sql_metric_facts.metric_facts, cursor, now, limit)
 
 
 @contextlib.contextmanager
