@@ -120,6 +120,7 @@ def tasker_authorize(principal: Principal, action: str, namespace: str) -> bool 
     :class:`tasker_host.auth.Principal` (name, admin flag, namespace grants); ``action`` is one of
     ``create``, ``cancel``, ``retry``, ``resolve``, ``audit`` (manage actions; ``audit``: read the
     namespace's audit trail) or ``show``, ``index`` (view actions). Return ``True`` to allow,
-    ``False`` to deny, ``None`` for no opinion; without an opinion the default policy applies (manage own namespaces, view own and ``shared``, admins
-    everything). The first non-``None`` answer wins.
+    ``False`` to deny, ``None`` for no opinion; without an opinion the default policy applies
+    (manage own namespaces, view own and ``shared``, admins everything). The first non-``None``
+    answer wins.
     """
