@@ -8,10 +8,11 @@ import tests.store_contract as contract
 from tasker_host.models import StepState
 from tasker_host.store.memory import MemoryStore
 from tests.step_log_contract import StepLogContract
+from tests.wait_contract import WaitContract
 from tests.worker_contract import WorkerContract
 
 
-class TestMemoryStore(contract.StoreContract, WorkerContract, StepLogContract):
+class TestMemoryStore(contract.StoreContract, WorkerContract, StepLogContract, WaitContract):
     @pytest.fixture
     def store(self) -> MemoryStore:
         return MemoryStore()

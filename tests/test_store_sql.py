@@ -26,13 +26,14 @@ from tasker_host.store.sql.engine import current_revision, head_revision, upgrad
 from tasker_host.store.sql.schema import metadata
 from tasker_host.store.urls import default_sqlite_url, normalize_url
 from tests.step_log_contract import StepLogContract
+from tests.wait_contract import WaitContract
 from tests.worker_contract import WorkerContract
 
 NOW, LEASE = contract.NOW, contract.LEASE
 names = contract.names
 
 
-class TestSqliteStore(contract.StoreContract, WorkerContract, StepLogContract):
+class TestSqliteStore(contract.StoreContract, WorkerContract, StepLogContract, WaitContract):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[SqlStore]:
         store = SqlStore(f"sqlite:///{tmp_path / 'tasker.db'}")
@@ -41,7 +42,7 @@ class TestSqliteStore(contract.StoreContract, WorkerContract, StepLogContract):
 
 
 @pytest.mark.postgres
-class TestPostgresStore(contract.StoreContract, WorkerContract, StepLogContract):
+class TestPostgresStore(contract.StoreContract, WorkerContract, StepLogContract, WaitContract):
     @pytest.fixture
     def store(self, postgres_url: str) -> Iterator[SqlStore]:
         store = SqlStore(postgres_url, auto_upgrade=True)
@@ -146,7 +147,7 @@ def _assert_schema_matches_models(engine: sa.Engine) -> None:
 def test_sqlite_migrations_produce_the_models(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'tasker.db'}"
     assert current_revision(url) is None
-    assert upgrade(url) == head_revision() == "0006"
+    assert upgrade(url) == head_revision() == "0007"
     assert current_revision(url) == head_revision()
     store = SqlStore(url, auto_upgrade=False)  # up to date: opens
     _assert_schema_matches_models(store.engine)

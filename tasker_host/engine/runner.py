@@ -30,6 +30,7 @@ from tasker_host.errors import PermanentError, StoreUnavailableError, TaskNotFou
 from tasker_host.models import StepState, TaskState
 from tasker_host.registry import Registry
 from tasker_host.store.base import Claim, ClaimRequest, StepOutcome, StepResultBatch, Store, TaskChange, TaskRecord
+from tasker_host.waiting import WakeInfo, wake_info
 
 log = logging.getLogger("tasker_host.engine")
 
@@ -51,6 +52,7 @@ class Engine:
         self.config = config or EngineConfig()
         self.policy = policy or RetryPolicy()
         self.invoke: Callable[..., Any] | None = None  # set by the composition root
+        self.send: Callable[..., Any] | None = None  # ctx.send: set by the composition root
         self._cache: Lru[str, TaskRuntime] = Lru(RUNTIME_CACHE_SIZE)
         self._templates = StepTemplates()
         self._running: dict[tuple[str, str], anyio.CancelScope] = {}
@@ -71,7 +73,7 @@ class Engine:
         self._look_after_commit = False  # the claim loop gave way to a commit: look once it ends
         self._held: set[tuple[str, str]] = set()  # steps claimed here whose outcomes are not committed
         self._heartbeat = Heartbeat(self)  # registration, heartbeats, reaping dead workers, leases
-        self._executor = StepExecutor(registry, clock, self.policy, self.config.owner, self._invoke)
+        self._executor = StepExecutor(registry, clock, self.policy, self.config.owner, self._invoke, self._send)
 
     # -- public ------------------------------------------------------------------------------
     def nudge(self) -> None:
@@ -279,8 +281,17 @@ class Engine:
         self._inflight += len(claims)
         self._held.update((c.task_id, c.step) for c in claims)
         runtimes = await self._runtimes_for(claims)
+        wakes = await self._wakes_for(claims)
         for claim in claims:
-            tg.start_soon(self._run_step, claim, runtimes[claim.task_id])
+            tg.start_soon(self._run_step, claim, runtimes[claim.task_id], wakes.get((claim.task_id, claim.step)))
+
+    async def _wakes_for(self, claims: list[Claim]) -> dict[tuple[str, str], WakeInfo]:
+        """What steps that may have waited before learn of it (one read, for those only)."""
+        resumed = [(c.task_id, c.step) for c in claims if c.resumed]
+        if not resumed:
+            return {}
+        found = await self.db(self.store.wakes, resumed)
+        return {key: wake_info(wake) for key, wake in found.items()}
 
     async def _runtimes_for(self, claims: list[Claim]) -> dict[str, TaskRuntime]:
         found: dict[str, TaskRuntime] = {}
@@ -298,7 +309,7 @@ class Engine:
         return found
 
     # -- running -----------------------------------------------------------------------------
-    async def _run_step(self, claim: Claim, rt: TaskRuntime) -> None:
+    async def _run_step(self, claim: Claim, rt: TaskRuntime, wake: WakeInfo | None = None) -> None:
         step = rt.steps[claim.step]
         if lost := lost_attempts(claim.attempt, retryable=step.retryable, retry_limit=step.retry_limit):
             self._queue(self._executor.outcome(claim, StepState.ERROR, lost["message"], error=lost))
@@ -313,9 +324,9 @@ class Engine:
         outcome: StepOutcome
         try:
             with scope:
-                results = await self._executor.execute(claim, rt, logs)
+                results = await self._executor.execute(claim, rt, logs, wake)
             outcome = (self._executor.outcome(claim, StepState.CANCELLED, "task cancelled") if scope.cancelled_caught
-                       else self._executor.outcome(claim, StepState.COMPLETE, "completed", results=results))
+                       else self._executor.finished(claim, results))
         except anyio.get_cancelled_exc_class():
             self._inflight -= 1  # the runner stops: deregistering releases the step (attempt not counted)
             raise
@@ -331,6 +342,11 @@ class Engine:
         if self.invoke is None:
             raise PermanentError("cross-namespace invocation is not configured on this host")
         return await self.invoke(ctx, *args)
+
+    async def _send(self, ctx: RunningStep, *args: Any) -> Any:
+        if self.send is None:
+            raise PermanentError("sending events is not configured on this host")
+        return await self.send(ctx, *args)
 
     # -- committing --------------------------------------------------------------------------
     def _queue(self, outcome: StepOutcome) -> None:
@@ -399,7 +415,7 @@ class Engine:
         return applied, result, []
 
     def _after_step(self, o: StepOutcome) -> None:
-        if o.state is StepState.WAITING_RETRY and o.ready_at is not None:
+        if o.state in (StepState.WAITING_RETRY, StepState.WAITING) and o.ready_at is not None:
             self._next_retry_at = min(o.ready_at, self._next_retry_at or o.ready_at)
         rt = self._cache.get(o.task_id)
         if rt is None:

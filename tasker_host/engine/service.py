@@ -10,6 +10,7 @@ from typing import Any
 
 import jsonschema
 
+from tasker_host.engine import signals
 from tasker_host.engine.clock import Clock
 from tasker_host.engine.events import EventBus, EventKind, LifecycleEvent
 from tasker_host.engine.snapshot import new_steps, snapshot_of
@@ -25,6 +26,7 @@ from tasker_host.store.base import (
     TaskFilter,
     TaskRecord,
 )
+from tasker_host.store.waits import EventRecord, SendResult
 from tasker_host.values import require_storable, storable_text
 
 MAX_CORRELATION_ID = 200  # column width
@@ -173,6 +175,19 @@ class TaskService:
             raise InvalidStateError(f"step {step!r} of task {task_id} is {state}; only failed steps can be resolved")
         self._on_created(None)
         return self.get_task(task_id)
+
+    def send_event(self, task_id: str, name: str, payload: Any = None, *, idempotency_key: str | None = None,
+                   sender: str | None = None) -> SendResult:
+        """Check and send an event to a task (see :mod:`tasker_host.engine.signals`); a step it
+        woke runs on this host's runner at once."""
+        result = signals.send_event(self.store, self.clock, task_id, name, payload,
+                                    idempotency_key=idempotency_key, sender=sender)
+        if result.woke is not None:
+            self._on_created(None)
+        return result
+
+    def task_events(self, task_id: str) -> list[EventRecord]:
+        return self.store.task_events(task_id)
 
     def _emit(self, kind: EventKind, task: TaskRecord) -> None:
         self.events.emit(LifecycleEvent(kind, task.id, task.namespace, task.name, task.version,
