@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from tasker_host import console
-from tasker_host.api import handlers, health, step_logs, tasks
+from tasker_host.api import events, handlers, health, step_logs, tasks
 from tasker_host.api.access_log import AccessLogMiddleware
 from tasker_host.api.auth import host_authenticator, require_principal, visible_namespaces, watch_revocations
 from tasker_host.api.errors import exception_handlers
@@ -113,7 +113,7 @@ def create_app(host: Host, *, prefix: str = "/tasker", run_worker: bool = True, 
     api = Api(host=host, authenticate=authenticate or host_authenticator(host, token_cache_seconds), prefix=prefix,
               max_body_bytes=max_body_bytes, metrics=Metrics(host.store),
               worker=WorkerState(run_worker, grace_seconds=grace_seconds))
-    routes = [*tasks.routes(), *step_logs.routes(), *handlers.routes(), *health.routes(),
+    routes = [*tasks.routes(), *events.routes(), *step_logs.routes(), *handlers.routes(), *health.routes(),
               Route("/metrics", metrics, methods=["GET"]), Route("/openapi.json", openapi, methods=["GET"])]
     app = Starlette(routes=[*([Mount(prefix, routes=routes)] if prefix else routes), *console.routes()],
                     middleware=[Middleware(AccessLogMiddleware, metrics=api.metrics)],
