@@ -22,7 +22,8 @@ PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 SDK = [
     "EventTimeoutError", "FourPhaseHandler", "InvocationResult", "Namespace", "PermanentError", "RetryableError",
     "ServiceError", "ServiceRejected", "ServiceUnavailable", "StepContext", "StepHandler",
-    "TaskInfo", "TaskerError", "Visibility", "Wait", "WakeInfo", "WakeReason", "amount", "hookimpl", "require", "step_results",
+    "TaskInfo", "TaskerError", "Visibility", "Wait", "WakeInfo", "WakeReason", "amount", "hookimpl", "require",
+    "step_results",
 ]
 
 

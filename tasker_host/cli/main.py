@@ -20,7 +20,7 @@ LOCAL_ONLY = ("db", "tokens", "serve", "worker", "check")
 
 def build_cli() -> click.Group:
     """Build the command group with every sub-command (no import-time registration)."""
-    from tasker_host.cli import catalog, database, kit, profiles, serve, tasks, tokens
+    from tasker_host.cli import catalog, database, events, kit, profiles, serve, tasks, tokens
     from tasker_host.cli.backend import local_only
 
     @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -85,6 +85,7 @@ def build_cli() -> click.Group:
     for command in (*catalog.COMMANDS, *tasks.COMMANDS, *database.COMMANDS, *tokens.COMMANDS,
                     *serve.COMMANDS, *kit.COMMANDS, *profiles.COMMANDS):
         cli.add_command(command)
+    events.attach(tasks.tasks)  # tasks send
     for name in LOCAL_ONLY:  # they need the database: refuse remote mode
         local_only(cli.commands[name], name)
     return cli
