@@ -9,10 +9,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from tasker_host import StepHandler
 from tasker_host.engine.clock import FakeClock
+from tasker_host.engine.config import EngineConfig
+from tasker_host.engine.events import EventKind, LifecycleEvent
 from tasker_host.engine.retry import RetryPolicy
 from tasker_host.errors import EventTimeoutError, InvalidEventError, InvalidValueError, TaskEndedError
 from tasker_host.host import Host, build_host
@@ -91,12 +94,13 @@ class SignalPolicy:
         return None
 
 
-def make(url: str, clock: FakeClock, *, policy: bool = False) -> Host:
+def make(url: str, clock: FakeClock, *, policy: bool = False, poll_seconds: float = 1.0) -> Host:
     eps = [FakeEntryPoint.of(ns, make_plugin([ns], _templates(ns), HANDLERS), dist=f"tasker-{ns}")
            for ns in ("team", "other")]
     if policy:
         eps.append(FakeEntryPoint.of("policy", SignalPolicy(), dist="tasker-policy"))
-    return build_host(HostSettings(database_url=url), entry_points=eps, clock=clock,
+    return build_host(HostSettings(database_url=url, engine=EngineConfig(poll_seconds=poll_seconds)),
+                      entry_points=eps, clock=clock,
                       policy=RetryPolicy(base_seconds=1.0, jitter=0.0))
 
 
@@ -267,3 +271,32 @@ async def test_ctx_send_to_another_namespace_needs_a_grant(url: str, clock: Fake
                 assert _step(host, target.id, "approve").state is StepState.WAITING
         finally:
             host.close()
+
+
+async def test_a_running_runner_wakes_for_each_timer_not_at_its_next_poll(url: str, clock: FakeClock) -> None:
+    host = make(url, clock, poll_seconds=3600.0)  # a poll would come an hour late
+    waiting = anyio.Event()
+    seen: list[str] = []
+
+    def on_event(event: LifecycleEvent) -> None:
+        if event.kind is EventKind.STEP_WAITING:
+            seen.append(event.task_id)
+            if len(seen) == 2:
+                waiting.set()
+
+    host.events.subscribe(on_event)
+    try:
+        first = host.service.create_task("team", "nap", context={"until": clock.now() + 10}).task
+        second = host.service.create_task("team", "nap", context={"until": clock.now() + 11}).task
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(host.engine.run)
+            with anyio.fail_after(10):
+                await waiting.wait()
+                clock.advance(10)
+                assert await host.engine.wait_for_task(first.id) is TaskState.COMPLETE
+                assert host.service.get_task(second.id).status is TaskState.IN_PROGRESS
+                clock.advance(1)
+                assert await host.engine.wait_for_task(second.id) is TaskState.COMPLETE
+            tg.cancel_scope.cancel()
+    finally:
+        host.close()

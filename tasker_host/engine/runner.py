@@ -68,7 +68,9 @@ class Engine:
         self._loop_thread: int | None = None
         self._until_idle = False
         self._stopping = False
-        self._next_retry_at: float | None = None  # earliest known backoff end
+        self._next_retry_at: float | None = None  # earliest known backoff end / timer
+        self._reread_due = False  # the known one fell due: read the next from the store
+        self._sleeping_until = float("inf")  # when the idle claim loop wakes up by itself
         self._last_full_claim_at = float("-inf")  # when a claim last took all it asked for
         self._look_after_commit = False  # the claim loop gave way to a commit: look once it ends
         self._held: set[tuple[str, str]] = set()  # steps claimed here whose outcomes are not committed
@@ -223,10 +225,18 @@ class Engine:
             now = self.clock.now()
             if self._next_retry_at is not None and self._next_retry_at <= now:
                 self._next_retry_at = None  # due now: the next claim round takes it
+                self._reread_due = True
                 continue
+            if self._reread_due:  # a backoff or timer fell due: when is the next one (any runner's)?
+                self._reread_due = False
+                found = await self.db(self.store.next_ready_at)
+                # (a past time is work this round could not take: nudges and polls bring it)
+                self._next_retry_at = found if found is not None and found > now else None
             warm = not self._calls.inline and now - self._last_full_claim_at < WARM_FOR_SECONDS
             poll_at = now + (min(WARM_POLL_SECONDS, self.config.poll_seconds) if warm else self.config.poll_seconds)
-            await self.clock.wait(self._wake, min(poll_at, self._next_retry_at or poll_at))
+            self._sleeping_until = min(poll_at, self._next_retry_at or poll_at)
+            await self.clock.wait(self._wake, self._sleeping_until)
+            self._sleeping_until = float("inf")
             if not self._wake.is_set() and self.clock.now() >= poll_at and not warm:
                 # a quiet poll: other runners may have scheduled retries this one never saw
                 self._next_retry_at = await self.db(self.store.next_ready_at)
@@ -417,6 +427,8 @@ class Engine:
     def _after_step(self, o: StepOutcome) -> None:
         if o.state in (StepState.WAITING_RETRY, StepState.WAITING) and o.ready_at is not None:
             self._next_retry_at = min(o.ready_at, self._next_retry_at or o.ready_at)
+            if o.ready_at < self._sleeping_until:
+                self.nudge()  # the claim loop sleeps past this backoff / timer: it sets its alarm again
         rt = self._cache.get(o.task_id)
         if rt is None:
             return
