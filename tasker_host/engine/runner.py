@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 
 from tasker_host.engine import lifecycle
+from tasker_host.engine.alarm import Alarm
 from tasker_host.engine.clock import Clock
 from tasker_host.engine.config import EngineConfig
 from tasker_host.engine.events import EventBus, EventKind
@@ -68,9 +69,7 @@ class Engine:
         self._loop_thread: int | None = None
         self._until_idle = False
         self._stopping = False
-        self._next_retry_at: float | None = None  # earliest known backoff end / timer
-        self._reread_due = False  # the known one fell due: read the next from the store
-        self._sleeping_until = float("inf")  # when the idle claim loop wakes up by itself
+        self._alarm = Alarm()  # when the idle claim loop wakes up by itself (backoffs, timers, polls)
         self._last_full_claim_at = float("-inf")  # when a claim last took all it asked for
         self._look_after_commit = False  # the claim loop gave way to a commit: look once it ends
         self._held: set[tuple[str, str]] = set()  # steps claimed here whose outcomes are not committed
@@ -215,7 +214,8 @@ class Engine:
 
     # -- claiming ----------------------------------------------------------------------------
     async def _claim_loop(self, tg: anyio.abc.TaskGroup, until_idle: bool) -> None:
-        self._next_retry_at = await self.db(self.store.next_ready_at)
+        alarm = self._alarm
+        alarm.at = await self.db(self.store.next_ready_at)
         while not self._stopping:
             self._wake = anyio.Event()
             if await self._claim_round(tg):
@@ -223,23 +223,19 @@ class Engine:
             if until_idle and not self._busy:
                 return
             now = self.clock.now()
-            if self._next_retry_at is not None and self._next_retry_at <= now:
-                self._next_retry_at = None  # due now: the next claim round takes it
-                self._reread_due = True
-                continue
-            if self._reread_due:  # a backoff or timer fell due: when is the next one (any runner's)?
-                self._reread_due = False
-                found = await self.db(self.store.next_ready_at)
-                # (a past time is work this round could not take: nudges and polls bring it)
-                self._next_retry_at = found if found is not None and found > now else None
+            if alarm.fell_due(now):
+                continue  # due now: the next claim round takes it
+            if alarm.reread:  # when is the next one (any runner's)?
+                if alarm.read(await self.db(self.store.next_ready_at), self.clock.now()):
+                    continue
+                self._look_after_commit |= alarm.reread and self._commit_ahead
             warm = not self._calls.inline and now - self._last_full_claim_at < WARM_FOR_SECONDS
             poll_at = now + (min(WARM_POLL_SECONDS, self.config.poll_seconds) if warm else self.config.poll_seconds)
-            self._sleeping_until = min(poll_at, self._next_retry_at or poll_at)
-            await self.clock.wait(self._wake, self._sleeping_until)
-            self._sleeping_until = float("inf")
+            await self.clock.wait(self._wake, alarm.sleep(poll_at))
+            alarm.woke()
             if not self._wake.is_set() and self.clock.now() >= poll_at and not warm:
                 # a quiet poll: other runners may have scheduled retries this one never saw
-                self._next_retry_at = await self.db(self.store.next_ready_at)
+                alarm.at = await self.db(self.store.next_ready_at)
 
     @property
     def _limits(self) -> Mapping[str, int] | None:
@@ -426,8 +422,7 @@ class Engine:
 
     def _after_step(self, o: StepOutcome) -> None:
         if o.state in (StepState.WAITING_RETRY, StepState.WAITING) and o.ready_at is not None:
-            self._next_retry_at = min(o.ready_at, self._next_retry_at or o.ready_at)
-            if o.ready_at < self._sleeping_until:
+            if self._alarm.learn(o.ready_at):
                 self.nudge()  # the claim loop sleeps past this backoff / timer: it sets its alarm again
         rt = self._cache.get(o.task_id)
         if rt is None:
