@@ -13,6 +13,7 @@ import anyio
 import pytest
 
 from tasker_host import StepHandler
+from tasker_host.api.metrics import Metrics
 from tasker_host.engine.clock import FakeClock
 from tasker_host.engine.config import EngineConfig
 from tasker_host.engine.events import EventKind, LifecycleEvent
@@ -232,6 +233,7 @@ async def test_sleep_until_wakes_the_step_at_its_time(host: Host, clock: FakeClo
     await host.engine.run_until_idle()
     assert host.store.next_ready_at() == clock.now() + 30
     assert host.service.count_by_state().steps[("team", "waiting")] == 1
+    assert b'tasker_steps{namespace="team",state="waiting"} 1.0' in Metrics(host.store).render()
     clock.advance(30)
     await host.engine.run_until_idle()
     assert host.service.get_task(task.id).steps[0].results == {"woke": "timer"}

@@ -147,3 +147,11 @@ class WaitContract:
         assert batch.rejected == () and claims == []
         assert step_of(store, c1.task_id, "a").state is StepState.WAITING
         assert [c.after for c in batch.changes] == [TaskState.COMPLETE]
+
+    def test_next_ready_at_skips_waits_without_a_timer(self, store: Store) -> None:
+        waiting_step(store, "t1")  # no timer
+        waiting_step(store, "t2", timeout_at=NOW + 500)
+        waiting_step(store, "t3", event=None, until=NOW + 300)
+        assert store.next_ready_at() == NOW + 300
+        store.create_task(single("t4", namespace="other"), NOW + 1)
+        assert store.next_ready_at() == NOW + 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -80,9 +81,16 @@ class StepExecutor:
         timeout_at = now + results.timeout_seconds if results.timeout_seconds is not None else None
         doc = wait_doc(results.event, results.schema, timeout_at, results.until, now)
         when = wake_at(doc)
-        reason = f"waiting for {results.describe()}" + (f" until {when:.3f}" if when is not None else "")
+        reason = f"waiting for {results.describe()}" + (f" until {_iso(when)}" if when is not None else "")
         return self.outcome(claim, StepState.WAITING, reason, wait=doc, ready_at=when)
 
     def outcome(self, claim: Claim, state: StepState, reason: str, **kw: Any) -> StepOutcome:
         return StepOutcome(claim.task_id, claim.step, self.owner, claim.attempt, state, self.clock.now(), reason,
                            **kw)
+
+
+def _iso(at: float) -> str:
+    try:
+        return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
+    except (OverflowError, ValueError, OSError):  # a wait of 1e300 seconds
+        return f"{at:.0f}"
