@@ -209,8 +209,17 @@ async def test_an_invalid_payload_lists_every_problem_and_writes_nothing(host: H
     assert _step(host, task.id, "approve").state is StepState.WAITING
 
 
-async def test_a_restart_while_waiting_loses_nothing(tmp_path: Path, clock: FakeClock) -> None:
-    url = f"sqlite:///{tmp_path / 'tasker.db'}"
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def durable_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'tasker.db'}"
+    pg: str = request.getfixturevalue("postgres_url")
+    upgrade(pg)
+    return pg
+
+
+async def test_a_restart_while_waiting_loses_nothing(durable_url: str, clock: FakeClock) -> None:
+    url = durable_url
     first = make(url, clock)
     approval = first.service.create_task("team", "refund").task
     nap = first.service.create_task("team", "nap", context={"until": clock.now() + 600}).task
