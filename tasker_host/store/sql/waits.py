@@ -29,15 +29,22 @@ def _event(row: Any) -> EventRecord:
     return EventRecord(*row)
 
 
+def _lock_steps(conn: sa.Connection, task_id: str) -> dict[str, Any]:
+    """The task's steps (name -> row), locked on PostgreSQL (in name order)."""
+    query = (sa.select(S.name, S.state, S.attempts, S.lease_owner, S.wait, S.position)
+             .where(S.task_id == task_id).order_by(S.name))
+    return {r.name: r for r in conn.execute(query.with_for_update() if conn.dialect.name != "sqlite" else query)}
+
+
+def _lock_task(conn: sa.Connection, task_id: str) -> Any:
+    query = sa.select(T.status).where(T.id == task_id)
+    return conn.execute(query.with_for_update() if conn.dialect.name != "sqlite" else query).first()
+
+
 def _lock(conn: sa.Connection, task_id: str) -> tuple[Any, dict[str, Any]]:
     """The task's steps (name -> row) and then the task, locked on PostgreSQL."""
-    step_query = (sa.select(S.name, S.state, S.attempts, S.lease_owner, S.wait, S.position)
-                  .where(S.task_id == task_id).order_by(S.name))
-    task_query = sa.select(T.status).where(T.id == task_id)
-    if conn.dialect.name != "sqlite":
-        step_query, task_query = step_query.with_for_update(), task_query.with_for_update()
-    rows = {r.name: r for r in conn.execute(step_query)}
-    return conn.execute(task_query).first(), rows
+    rows = _lock_steps(conn, task_id)
+    return _lock_task(conn, task_id), rows
 
 
 def _undelivered(conn: sa.Connection, task_id: str, name: str) -> Any:
@@ -61,8 +68,10 @@ def record_waits(conn: sa.Connection, outcomes: Sequence[StepOutcome]) -> StepRe
     by_task: dict[str, list[StepOutcome]] = {}
     for o in outcomes:
         by_task.setdefault(o.task_id, []).append(o)
-    for task_id in sorted(by_task):
-        _, rows = _lock(conn, task_id)
+    locked = {task_id: _lock_steps(conn, task_id) for task_id in sorted(by_task)}  # steps, then tasks:
+    for task_id in sorted(by_task):  # the order of the hot paths (no deadlock with a batch's record)
+        _lock_task(conn, task_id)
+    for task_id, rows in locked.items():
         for o in by_task[task_id]:
             row = rows.get(o.step)
             if (row is None or (o.task_id, o.step) in seen or row.state != StepState.IN_PROGRESS.value
