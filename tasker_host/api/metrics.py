@@ -1,8 +1,10 @@
 """Prometheus metrics: one :class:`~prometheus_client.CollectorRegistry` per application.
 
 * ``tasker_tasks{namespace,state}`` and ``tasker_steps{namespace,state}`` (steps of unfinished
-  tasks) — counted in the store at scrape time (:mod:`tasker_host.api.stats`);
-* ``tasker_step_duration_seconds{namespace,step,outcome}`` (histogram) and
+  tasks; ``state="waiting"``: steps waiting for an event or a timer) — counted in the store at
+  scrape time (:mod:`tasker_host.api.stats`);
+* ``tasker_step_duration_seconds{namespace,step,outcome}`` (histogram; ``outcome`` complete,
+  error, retry, or waiting: an attempt that ended in a wait) and
   ``tasker_step_retries_total{namespace,step}``, ``tasker_tasks_created_total{namespace}`` — fed by
   the host's lifecycle events (only steps run by this process's engine);
 * ``tasker_http_requests_total{method,status}`` and ``tasker_http_request_duration_seconds{method}``;
@@ -31,7 +33,7 @@ from tasker_host.engine.events import EventKind, LifecycleEvent
 log = logging.getLogger("tasker_host.api")
 STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
 _OUTCOMES = {EventKind.STEP_COMPLETED: "complete", EventKind.STEP_FAILED: "error",
-             EventKind.STEP_RETRYING: "retry"}
+             EventKind.STEP_RETRYING: "retry", EventKind.STEP_WAITING: "waiting"}  # waiting: the attempt's run
 _MAX_TRACKED = 100_000  # started steps awaiting their outcome (cancelled steps never report one)
 
 
