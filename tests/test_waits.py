@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import pytest
 
-from tasker_host import StepHandler
+from tasker_host import RetryableError, StepHandler
 from tasker_host.api.metrics import Metrics
 from tasker_host.engine.clock import FakeClock
 from tasker_host.engine.config import EngineConfig
@@ -67,12 +67,24 @@ class Sender(StepHandler):
         return {"event": sent["id"], "duplicate": sent["duplicate"]}
 
 
+class FlakyAfterApproval(StepHandler):
+    """Fails its first attempt after the approval came; the retry still reads the approval."""
+
+    def process(self, ctx: Any) -> Any:
+        approval = ctx.event("approval")
+        if approval is None:
+            return ctx.wait_for("approval")
+        if ctx.attempt == 1:
+            raise RetryableError("ledger busy")
+        return {"attempt": ctx.attempt, "by": approval["approver"], "reason": ctx.wake.reason.value}
+
+
 class Done(StepHandler):
     def process(self, ctx: Any) -> Any:
         return {"after": sorted(ctx.results)}
 
 
-HANDLERS = {"Approval": Approval, "Nap": Nap, "Sender": Sender, "Done": Done}
+HANDLERS = {"Approval": Approval, "Nap": Nap, "Sender": Sender, "Done": Done, "Flaky": FlakyAfterApproval}
 
 
 def _templates(namespace: str) -> list[dict[str, Any]]:
@@ -82,6 +94,7 @@ def _templates(namespace: str) -> list[dict[str, Any]]:
             {"name": "pay", "handler_class": "Done", "depends_on_step": "approve"}]),
         template_doc(namespace, "nap", "1.0.0", [{"name": "sleep", "handler_class": "Nap"}]),
         template_doc(namespace, "send", "1.0.0", [{"name": "send", "handler_class": "Sender"}]),
+        template_doc(namespace, "flaky", "1.0.0", [{"name": "book", "handler_class": "Flaky"}]),
     ]
 
 
@@ -311,3 +324,15 @@ async def test_a_running_runner_wakes_for_each_timer_not_at_its_next_poll(url: s
             tg.cancel_scope.cancel()
     finally:
         host.close()
+
+
+async def test_a_retry_after_the_event_still_reads_it(host: Host, clock: FakeClock) -> None:
+    task = host.service.create_task("team", "flaky").task
+    await host.engine.run_until_idle()
+    assert _step(host, task.id, "book").attempts == 0  # waiting: the attempt was given back
+    host.service.send_event(task.id, "approval", APPROVED)
+    await host.engine.run_until_idle()
+    assert _step(host, task.id, "book").state is StepState.WAITING_RETRY
+    clock.advance(60)
+    await host.engine.run_until_idle()
+    assert _step(host, task.id, "book").results == {"attempt": 2, "by": "maria", "reason": "event"}
