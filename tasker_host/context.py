@@ -122,8 +122,10 @@ class StepContext(Protocol):
         :class:`tasker_host.EventTimeoutError` when its wait for ``name`` timed out."""
         ...
 
-    async def send(self, task_id: str, name: str, payload: Any = None, *,
-                   idempotency_key: str | None = None) -> Mapping[str, Any]:
+    async def send(self, task_id: str, name: str, payload: Any = None, *, idempotency_key: str | None = None,
+                   namespace: str | None = None) -> Mapping[str, Any]:
         """Send event ``name`` to task ``task_id`` (authorised like ``invoke``: grant action
-        ``signal``); a re-run of this step sends nothing twice. Returns the stored event."""
+        ``signal``); a re-run of this step sends nothing twice. Returns the stored event. A task
+        of a namespace another host serves (``TASKER_REMOTE_HOSTS``) is reached through that
+        host's API when ``namespace`` names it."""
         ...

@@ -107,9 +107,11 @@ class Signaller:
         self.engine, self.manager, self.policy = engine, manager, policy
 
     async def __call__(self, ctx: RunningStep, task_id: str, name: str, payload: Any,
-                       key: str) -> Mapping[str, Any]:
+                       key: str, namespace: str | None = None) -> Mapping[str, Any]:
         store, caller = self.engine.store, ctx.task.namespace
         target = await self.engine.db(store.get_task, task_id)
+        if target is None and namespace is not None and (route := self._remote(namespace)) is not None:
+            return await self._send_remote(route, ctx, task_id, name, payload, key, namespace)
         if target is None:
             raise PermanentError(f"cannot send event {name!r}: no task {task_id!r}")
         if not may_signal(self.manager, self.policy, caller, target):
@@ -125,3 +127,28 @@ class Signaller:
         return {**result.event.as_dict(), "duplicate": result.status is SendStatus.DUPLICATE}
 
 
+
+    def _remote(self, namespace: str) -> Any:
+        """The remote route of ``namespace`` (``TASKER_REMOTE_HOSTS``), if another host serves it."""
+        from tasker_host.host import REMOTE_ROUTE_PLUGIN  # (the composition root imports this module)
+
+        plugin = self.manager.get_plugin(REMOTE_ROUTE_PLUGIN)
+        return plugin.routes.get(namespace) if plugin is not None else None
+
+    async def _send_remote(self, route: Any, ctx: RunningStep, task_id: str, name: str, payload: Any, key: str,
+                           namespace: str) -> Mapping[str, Any]:
+        """To a task of another host: this host's ``deny`` rules, then that host's grants (its
+        token needs ``signal`` there) decide; the payload is checked there."""
+        from tasker_host.engine.invocation import InvocationRequest
+
+        caller = ctx.task.namespace
+        if any(r.matches(caller, namespace, r.name or "") for r in self.policy.deny):
+            raise PermanentError(f"namespace {caller!r} may not send events to namespace {namespace!r}")
+        try:
+            require_storable(payload, "payload", "the event payload")
+        except InvalidValueError as exc:
+            raise PermanentError(f"cannot send event {name!r}: {exc}") from None
+        request = InvocationRequest(ctx.task, ctx.step_name, namespace, f"event {name}", None, {}, False, key,
+                                    ctx.task.correlation_id or ctx.task.id)
+        doc: Mapping[str, Any] = await route.send_event(request, task_id, name, payload)
+        return doc

@@ -15,7 +15,7 @@ from tasker_host.errors import PermanentError
 
 InvokeFn = Callable[["RunningStep", str, str, str | None, Mapping[str, Any] | None, bool, str],
                     Awaitable[InvocationResult]]
-SendFn = Callable[["RunningStep", str, str, Any, str], Awaitable[Mapping[str, Any]]]
+SendFn = Callable[["RunningStep", str, str, Any, str, str | None], Awaitable[Mapping[str, Any]]]
 
 
 @dataclass
@@ -57,11 +57,11 @@ class RunningStep:
     def event(self, name: str) -> Any:
         return waiting.event_payload(self.wake, name)
 
-    async def send(self, task_id: str, name: str, payload: Any = None, *,
-                   idempotency_key: str | None = None) -> Mapping[str, Any]:
+    async def send(self, task_id: str, name: str, payload: Any = None, *, idempotency_key: str | None = None,
+                   namespace: str | None = None) -> Mapping[str, Any]:
         if self._send is None:
             raise PermanentError("sending events is not configured on this host")
         # The n-th send of this step has the same key, so a re-run does not send it twice.
         self._sends += 1
         key = idempotency_key or f"{self.task.id}:{self.step_name}#{self._sends}"
-        return await self._send(self, task_id, name, payload, key)
+        return await self._send(self, task_id, name, payload, key, namespace)

@@ -139,9 +139,10 @@ class FakeStepContext:
         """This context as the step sees it once its wait for ``name`` timed out."""
         return replace(self, wake=WakeInfo(WakeReason.TIMEOUT, name, None))
 
-    async def send(self, task_id: str, name: str, payload: Any = None, *,
-                   idempotency_key: str | None = None) -> Mapping[str, Any]:
-        self.sent.append({"task_id": task_id, "name": name, "payload": payload, "idempotency_key": idempotency_key})
+    async def send(self, task_id: str, name: str, payload: Any = None, *, idempotency_key: str | None = None,
+                   namespace: str | None = None) -> Mapping[str, Any]:
+        self.sent.append({"task_id": task_id, "name": name, "payload": payload, "idempotency_key": idempotency_key,
+                          "namespace": namespace})
         return {"id": len(self.sent), "task_id": task_id, "name": name, "payload": payload, "duplicate": False}
 
     @property
