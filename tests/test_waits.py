@@ -218,6 +218,8 @@ async def test_an_invalid_payload_lists_every_problem_and_writes_nothing(host: H
         host.service.send_event(task.id, "bad name!", {})
     with pytest.raises(InvalidValueError):
         host.service.send_event(task.id, "approval", {"approved": True, "approver": "a\x00b"})
+    with pytest.raises(InvalidValueError):
+        host.service.send_event(task.id, "approval", APPROVED, idempotency_key="k" * 201)
     assert host.service.task_events(task.id) == []
     assert _step(host, task.id, "approve").state is StepState.WAITING
 

@@ -29,8 +29,10 @@ from tasker_host.errors import (
 from tasker_host.models import StepState
 from tasker_host.store.base import Store, TaskRecord
 from tasker_host.store.waits import NewEvent, SendResult, SendStatus
-from tasker_host.values import ValueProblem, require_storable
+from tasker_host.values import ValueProblem, require_storable, value_problems
 from tasker_host.waiting import declared_schema, event_name_problems, payload_problems
+
+MAX_KEY = 200  # the task_events.idempotency_key column
 
 if TYPE_CHECKING:  # pragma: no cover
     from tasker_host.engine.clock import Clock
@@ -67,6 +69,9 @@ def check_event(task: TaskRecord, name: str, payload: Any) -> None:
 def send_event(store: Store, clock: Clock, task_id: str, name: str, payload: Any, *,
                idempotency_key: str | None = None, sender: str | None = None) -> SendResult:
     """Check and send an event (see the module docstring); the result says whether it was new."""
+    if idempotency_key is not None and (not 0 < len(idempotency_key) <= MAX_KEY or value_problems(idempotency_key)):
+        raise InvalidValueError("the idempotency key", [ValueProblem("idempotency_key", f"must be 1 to {MAX_KEY} "
+                                                                     "storable characters")])
     task = store.get_task(task_id)
     if task is None:
         raise TaskNotFoundError(f"no task {task_id!r}")
