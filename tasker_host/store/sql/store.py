@@ -302,9 +302,9 @@ class SqlStore:
         return self._write(sql_step_logs.keeping_logs(self._waking_waits), waits, step=True)
 
     def _waking_waits(self, conn: sa.Connection, waits: Sequence[StepOutcome]) -> StepResultBatch:
-        batch = sql_waits.record_waits(conn, waits)
-        if any(o.wait and o.wait.get("event") for o in waits):
-            self._wake_others(conn)  # (an event sent earlier may have made one ready now)
+        batch, delivered = sql_waits.record_waits(conn, waits)
+        if delivered:
+            self._wake_others(conn)  # events sent earlier made those steps ready now
         return batch
 
     def send_event(self, event: NewEvent, now: float) -> SendResult:

@@ -60,11 +60,13 @@ def _deliver(conn: sa.Connection, event_id: int, task_id: str, step: str, wait: 
 
 
 # -- waits ---------------------------------------------------------------------------------------
-def record_waits(conn: sa.Connection, outcomes: Sequence[StepOutcome]) -> StepResultBatch:
-    """Apply ``waiting`` outcomes (guarded like every outcome: the step's lease and attempt)."""
+def record_waits(conn: sa.Connection, outcomes: Sequence[StepOutcome]) -> tuple[StepResultBatch, int]:
+    """Apply ``waiting`` outcomes (guarded like every outcome: the step's lease and attempt); also
+    how many took an event sent earlier (those steps are ready now)."""
     rejected: list[StepOutcome] = []
     log: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
+    delivered = 0
     by_task: dict[str, list[StepOutcome]] = {}
     for o in outcomes:
         by_task.setdefault(o.task_id, []).append(o)
@@ -87,9 +89,10 @@ def record_waits(conn: sa.Connection, outcomes: Sequence[StepOutcome]) -> StepRe
             event = wait.get("event")
             if event and (found := _undelivered(conn, o.task_id, event)) is not None:
                 _deliver(conn, found, o.task_id, o.step, wait, o.at)
+                delivered += 1
     if log:
         work.INSERT_TRANSITIONS(conn, log)
-    return StepResultBatch(rejected=tuple(rejected))
+    return StepResultBatch(rejected=tuple(rejected)), delivered
 
 
 # -- events --------------------------------------------------------------------------------------
