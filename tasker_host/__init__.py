@@ -7,6 +7,7 @@ helpers (fakes, the handler harness, the pytest plugin, simulated services) are 
 
 from tasker_host.context import InvocationResult, StepContext, TaskInfo
 from tasker_host.errors import (
+    EventTimeoutError,
     PermanentError,
     RetryableError,
     ServiceError,
@@ -18,8 +19,10 @@ from tasker_host.four_phase import FourPhaseHandler, amount, require, step_resul
 from tasker_host.handler import StepHandler
 from tasker_host.markers import hookimpl
 from tasker_host.models import Namespace, Visibility
+from tasker_host.waiting import Wait, WakeInfo, WakeReason
 
 __all__ = [
+    "EventTimeoutError",
     "FourPhaseHandler",
     "InvocationResult",
     "Namespace",
@@ -33,6 +36,9 @@ __all__ = [
     "TaskInfo",
     "TaskerError",
     "Visibility",
+    "Wait",
+    "WakeInfo",
+    "WakeReason",
     "amount",
     "hookimpl",
     "require",

@@ -4,7 +4,7 @@ Tokens are random (``tsk_`` + 32 url-safe bytes) and stored only as their SHA-25
 carry enough entropy that a slow hash adds nothing). A token identifies a :class:`Principal`:
 an admin, or a set of namespace grants at ``manage`` or ``view`` level.
 
-Default policy (the story's): *manage* actions (create, cancel, retry, resolve) only in the
+Default policy (the story's): *manage* actions (create, cancel, retry, resolve, signal) only in the
 principal's own (manage-granted) namespaces; *view* actions in its granted namespaces and in
 ``shared``; admins may do everything. Plugins may add their own rule through the
 ``tasker_authorize`` hook (True allows, False denies, None has no opinion); the default applies
@@ -41,6 +41,7 @@ class Action(enum.StrEnum):
     SHOW = "show"
     INDEX = "index"
     AUDIT = "audit"  # read the namespace's audit trail (a manage action)
+    SIGNAL = "signal"  # send an event to a task (a manager's approval ...): manage level by default
 
     @property
     def access(self) -> Access:

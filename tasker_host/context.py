@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tasker_host.waiting import Wait, WakeInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +59,10 @@ class StepContext(Protocol):
       writes through it (``ctx.log.info("charged %s", amount)``) is also kept with the attempt
       (at most 200 lines / 64 KiB per attempt) and shown by the API, the console and
       ``tasker-host tasks watch``;
-    * ``invoke(...)``: call another namespace's workflow (see below).
+    * ``invoke(...)``: call another namespace's workflow (see below);
+    * ``wait_for(...)`` / ``sleep_until(...)``: *return* what they build to wait for an event or
+      a time, holding no worker meanwhile; ``event(name)`` and ``wake`` when the step runs again;
+      ``send(...)`` an event to another task (see ``docs/waiting.md``).
     """
 
     @property
@@ -92,4 +99,33 @@ class StepContext(Protocol):
         another host over HTTP). Re-running the step re-attaches to the same child. A child that
         fails for good raises :class:`tasker_host.PermanentError` naming the child task.
         """
+        ...
+
+    @property
+    def wake(self) -> WakeInfo | None:
+        """Why this step runs again after it waited (reason, event, payloads); None if it never waited."""
+        ...
+
+    def wait_for(self, name: str, *, schema: Mapping[str, Any] | None = None,
+                 timeout: timedelta | float | None = None) -> Wait:
+        """Wait for event ``name``: ``return ctx.wait_for(...)`` ends the attempt; the step runs
+        again when the event is sent (its payload checked against ``schema``, by default the
+        step's ``handler_config.events.<name>.schema``) or once ``timeout`` passed."""
+        ...
+
+    def sleep_until(self, when: datetime) -> Wait:
+        """Wait until ``when`` (timezone-aware): ``return ctx.sleep_until(...)``; durable."""
+        ...
+
+    def event(self, name: str) -> Any:
+        """The latest payload of event ``name`` delivered to this step, or None; raises
+        :class:`tasker_host.EventTimeoutError` when its wait for ``name`` timed out."""
+        ...
+
+    async def send(self, task_id: str, name: str, payload: Any = None, *, idempotency_key: str | None = None,
+                   namespace: str | None = None) -> Mapping[str, Any]:
+        """Send event ``name`` to task ``task_id`` (authorised like ``invoke``: grant action
+        ``signal``); a re-run of this step sends nothing twice. Returns the stored event. A task
+        of a namespace another host serves (``TASKER_REMOTE_HOSTS``) is reached through that
+        host's API when ``namespace`` names it."""
         ...

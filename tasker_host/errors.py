@@ -22,10 +22,13 @@
     │   ├── InvalidValueError         a value that cannot be stored (NUL, lone surrogate, 1e400 ...; all listed)
     │   ├── TaskNotFoundError
     │   ├── InvalidStateError         e.g. retrying a task that did not fail
+    │   │   └── TaskEndedError        an event sent to a task that has ended (409 task_ended)
+    │   ├── InvalidEventError         an event's payload violates the schema its step declared (all listed)
     │   └── InvocationDeniedError     a namespace may not invoke that template
     └── StepError                     raised by step handlers to classify a failure
         ├── PermanentError            never retried
-        │   └── ServiceRejected       (also a ServiceError) the service refused the request for good
+        │   ├── ServiceRejected       (also a ServiceError) the service refused the request for good
+        │   └── EventTimeoutError     the event a step waited for did not come in time (ctx.event)
         ├── RetryableError            retried with backoff (``retry_after`` seconds honoured)
         │   └── ServiceUnavailable    (also a ServiceError) unreachable, timed out, overloaded: retried
         └── ServiceError              a call to an outside service failed (unclassified: retried)
@@ -203,6 +206,20 @@ class InvalidStateError(RequestError):
     """The task or step is not in a state that allows the action."""
 
 
+class TaskEndedError(InvalidStateError):
+    """An event sent to a task that has ended (complete, cancelled, resolved): nothing can use it."""
+
+
+class InvalidEventError(RequestError):
+    """An event's payload violates the JSON Schema declared for it; every violation is listed."""
+
+    def __init__(self, name: str, violations: Sequence[dict[str, Any]]):
+        self.violations = tuple(violations)
+        lines = [f"payload of event {name!r} is invalid ({len(self.violations)} problem(s)):"]
+        lines += [f"  - {v['path']}: {v['message']}" for v in self.violations]
+        super().__init__("\n".join(lines))
+
+
 class InvocationDeniedError(RequestError):
     """Policy forbids the calling namespace to invoke the target template."""
 
@@ -260,3 +277,13 @@ class ServiceUnavailable(ServiceError, RetryableError):
 class ServiceRejected(ServiceError, PermanentError):
     """The service refused the request and asking again will not change that (authentication,
     authorization, unknown record, a declined card): the step fails for good."""
+
+
+class EventTimeoutError(PermanentError):
+    """The event a step waited for (``ctx.wait_for(name, timeout=...)``) did not arrive in time:
+    raised by ``ctx.event(name)`` when the step runs again. Uncaught, it fails the step for good;
+    a handler may catch it and decide (carry on with a default, wait again, fail its own way)."""
+
+    def __init__(self, event: str, waited_since: float | None = None, timeout_at: float | None = None):
+        self.event, self.waited_since, self.timeout_at = event, waited_since, timeout_at
+        super().__init__(f"event {event!r} did not arrive before the wait timed out")

@@ -118,9 +118,11 @@ def tasker_authorize(principal: Principal, action: str, namespace: str) -> bool 
 
     Called for every API request that touches a namespace. ``principal`` is a
     :class:`tasker_host.auth.Principal` (name, admin flag, namespace grants); ``action`` is one of
-    ``create``, ``cancel``, ``retry``, ``resolve``, ``audit`` (manage actions; ``audit``: read the
-    namespace's audit trail) or ``show``, ``index`` (view actions). Return ``True`` to allow,
-    ``False`` to deny, ``None`` for no opinion; without an opinion the default policy applies
-    (manage own namespaces, view own and ``shared``, admins everything). The first non-``None``
-    answer wins.
+    ``create``, ``cancel``, ``retry``, ``resolve``, ``signal``, ``audit`` (manage actions;
+    ``signal``: send an event to a task; ``audit``: read the namespace's audit trail) or ``show``,
+    ``index`` (view actions). Return ``True`` to allow, ``False`` to deny, ``None`` for no opinion;
+    without an opinion the default policy applies (manage own namespaces, view own and ``shared``,
+    admins everything). The first non-``None`` answer wins. ``ctx.send`` from a handler asks it
+    too, for the principal ``namespace:<caller namespace>`` (a manager of the caller's namespace)
+    and ``action="signal"``.
     """

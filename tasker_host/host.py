@@ -21,6 +21,7 @@ from tasker_host.engine.policy import InvocationPolicy
 from tasker_host.engine.retry import RetryPolicy
 from tasker_host.engine.runner import Engine
 from tasker_host.engine.service import TaskService
+from tasker_host.engine.signals import Signaller
 from tasker_host.errors import PluginLoadFailures
 from tasker_host.plugins import Discovery, EntryPointLike, discover
 from tasker_host.registry import ConflictPolicy, Registry
@@ -178,6 +179,7 @@ def build_host(
         from tasker_host.remote import RemoteRoutePlugin  # imports httpx: only when configured
 
         catalog.manager.register(RemoteRoutePlugin(settings.remote_hosts), name=REMOTE_ROUTE_PLUGIN)
+    engine.send = Signaller(engine, catalog.manager, invocations)  # ctx.send
     route = LocalRoute(service, engine, catalog.manager, invocations)
     catalog.manager.register(LocalRoutePlugin(route), name="tasker_host.local_route")
     return Host(settings, catalog, store, events, service, engine, clock, tokens=tokens)

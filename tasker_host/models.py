@@ -39,6 +39,7 @@ class StepState(enum.StrEnum):
     PENDING = "pending"
     IN_PROGRESS = "in_progress"
     WAITING_RETRY = "waiting_retry"
+    WAITING = "waiting"  # for an event or a timer (ctx.wait_for / ctx.sleep_until): holds no worker
     COMPLETE = "complete"
     ERROR = "error"
     CANCELLED = "cancelled"

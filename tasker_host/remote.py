@@ -180,6 +180,19 @@ class RemoteRoute:
             doc = await self._wait(doc, request)
         return self._result(doc, request)
 
+    async def send_event(self, request: InvocationRequest, task_id: str, event: str, payload: Any) -> dict[str, Any]:
+        """``ctx.send`` to a task of this host: ``POST {base}/tasks/{id}/events/{name}`` under the
+        call's key (``request.invocation_key``: a re-run sends nothing twice); the stored event."""
+        path = f"/tasks/{quote(task_id, safe='')}/events/{quote(event, safe='')}"
+        headers = {**self._headers(request), "Idempotency-Key": request.invocation_key[:MAX_IDEMPOTENCY_KEY]}
+        response = await self._call("POST", path, request, json=payload, headers=headers)
+        if response.status_code not in CREATED_HTTP:
+            raise self._refused(response, f"sending event {event} to task {task_id}")
+        doc = response.json()
+        if not isinstance(doc, dict):
+            raise PermanentError(f"host {self.remote.base_url} answered an event without a document")
+        return doc
+
     async def _create(self, request: InvocationRequest) -> dict[str, Any]:
         body: dict[str, Any] = {"namespace": request.namespace, "name": request.name,
                                 "context": dict(request.context)}

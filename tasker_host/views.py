@@ -176,4 +176,15 @@ def step_state_doc(s: StepRecord) -> dict[str, Any]:
         "started_at": iso(s.started_at),
         "completed_at": iso(s.completed_at),
         "retry_at": iso(s.ready_at) if s.state.value == "waiting_retry" else None,
+        "waiting_for": waiting_doc(s),
     }
+
+
+def waiting_doc(s: StepRecord) -> dict[str, Any] | None:
+    """What a ``waiting`` step waits for: its event (and the payload schema) and/or its timer."""
+    if s.state.value != "waiting" or not s.wait:
+        return None
+    wait = s.wait
+    return {"event": wait.get("event"), "schema": wait.get("schema"), "timeout_at": iso(wait.get("timeout_at")),
+            "until": iso(wait.get("until")), "since": iso(wait.get("since")),
+            "wakes_at": iso(s.ready_at), "delivered": wait.get("delivered") is not None}

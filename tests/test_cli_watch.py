@@ -48,7 +48,7 @@ def run_elsewhere(host: Host) -> Callable[[float], None]:
 
 def test_watch_follows_a_task_another_host_runs_with_its_child_task(url: str, monkeypatch: Any) -> None:
     host = other_host(url)
-    task = host.service.create_task("customer_success", "process_refund", None, SUPPORT).task
+    task = host.service.create_task("customer_success", "process_refund", "1.3.3", SUPPORT).task  # (1.4.0 waits)
     pauses: list[float] = []
     work = run_elsewhere(host)
     monkeypatch.setattr(watch_module, "pause", lambda s: (pauses.append(s), work(s)))

@@ -20,9 +20,10 @@ from tasker_host.testing import FakeStepContext
 PACKAGE = Path(tasker_host.__file__).parent
 PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 SDK = [
-    "FourPhaseHandler", "InvocationResult", "Namespace", "PermanentError", "RetryableError",
+    "EventTimeoutError", "FourPhaseHandler", "InvocationResult", "Namespace", "PermanentError", "RetryableError",
     "ServiceError", "ServiceRejected", "ServiceUnavailable", "StepContext", "StepHandler",
-    "TaskInfo", "TaskerError", "Visibility", "amount", "hookimpl", "require", "step_results",
+    "TaskInfo", "TaskerError", "Visibility", "Wait", "WakeInfo", "WakeReason", "amount", "hookimpl", "require",
+    "step_results",
 ]
 
 

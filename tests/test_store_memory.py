@@ -10,10 +10,12 @@ from tasker_host.store.memory import MemoryStore
 from tests.audit_contract import AuditContract
 from tests.metric_facts_contract import MetricFactsContract
 from tests.step_log_contract import StepLogContract
+from tests.wait_contract import WaitContract
 from tests.worker_contract import WorkerContract
 
 
-class TestMemoryStore(contract.StoreContract, WorkerContract, StepLogContract, MetricFactsContract, AuditContract):
+class TestMemoryStore(contract.StoreContract, WorkerContract, StepLogContract, MetricFactsContract, AuditContract,
+                WaitContract):
     @pytest.fixture
     def store(self) -> MemoryStore:
         return MemoryStore()

@@ -28,13 +28,15 @@ from tasker_host.store.urls import default_sqlite_url, normalize_url
 from tests.audit_contract import AuditContract
 from tests.metric_facts_contract import MetricFactsContract
 from tests.step_log_contract import StepLogContract
+from tests.wait_contract import WaitContract
 from tests.worker_contract import WorkerContract
 
 NOW, LEASE = contract.NOW, contract.LEASE
 names = contract.names
 
 
-class TestSqliteStore(contract.StoreContract, WorkerContract, StepLogContract, MetricFactsContract, AuditContract):
+class TestSqliteStore(contract.StoreContract, WorkerContract, StepLogContract, MetricFactsContract, AuditContract,
+                WaitContract):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[SqlStore]:
         store = SqlStore(f"sqlite:///{tmp_path / 'tasker.db'}")
@@ -43,7 +45,8 @@ class TestSqliteStore(contract.StoreContract, WorkerContract, StepLogContract, M
 
 
 @pytest.mark.postgres
-class TestPostgresStore(contract.StoreContract, WorkerContract, StepLogContract, MetricFactsContract, AuditContract):
+class TestPostgresStore(contract.StoreContract, WorkerContract, StepLogContract, MetricFactsContract, AuditContract,
+                WaitContract):
     @pytest.fixture
     def store(self, postgres_url: str) -> Iterator[SqlStore]:
         store = SqlStore(postgres_url, auto_upgrade=True)

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from tasker_host import console
-from tasker_host.api import audit, handlers, health, step_logs, tasks, versions
+from tasker_host.api import audit, events, handlers, health, step_logs, tasks, versions
 from tasker_host.api.access_log import AccessLogMiddleware
 from tasker_host.api.auth import host_authenticator, require_principal, visible_namespaces, watch_revocations
 from tasker_host.api.errors import exception_handlers
@@ -112,7 +112,8 @@ def create_app(host: Host, *, prefix: str = "/tasker", run_worker: bool = True, 
     api = Api(host=host, authenticate=authenticate or host_authenticator(host, token_cache_seconds), prefix=prefix,
               max_body_bytes=max_body_bytes, metrics=Metrics(host.store),
               worker=WorkerState(run_worker, grace_seconds=grace_seconds))
-    routes = [*tasks.routes(), *step_logs.routes(), *handlers.routes(), *health.routes(), *audit.routes(),
+    routes = [*tasks.routes(), *events.routes(), *step_logs.routes(), *handlers.routes(), *health.routes(),
+              *audit.routes(),
               Route("/metrics", metrics, methods=["GET"]), Route("/openapi.json", openapi, methods=["GET"])]
     routes += versions.routes()  # version lifecycle and drain status
     app = Starlette(routes=[*([Mount(prefix, routes=routes)] if prefix else routes), *console.routes()],

@@ -19,6 +19,7 @@ Status codes (see ``ERROR_TABLE``; :class:`ApiError` carries its own):
 404   ``no_matching_version``     with ``available`` versions
 405   ``method_not_allowed``
 409   ``invalid_state``           e.g. retrying a task that is not in error
+409   ``task_ended``              an event sent to a task that is complete, cancelled or resolved
 409   ``idempotency_conflict``    an ``Idempotency-Key`` reused for a different request
 410   ``version_sunset``          the only version the request matches reached its sunset day: it refuses
                                   new tasks; ``sunset`` names the version, its day, ``replaced_by`` and the
@@ -29,6 +30,7 @@ Status codes (see ``ERROR_TABLE``; :class:`ApiError` carries its own):
                                   bad Idempotency-Key, values that cannot be stored (NUL, lone surrogates,
                                   1e400, nesting deeper than 64: see tasker_host.values)
 422   ``invalid_context``         the context violates the template's schema (every violation listed)
+422   ``invalid_event``           an event's payload violates the schema declared for it (every violation)
 500   ``internal_error``          a bug: logged with its traceback; the body says nothing more
 503   ``namespace_quarantined``   (``--on-conflict quarantine``) plugins conflict over the namespace, so it
                                   is not served; ``problems`` names every claimant (only to principals
@@ -56,6 +58,7 @@ from tasker_host.api.state import api_of
 from tasker_host.errors import (
     ConfigurationError,
     InvalidContextError,
+    InvalidEventError,
     InvalidStateError,
     InvalidValueError,
     InvocationDeniedError,
@@ -64,6 +67,7 @@ from tasker_host.errors import (
     RequestError,
     ResolutionError,
     StoreUnavailableError,
+    TaskEndedError,
     TaskerError,
     TaskNotFoundError,
     UnknownNamespaceError,
@@ -107,6 +111,8 @@ def invalid_request(message: str, problems: Sequence[dict[str, Any]]) -> ApiErro
 #: The exception → (status, code) table. First match in order (subclasses before their bases).
 ERROR_TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
     (InvalidContextError, 422, "invalid_context"),
+    (InvalidEventError, 422, "invalid_event"),
+    (TaskEndedError, 409, "task_ended"),
     (InvalidValueError, 422, "invalid_request"),
     (TaskNotFoundError, 404, "not_found"),
     (InvalidStateError, 409, "invalid_state"),
@@ -144,7 +150,7 @@ def as_api_error(exc: BaseException) -> ApiError:
 
 
 def _problems_of(exc: BaseException) -> list[dict[str, Any]]:
-    if isinstance(exc, InvalidContextError):
+    if isinstance(exc, (InvalidContextError, InvalidEventError)):
         return [dict(v) for v in exc.violations]
     if isinstance(exc, InvalidValueError):
         return [p.as_dict() for p in exc.problems]

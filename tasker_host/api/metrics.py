@@ -1,7 +1,8 @@
 """Prometheus metrics: one :class:`~prometheus_client.CollectorRegistry` per application.
 
 * ``tasker_tasks{namespace,state}`` and ``tasker_steps{namespace,state}`` (steps of unfinished
-  tasks) — counted in the store at scrape time;
+  tasks; ``state="waiting"``: steps waiting for an event or a timer) — counted in the store at
+  scrape time;
 * task counters, step duration / attempts / queue-wait histograms and cross-namespace calls, per
   namespace and template@version — derived from the store's transitions at scrape time, so they
   cover the work of every process sharing the database (:mod:`tasker_host.api.store_metrics`);

@@ -81,7 +81,8 @@ def schemas() -> dict[str, Any]:
         "Step": obj({"name": {"type": "string"}, "state": {"type": "string", "enum": [s.value for s in StepState]},
                      "attempts": {"type": "integer"}, "retry_limit": {"type": "integer"}, "depends_on": STRINGS,
                      "results": {}, "last_error": nullable(ANY_OBJECT), "started_at": nullable(TIME),
-                     "completed_at": nullable(TIME), "retry_at": nullable(TIME)}),
+                     "completed_at": nullable(TIME), "retry_at": nullable(TIME),
+                     "waiting_for": nullable(ANY_OBJECT)}),
         "TaskSummary": obj(task),
         "Task": obj({**task, "steps": {"type": "array", "items": ref("Step")},
                      "children": {**STRINGS, "description": "ids of child tasks (cross-namespace calls)"}},
@@ -100,6 +101,7 @@ def schemas() -> dict[str, Any]:
         "StepDefinition": step_def,
         "DeclaredCall": obj({"step": {"type": "string"}, "target": {"type": "string"},
                              "version": nullable({"type": "string"}), "sends": {}, "reads": {}}),
+        **_event_schemas(),
         "HandlerSummary": obj(summary),
         "Handler": obj(detail),
         "NamespaceSummary": obj({**ns_fields, "handlers": {"type": "array", "items": ref("HandlerSummary")}}),
@@ -212,6 +214,38 @@ def _task_paths(p: str) -> dict[str, Any]:
     }
 
 
+def _event_schemas() -> dict[str, Any]:
+    event = {"id": {"type": "integer"}, "task_id": {"type": "string"}, "name": {"type": "string"}, "payload": {},
+             "idempotency_key": nullable({"type": "string"}), "sender": nullable({"type": "string"}),
+             "created_at": {"type": "number"}, "step": nullable({"type": "string"}),
+             "delivered_at": nullable({"type": "number"})}
+    return {"Event": obj(event),
+            "SentEvent": obj({**event, "woke": nullable({"type": "string"}), "duplicate": {"type": "boolean"}}),
+            "EventList": obj({"events": {"type": "array", "items": ref("Event")}})}
+
+
+def _event_paths(p: str) -> dict[str, Any]:
+    task_id = param("task_id", "path", {"type": "string"})
+    key = param("Idempotency-Key", "header", {"type": "string", "minLength": 1, "maxLength": MAX_NAME,
+                                              "pattern": r"\S"}, "send at most once per key, task and event name")
+    return {
+        f"{p}/tasks/{{task_id}}/events/{{name}}": {
+            "parameters": [task_id, param("name", "path", {"type": "string"})],
+            "post": {"operationId": "sendEvent", "summary": "Send an event to a task (a step may wait for it)",
+                     "parameters": [key],
+                     "requestBody": {"required": False, "content": _content({"description": "the payload"})},
+                     "responses": {"201": ok("Stored (and delivered, if a step waited for it)", "SentEvent"),
+                                   "200": ok("Replay of an Idempotency-Key: the original event", "SentEvent"),
+                                   **errors(400, 401, 403, 404, 409, 413, 415, 422)}},
+        },
+        f"{p}/tasks/{{task_id}}/events": {
+            "parameters": [task_id],
+            "get": {"operationId": "listEvents", "summary": "The events sent to a task, oldest first",
+                    "responses": {"200": ok("The events", "EventList"), **errors(401, 404)}},
+        },
+    }
+
+
 def _catalogue_paths(p: str) -> dict[str, Any]:
     namespace = param("namespace", "path", {"type": "string"})
     return {
@@ -258,7 +292,7 @@ def openapi_document(prefix: str, *, version: str = "0") -> dict[str, Any]:
                  "description": "Create and manage workflow tasks of every team's namespace; browse the "
                                 "catalogue. Errors: {error, message, problems[, available]}."},
         "security": [{"bearer": []}],
-        "paths": {**_task_paths(prefix), **_catalogue_paths(prefix), **_open_paths(prefix),
+        "paths": {**_task_paths(prefix), **_event_paths(prefix), **_catalogue_paths(prefix), **_open_paths(prefix),
                   **version_paths(prefix, errors), **audit.openapi_paths(prefix)},
         "components": {"schemas": schemas(),
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",

@@ -7,7 +7,7 @@ template@version (``template``, ``version``):
 * ``tasker_tasks_created_total`` / ``_started_total`` (pending → in_progress) /
   ``_completed_total`` / ``_failed_total`` (→ error) / ``_cancelled_total``;
 * ``tasker_step_duration_seconds{..., step, outcome}``: each attempt, claim to outcome (``complete``,
-  ``retry``, ``error``, ``cancelled``);
+  ``retry``, ``error``, ``cancelled``, ``waiting``: the attempt ended in a wait for an event or a timer);
 * ``tasker_step_attempts{..., step}``: the attempts a step took, observed when it completes or fails;
 * ``tasker_step_retries_total{..., step}``: attempts that will be retried;
 * ``tasker_step_queue_wait_seconds``: from a step becoming runnable (created with its dependencies
@@ -41,7 +41,8 @@ STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 ATTEMPT_BUCKETS = (1, 2, 3, 4, 5, 7, 10, 15, 20)
 TEMPLATE = ("namespace", "template", "version")
 TASK_KINDS = ("created", "started", "completed", "failed", "cancelled")
-_OUTCOMES = {"complete": "complete", "waiting_retry": "retry", "error": "error", "cancelled": "cancelled"}
+_OUTCOMES = {"complete": "complete", "waiting_retry": "retry", "error": "error", "cancelled": "cancelled",
+             "waiting": "waiting"}  # waiting: the attempt returned ctx.wait_for / ctx.sleep_until
 _TASK_ENDS = {"complete": "completed", "error": "failed", "cancelled": "cancelled"}
 _MAX_OPEN = 100_000  # attempts started and not yet ended, remembered at most
 Labels = tuple[str, ...]

@@ -37,6 +37,7 @@ class Backend(Protocol):
     def cancel(self, task_id: str) -> dict[str, Any]: ...
     def retry(self, task_id: str) -> dict[str, Any]: ...
     def resolve_step(self, task_id: str, step: str, results: Any) -> dict[str, Any]: ...
+    def send_event(self, task_id: str, name: str, payload: Any, idempotency_key: str | None) -> dict[str, Any]: ...
     def wait(self, task_id: str, progress: bool = False) -> dict[str, Any]: ...
     def watch_source(self) -> Any: ...
     def catalogue(self, namespace: str | None, name: str | None, spec: str | None) -> dict[str, Any]: ...
@@ -91,6 +92,14 @@ class LocalBackend:
 
     def resolve_step(self, task_id: str, step: str, results: Any) -> dict[str, Any]:
         return task_doc(self.host.service.resolve_step(task_id, step, results, actor=Actor.cli()))
+
+    def send_event(self, task_id: str, name: str, payload: Any, idempotency_key: str | None) -> dict[str, Any]:
+        """As ``POST /tasks/{id}/events/{name}`` (the local user may do anything, as elsewhere)."""
+        from tasker_host.store.waits import SendStatus
+
+        result = self.host.service.send_event(task_id, name, payload, idempotency_key=idempotency_key,
+                                              sender="cli")
+        return {**result.event.as_dict(), "woke": result.woke, "duplicate": result.status is SendStatus.DUPLICATE}
 
     def wait(self, task_id: str, progress: bool = False) -> dict[str, Any]:
         """Run the engine here until the task is final (with the live progress lines)."""
@@ -175,6 +184,9 @@ class RemoteBackend:
 
     def resolve_step(self, task_id: str, step: str, results: Any) -> dict[str, Any]:
         return self.remote.resolve_step(task_id, step, results)
+
+    def send_event(self, task_id: str, name: str, payload: Any, idempotency_key: str | None) -> dict[str, Any]:
+        return self.remote.send_event(task_id, name, payload, idempotency_key)
 
     def wait(self, task_id: str, progress: bool = False) -> dict[str, Any]:
         """Poll until the task is final; with ``progress``, a line per step change on stderr."""

@@ -20,7 +20,7 @@ LOCAL_ONLY = ("db", "tokens", "serve", "worker", "check", "drain-check")
 
 def build_cli() -> click.Group:
     """Build the command group with every sub-command (no import-time registration)."""
-    from tasker_host.cli import audit, catalog, contracts, database, kit, profiles, serve, tasks, tokens
+    from tasker_host.cli import audit, catalog, contracts, database, events, kit, profiles, serve, tasks, tokens
     from tasker_host.cli import lifecycle as lifecycle_commands
     from tasker_host.cli.backend import local_only
 
@@ -87,6 +87,7 @@ def build_cli() -> click.Group:
                     *serve.COMMANDS, *kit.COMMANDS, *profiles.COMMANDS, *lifecycle_commands.COMMANDS,
                     *contracts.COMMANDS, *audit.COMMANDS):
         cli.add_command(command)
+    events.attach(tasks.tasks)  # tasks send
     for name in LOCAL_ONLY:  # they need the database: refuse remote mode
         local_only(cli.commands[name], name)
     return cli

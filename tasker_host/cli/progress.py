@@ -9,7 +9,7 @@ from tasker_host.engine.events import EventKind, LifecycleEvent
 
 _MARKS = {
     EventKind.STEP_STARTED: "→", EventKind.STEP_COMPLETED: "✓", EventKind.STEP_RETRYING: "↻",
-    EventKind.STEP_FAILED: "✗", EventKind.TASK_CREATED: "+", EventKind.TASK_STARTED: "▶",
+    EventKind.STEP_FAILED: "✗", EventKind.STEP_WAITING: "⏸", EventKind.TASK_CREATED: "+", EventKind.TASK_STARTED: "▶",
     EventKind.TASK_COMPLETED: "■", EventKind.TASK_FAILED: "✗", EventKind.TASK_CANCELLED: "⊘",
 }
 
@@ -40,7 +40,9 @@ class ProgressView:
             return f"  {mark} {who}{e.step:<32} attempt {e.attempt}"
         took = e.at - self._started.pop(key, e.at)
         detail = ""
-        if e.kind is not EventKind.STEP_COMPLETED:
+        if e.kind is EventKind.STEP_WAITING:
+            detail = f"  {e.detail.get('reason', 'waiting')} (holds no worker)"
+        elif e.kind is not EventKind.STEP_COMPLETED:
             error = e.detail.get("error") or {}
             detail = f"  {error.get('type', '')}: {error.get('message', '')}"
             if e.kind is EventKind.STEP_RETRYING and e.detail.get("retry_at"):

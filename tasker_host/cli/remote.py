@@ -24,6 +24,7 @@ from tasker_host.errors import (
     RemoteRequestError,
     RequestError,
     StoreUnavailableError,
+    TaskEndedError,
     TaskerError,
     TaskNotFoundError,
     UnknownNamespaceError,
@@ -41,7 +42,8 @@ _RESOLUTION = {"unknown_namespace": UnknownNamespaceError, "unknown_template": U
                "no_matching_version": NoMatchingVersionError}
 _PLAIN: dict[str, type[TaskerError]] = {"not_found": TaskNotFoundError, "invalid_state": InvalidStateError,
                                         "database_unavailable": StoreUnavailableError,
-                                        "invalid_request": RequestError, "idempotency_conflict": RequestError}
+                                        "invalid_request": RequestError, "idempotency_conflict": RequestError,
+                                        "task_ended": TaskEndedError, "invalid_event": RequestError}
 
 
 class RemoteTasks:
@@ -139,6 +141,10 @@ class RemoteTasks:
     def resolve_step(self, task_id: str, step: str, results: Any) -> dict[str, Any]:
         body = {} if results is None else {"results": results}
         return self._call("POST", f"/tasks/{task_id}/steps/{step}/resolve", json=body)
+
+    def send_event(self, task_id: str, name: str, payload: Any, idempotency_key: str | None) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return self._call("POST", f"/tasks/{task_id}/events/{name}", json=payload, headers=headers)
 
     def wait(self, task_id: str, on_poll: Callable[[dict[str, Any]], None] | None = None,
              first: float = 0.1, cap: float = 2.0) -> dict[str, Any]:
@@ -242,7 +248,8 @@ def record_of(doc: dict[str, Any]) -> TaskRecord:
                         retry_limit=s["retry_limit"], retryable=True, depends_on=tuple(s["depends_on"]),
                         dependents=(), pending_deps=0, ready_at=_ts(s.get("retry_at")), results=s.get("results"),
                         last_error=s.get("last_error"), started_at=_ts(s.get("started_at")),
-                        completed_at=_ts(s.get("completed_at"))) for s in doc.get("steps", [])]
+                        completed_at=_ts(s.get("completed_at")), wait=s.get("waiting_for"))
+             for s in doc.get("steps", [])]
     return TaskRecord(id=doc["id"], namespace=doc["namespace"], name=doc["name"], version=doc["version"],
                       status=TaskState(doc["status"]), context=doc["context"], template={},
                       created_at=_ts(doc["created_at"]) or 0.0, updated_at=_ts(doc["updated_at"]) or 0.0,

@@ -16,7 +16,7 @@ from rich.text import Text
 
 STATUS_STYLES = {
     "complete": "green", "resolved_manually": "green", "error": "bold red", "cancelled": "yellow",
-    "in_progress": "cyan", "waiting_retry": "magenta", "pending": "dim", "skipped": "dim",
+    "in_progress": "cyan", "waiting_retry": "magenta", "waiting": "yellow", "pending": "dim", "skipped": "dim",
 }
 SHORT_ID = 8  # as in progress lines; any unique prefix is accepted back
 
@@ -108,7 +108,19 @@ def _steps(steps: list[dict[str, Any]]) -> Table:
     return table
 
 
+def waiting_text(waiting: dict[str, Any]) -> str:
+    """What a waiting step waits for: ``event approval (timeout 2026-...)`` / ``timer until ...``."""
+    if waiting.get("event"):
+        text = f"waits for event {waiting['event']}"
+        if waiting.get("delivered"):
+            return text + " (delivered: runs next)"
+        return text + (f" (timeout {waiting['timeout_at']})" if waiting.get("timeout_at") else "")
+    return f"sleeps until {waiting.get('until') or waiting.get('wakes_at')}"
+
+
 def _outcome(step: dict[str, Any]) -> Text:
+    if step.get("waiting_for"):
+        return _cell(waiting_text(step["waiting_for"]), "yellow")
     if step.get("retry_at"):
         error = step.get("last_error") or {}
         return _cell(f"retry at {step['retry_at']} after {error.get('type', '')}: {error.get('message', '')}",

@@ -302,7 +302,8 @@ def watch_task(state: CliState, task_id: str, interval: float, as_json: bool) ->
 
 @click.command()
 @click.option("--until-idle", is_flag=True,
-              help="Exit once nothing is runnable (steps waiting for a retry backoff stay for later).")
+              help="Exit once nothing is runnable (steps waiting for a retry backoff, an event or a timer "
+                   "stay for later).")
 @click.option("--grace-seconds", default=30.0, show_default=True, type=click.FloatRange(0),
               help="On SIGTERM / Ctrl-C: how long running steps may take to finish before they are "
                    "released to other workers.")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 import click
 
@@ -20,7 +20,7 @@ from tasker_host.store.base import Store, TaskFilter, TaskRecord
 ENDED = frozenset({TaskState.COMPLETE, TaskState.ERROR, TaskState.CANCELLED, TaskState.RESOLVED_MANUALLY})
 MAX_CHILDREN = 50  # per task, in the tree
 MAX_DEPTH = 4  # levels of child tasks shown
-_MARKS = {"pending": "·", "waiting_retry": "↻", "in_progress": "→", "complete": "✓", "error": "✗",
+_MARKS = {"pending": "·", "waiting_retry": "↻", "waiting": "⏸", "in_progress": "→", "complete": "✓", "error": "✗",
           "cancelled": "⊘", "resolved_manually": "✓"}
 
 
@@ -49,10 +49,16 @@ def tree(node: Node, indent: str = "") -> Iterator[str]:
     for i, s in enumerate(t.steps):
         last = i == len(t.steps) - 1
         error = f"  {(s.last_error or {}).get('message', '')}" if s.state.value in ("error", "waiting_retry") else ""
+        if s.state.value == "waiting" and s.wait:
+            error = f"  {_waits_for(s.wait)}"
         yield (f"{indent}{'└─' if last else '├─'} {_MARKS.get(s.state.value, ' ')} {s.name:<30} "
                f"{s.state.value:<18}{s.attempts}/{s.retry_limit}{error}")
         for child in node.children.get(s.name, []):
             yield from tree(child, indent + ("   " if last else "│  "))
+
+
+def _waits_for(wait: Any) -> str:
+    return f"for event {wait['event']}" if wait.get("event") else "for a timer"
 
 
 def states(node: Node) -> Iterator[tuple[str, str, str]]:

@@ -39,6 +39,7 @@ def routes() -> list[BaseRoute]:
         Route("/ui/tasks/{task_id}/cancel", actions.cancel, methods=["POST"]),
         Route("/ui/tasks/{task_id}/retry", actions.retry, methods=["POST"]),
         Route("/ui/tasks/{task_id}/steps/{step}/resolve", actions.resolve, methods=["POST"]),
+        Route("/ui/tasks/{task_id}/events/{name}", actions.send_event, methods=["POST"]),
         Route("/ui/plugins", pages.plugins_page, methods=["GET"]),
         Route("/ui/versions", pages.versions_page, methods=["GET"]),
         Route("/ui/live", live.live, methods=["GET"]),

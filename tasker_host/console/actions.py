@@ -1,4 +1,4 @@
-"""The console's forms: sign-in / sign-out, and cancel, retry, resolve-step and bulk actions
+"""The console's forms: sign-in / sign-out, and cancel, retry, resolve-step, send-event and bulk actions
 through the same service calls as the REST API. Every POST checks its CSRF token first; an action
 answers 303 to the page it came from with a notice (so the browser's back button and a reload
 never repeat it)."""
@@ -19,6 +19,7 @@ from tasker_host.api.state import Api, api_of
 from tasker_host.audit import Actor, ActorKind
 from tasker_host.auth import Action, token_digest
 from tasker_host.console.access import PageError, Viewer, console_of, require, viewer, visible_task
+from tasker_host.console.event_form import form_of, payload_of
 from tasker_host.console.pages import render
 from tasker_host.console.session import (
     SESSION_COOKIE,
@@ -149,6 +150,27 @@ async def resolve(request: Request) -> Response:
         raise PageError(400, "Invalid results", f"The results are not JSON: {exc}") from None
     notice = await _act(api, who, task_id, Action.RESOLVE, step, results)
     return _see_other(f"/ui/tasks/{quote(task_id)}", notice)
+
+
+async def send_event(request: Request) -> Response:
+    """Send the event a waiting step waits for, from the form built from its schema."""
+    api, who, form = await _checked(request)
+    task_id, name = request.path_params["task_id"], request.path_params["name"]
+    back = f"/ui/tasks/{quote(task_id)}"
+    task = await visible_task(api, who, task_id)
+    require(api, who, Action.SIGNAL, task)
+    step = next((s for s in task.steps if (f := form_of(s)) is not None and f.event == name), None)
+    event_form = form_of(step) if step is not None else None
+    if event_form is None:
+        return _see_other(back, f"No step waits for event {name} any more.")
+    payload, problems = payload_of(event_form, form)
+    if problems:
+        return _see_other(back, "Not sent: " + "; ".join(problems))
+    try:
+        sent = await api.call(api.host.service.send_event, task.id, name, payload, sender=who.principal.name)
+    except TaskerError as exc:
+        return _see_other(back, "Not sent: " + " ".join(str(exc).split()))
+    return _see_other(back, f"Event {name} sent" + (f": step {sent.woke} runs again." if sent.woke else "."))
 
 
 async def bulk(request: Request) -> Response:

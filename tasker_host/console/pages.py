@@ -94,7 +94,8 @@ async def task_page(request: Request) -> Response:
                   children=[c for c in children if who.sees(c.namespace)], parent=parent,
                   may_cancel=may_do(api, who, Action.CANCEL, ns) and task.status not in task_view.FINAL_TASK,
                   may_retry=may_do(api, who, Action.RETRY, ns) and task.status is TaskState.ERROR,
-                  may_resolve=may_do(api, who, Action.RESOLVE, ns))
+                  may_resolve=may_do(api, who, Action.RESOLVE, ns),
+                  may_signal=may_do(api, who, Action.SIGNAL, ns) and task.status not in task_view.FINAL_TASK)
 
 
 async def plugins_page(request: Request) -> Response:

@@ -12,9 +12,11 @@ from typing import Any
 from markupsafe import Markup
 
 from tasker_host.console import dag_svg
+from tasker_host.console.event_form import EventForm, form_of
 from tasker_host.models import StepState, TaskState
 from tasker_host.store.base import StepRecord, TaskRecord, Transition
 from tasker_host.store.step_logs import StepLogEntry
+from tasker_host.views import iso as iso_time
 
 WAITING = {StepState.PENDING.value, StepState.WAITING_RETRY.value}
 DONE = {StepState.COMPLETE.value, StepState.RESOLVED_MANUALLY.value}
@@ -32,6 +34,23 @@ class StepRow:
     ran: float  # seconds in progress, over every attempt
     resolvable: bool
     logs: tuple[tuple[int, tuple[StepLogEntry, ...]], ...] = ()  # (attempt, its lines), oldest first
+
+    @property
+    def waiting_for(self) -> str | None:
+        """What a waiting step waits for, in words (None: it does not wait)."""
+        wait = self.step.wait or {}
+        if self.step.state is not StepState.WAITING:
+            return None
+        if not wait.get("event"):
+            return f"a timer: it runs again at {iso(wait.get('until') or self.step.ready_at)}"
+        if wait.get("delivered") is not None:
+            return f"event {wait['event']}: delivered, it runs next"
+        timeout = f", until {iso(wait['timeout_at'])} (then it times out)" if wait.get("timeout_at") else ""
+        return f"event {wait['event']}{timeout}"
+
+    @property
+    def event_form(self) -> EventForm | None:
+        return form_of(self.step)
 
     @property
     def results_json(self) -> str | None:
@@ -84,12 +103,17 @@ def resolvable(task: TaskRecord, s: StepRecord) -> bool:
     """As ``Store.resolve_step`` accepts: a step in error, or waiting while its task is in error."""
     if task.status in FINAL_TASK:
         return False
-    return s.state is StepState.ERROR or (task.status is TaskState.ERROR and s.state.value in WAITING)
+    return s.state is StepState.ERROR or (task.status is TaskState.ERROR
+                                          and s.state.value in WAITING | {StepState.WAITING.value})
 
 
 def dag(task: TaskRecord) -> Markup:
     deps = {s.name: s.depends_on for s in task.steps}
     return dag_svg.render(deps, {s.name: s.state.value for s in task.steps})
+
+
+def iso(at: float | None) -> str:
+    return iso_time(at) or "—"
 
 
 def duration(seconds: float) -> str:

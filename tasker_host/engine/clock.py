@@ -87,8 +87,14 @@ class FakeClock:
             yield
             return
         with anyio.CancelScope() as scope:
-            heapq.heappush(self._timers, (self._now + seconds, next(self._seq), scope))
-            yield
+            timer = (self._now + seconds, next(self._seq), scope)
+            heapq.heappush(self._timers, timer)
+            try:
+                yield
+            finally:  # an ended scope's timer must not fire later (perhaps outside any event loop)
+                if timer in self._timers:
+                    self._timers.remove(timer)
+                    heapq.heapify(self._timers)
         if scope.cancelled_caught:
             raise TimeoutError(f"deadline of {seconds}s passed")
 

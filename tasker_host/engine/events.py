@@ -25,6 +25,7 @@ class EventKind(enum.StrEnum):
     STEP_COMPLETED = "step.completed"
     STEP_FAILED = "step.failed"
     STEP_RETRYING = "step.retrying"
+    STEP_WAITING = "step.waiting"  # waits for an event or a timer (holds no worker)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -21,19 +22,23 @@ from tasker_host.errors import InvalidValueError, PermanentError
 from tasker_host.models import StepState
 from tasker_host.registry import Registry
 from tasker_host.store.base import Claim, StepOutcome
+from tasker_host.store.waits import wait_doc, wake_at
 from tasker_host.values import require_storable
+from tasker_host.waiting import Wait, WakeInfo
 
 Invoke = Callable[..., Awaitable[Any]]
 
 
 class StepExecutor:
-    def __init__(self, registry: Registry, clock: Clock, policy: RetryPolicy, owner: str, invoke: Invoke):
+    def __init__(self, registry: Registry, clock: Clock, policy: RetryPolicy, owner: str, invoke: Invoke,
+                 send: Invoke | None = None):
         self.registry, self.clock, self.policy, self.owner = registry, clock, policy, owner
-        self._invoke = invoke
+        self._invoke, self._send = invoke, send
         self._result_checks: Lru[str, tuple[Any, ResultCheck]] = Lru(256)  # by template full name
 
-    async def execute(self, claim: Claim, rt: TaskRuntime, logs: StepLogBuffer) -> Any:
-        """The step's results (storable), or the handler's exception."""
+    async def execute(self, claim: Claim, rt: TaskRuntime, logs: StepLogBuffer, wake: WakeInfo | None = None) -> Any:
+        """The step's results (storable), a :class:`Wait` the handler returned, or the handler's
+        exception."""
         step = rt.steps[claim.step]
         try:
             handler = self.registry.handler_class(rt.info.namespace, step.handler_class)()
@@ -41,12 +46,14 @@ class StepExecutor:
             raise PermanentError(f"handler {step.handler_class!r} is no longer provided in "
                                  f"namespace {rt.info.namespace!r}") from None
         ctx = RunningStep(rt.info, step.name, step.handler_config, MappingProxyType(rt.results),
-                          claim.attempt, self._invoke, logs=logs)
+                          claim.attempt, self._invoke, logs=logs, wake=wake, _send=self._send)
         with self.clock.deadline(step.timeout_seconds):
             if inspect.iscoroutinefunction(handler.process):
                 output = await handler.process(ctx)
             else:
                 output = await anyio.to_thread.run_sync(handler.process, ctx)
+            if isinstance(output, Wait):
+                return output  # (not shaped: process_results runs on the results of a later run)
             shaped = handler.process_results(ctx, output)
             if inspect.isawaitable(shaped):
                 shaped = await shaped
@@ -80,6 +87,24 @@ class StepExecutor:
                            f"{verdict.reason}: {error['type']}: {error['message']}", error=error,
                            ready_at=ready_at)
 
+    def finished(self, claim: Claim, results: Any) -> StepOutcome:
+        """The outcome of an attempt that returned: complete, or waiting (a :class:`Wait`)."""
+        if not isinstance(results, Wait):
+            return self.outcome(claim, StepState.COMPLETE, "completed", results=results)
+        now = self.clock.now()
+        timeout_at = now + results.timeout_seconds if results.timeout_seconds is not None else None
+        doc = wait_doc(results.event, results.schema, timeout_at, results.until, now)
+        when = wake_at(doc)
+        reason = f"waiting for {results.describe()}" + (f" until {_iso(when)}" if when is not None else "")
+        return self.outcome(claim, StepState.WAITING, reason, wait=doc, ready_at=when)
+
     def outcome(self, claim: Claim, state: StepState, reason: str, **kw: Any) -> StepOutcome:
         return StepOutcome(claim.task_id, claim.step, self.owner, claim.attempt, state, self.clock.now(), reason,
                            **kw)
+
+
+def _iso(at: float) -> str:
+    try:
+        return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
+    except (OverflowError, ValueError, OSError):  # a wait of 1e300 seconds
+        return f"{at:.0f}"

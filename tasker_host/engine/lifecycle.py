@@ -12,7 +12,7 @@ from tasker_host.store.base import Claim, StepOutcome, TaskChange
 TASK_EVENTS = {TaskState.IN_PROGRESS: EventKind.TASK_STARTED, TaskState.COMPLETE: EventKind.TASK_COMPLETED,
                TaskState.ERROR: EventKind.TASK_FAILED, TaskState.CANCELLED: EventKind.TASK_CANCELLED}
 STEP_EVENTS = {StepState.COMPLETE: EventKind.STEP_COMPLETED, StepState.ERROR: EventKind.STEP_FAILED,
-               StepState.WAITING_RETRY: EventKind.STEP_RETRYING}
+               StepState.WAITING_RETRY: EventKind.STEP_RETRYING, StepState.WAITING: EventKind.STEP_WAITING}
 
 
 def started(kind: EventKind, rt: TaskRuntime, claim: Claim, at: float) -> LifecycleEvent:

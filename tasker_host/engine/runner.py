@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 
 from tasker_host.engine import lifecycle
+from tasker_host.engine.alarm import Alarm
 from tasker_host.engine.clock import Clock
 from tasker_host.engine.config import EngineConfig
 from tasker_host.engine.events import EventBus, EventKind
@@ -30,6 +31,7 @@ from tasker_host.errors import PermanentError, StoreUnavailableError, TaskNotFou
 from tasker_host.models import StepState, TaskState
 from tasker_host.registry import Registry
 from tasker_host.store.base import Claim, ClaimRequest, StepOutcome, StepResultBatch, Store, TaskChange, TaskRecord
+from tasker_host.waiting import WakeInfo, wake_info
 
 log = logging.getLogger("tasker_host.engine")
 
@@ -51,6 +53,7 @@ class Engine:
         self.config = config or EngineConfig()
         self.policy = policy or RetryPolicy()
         self.invoke: Callable[..., Any] | None = None  # set by the composition root
+        self.send: Callable[..., Any] | None = None  # ctx.send: set by the composition root
         self._cache: Lru[str, TaskRuntime] = Lru(RUNTIME_CACHE_SIZE)
         self._templates = StepTemplates()
         self._running: dict[tuple[str, str], anyio.CancelScope] = {}
@@ -66,12 +69,12 @@ class Engine:
         self._loop_thread: int | None = None
         self._until_idle = False
         self._stopping = False
-        self._next_retry_at: float | None = None  # earliest known backoff end
+        self._alarm = Alarm()  # when the idle claim loop wakes up by itself (backoffs, timers, polls)
         self._last_full_claim_at = float("-inf")  # when a claim last took all it asked for
         self._look_after_commit = False  # the claim loop gave way to a commit: look once it ends
         self._held: set[tuple[str, str]] = set()  # steps claimed here whose outcomes are not committed
         self._heartbeat = Heartbeat(self)  # registration, heartbeats, reaping dead workers, leases
-        self._executor = StepExecutor(registry, clock, self.policy, self.config.owner, self._invoke)
+        self._executor = StepExecutor(registry, clock, self.policy, self.config.owner, self._invoke, self._send)
 
     # -- public ------------------------------------------------------------------------------
     def nudge(self) -> None:
@@ -211,7 +214,8 @@ class Engine:
 
     # -- claiming ----------------------------------------------------------------------------
     async def _claim_loop(self, tg: anyio.abc.TaskGroup, until_idle: bool) -> None:
-        self._next_retry_at = await self.db(self.store.next_ready_at)
+        alarm = self._alarm
+        alarm.at = await self.db(self.store.next_ready_at)
         while not self._stopping:
             self._wake = anyio.Event()
             if await self._claim_round(tg):
@@ -219,15 +223,19 @@ class Engine:
             if until_idle and not self._busy:
                 return
             now = self.clock.now()
-            if self._next_retry_at is not None and self._next_retry_at <= now:
-                self._next_retry_at = None  # due now: the next claim round takes it
-                continue
+            if alarm.fell_due(now):
+                continue  # due now: the next claim round takes it
+            if alarm.reread:  # when is the next one (any runner's)?
+                if alarm.read(await self.db(self.store.next_ready_at), self.clock.now()):
+                    continue
+                self._look_after_commit |= alarm.reread and self._commit_ahead
             warm = not self._calls.inline and now - self._last_full_claim_at < WARM_FOR_SECONDS
             poll_at = now + (min(WARM_POLL_SECONDS, self.config.poll_seconds) if warm else self.config.poll_seconds)
-            await self.clock.wait(self._wake, min(poll_at, self._next_retry_at or poll_at))
+            await self.clock.wait(self._wake, alarm.sleep(poll_at))
+            alarm.woke()
             if not self._wake.is_set() and self.clock.now() >= poll_at and not warm:
                 # a quiet poll: other runners may have scheduled retries this one never saw
-                self._next_retry_at = await self.db(self.store.next_ready_at)
+                alarm.at = await self.db(self.store.next_ready_at)
 
     @property
     def _limits(self) -> Mapping[str, int] | None:
@@ -279,8 +287,17 @@ class Engine:
         self._inflight += len(claims)
         self._held.update((c.task_id, c.step) for c in claims)
         runtimes = await self._runtimes_for(claims)
+        wakes = await self._wakes_for(claims)
         for claim in claims:
-            tg.start_soon(self._run_step, claim, runtimes[claim.task_id])
+            tg.start_soon(self._run_step, claim, runtimes[claim.task_id], wakes.get((claim.task_id, claim.step)))
+
+    async def _wakes_for(self, claims: list[Claim]) -> dict[tuple[str, str], WakeInfo]:
+        """What steps that may have waited before learn of it (one read, for those only)."""
+        resumed = [(c.task_id, c.step) for c in claims if c.resumed]
+        if not resumed:
+            return {}
+        found = await self.db(self.store.wakes, resumed)
+        return {key: wake_info(wake) for key, wake in found.items()}
 
     async def _runtimes_for(self, claims: list[Claim]) -> dict[str, TaskRuntime]:
         found: dict[str, TaskRuntime] = {}
@@ -298,7 +315,7 @@ class Engine:
         return found
 
     # -- running -----------------------------------------------------------------------------
-    async def _run_step(self, claim: Claim, rt: TaskRuntime) -> None:
+    async def _run_step(self, claim: Claim, rt: TaskRuntime, wake: WakeInfo | None = None) -> None:
         step = rt.steps[claim.step]
         if lost := lost_attempts(claim.attempt, retryable=step.retryable, retry_limit=step.retry_limit):
             self._queue(self._executor.outcome(claim, StepState.ERROR, lost["message"], error=lost))
@@ -313,9 +330,9 @@ class Engine:
         outcome: StepOutcome
         try:
             with scope:
-                results = await self._executor.execute(claim, rt, logs)
+                results = await self._executor.execute(claim, rt, logs, wake)
             outcome = (self._executor.outcome(claim, StepState.CANCELLED, "task cancelled") if scope.cancelled_caught
-                       else self._executor.outcome(claim, StepState.COMPLETE, "completed", results=results))
+                       else self._executor.finished(claim, results))
         except anyio.get_cancelled_exc_class():
             self._inflight -= 1  # the runner stops: deregistering releases the step (attempt not counted)
             raise
@@ -331,6 +348,11 @@ class Engine:
         if self.invoke is None:
             raise PermanentError("cross-namespace invocation is not configured on this host")
         return await self.invoke(ctx, *args)
+
+    async def _send(self, ctx: RunningStep, *args: Any) -> Any:
+        if self.send is None:
+            raise PermanentError("sending events is not configured on this host")
+        return await self.send(ctx, *args)
 
     # -- committing --------------------------------------------------------------------------
     def _queue(self, outcome: StepOutcome) -> None:
@@ -399,8 +421,9 @@ class Engine:
         return applied, result, []
 
     def _after_step(self, o: StepOutcome) -> None:
-        if o.state is StepState.WAITING_RETRY and o.ready_at is not None:
-            self._next_retry_at = min(o.ready_at, self._next_retry_at or o.ready_at)
+        if o.state in (StepState.WAITING_RETRY, StepState.WAITING) and o.ready_at is not None:
+            if self._alarm.learn(o.ready_at):
+                self.nudge()  # the claim loop sleeps past this backoff / timer: it sets its alarm again
         rt = self._cache.get(o.task_id)
         if rt is None:
             return

@@ -12,6 +12,7 @@ import jsonschema
 
 from tasker_host import lifecycle
 from tasker_host.audit import Actor, AuditAction, AuditEntry, AuditFilter, AuditRecord
+from tasker_host.engine import signals
 from tasker_host.engine.audit_trail import AuditTrail
 from tasker_host.engine.clock import Clock
 from tasker_host.engine.events import EventBus, EventKind, LifecycleEvent
@@ -35,6 +36,7 @@ from tasker_host.store.base import (
     TaskRecord,
 )
 from tasker_host.store.version_stats import DIRECT, VersionStats
+from tasker_host.store.waits import EventRecord, SendResult
 from tasker_host.values import require_storable, storable_text
 
 MAX_CORRELATION_ID = 200  # column width
@@ -252,6 +254,19 @@ class TaskService:
     def list_audit(self, query: AuditFilter) -> list[AuditRecord]:
         """Newest first (see :class:`~tasker_host.audit.AuditFilter`)."""
         return self.audit.list(query)
+
+    def send_event(self, task_id: str, name: str, payload: Any = None, *, idempotency_key: str | None = None,
+                   sender: str | None = None) -> SendResult:
+        """Check and send an event to a task (see :mod:`tasker_host.engine.signals`); a step it
+        woke runs on this host's runner at once."""
+        result = signals.send_event(self.store, self.clock, task_id, name, payload,
+                                    idempotency_key=idempotency_key, sender=sender)
+        if result.woke is not None:
+            self._on_created(None)
+        return result
+
+    def task_events(self, task_id: str) -> list[EventRecord]:
+        return self.store.task_events(task_id)
 
     def _emit(self, kind: EventKind, task: TaskRecord, detail: Mapping[str, Any] | None = None) -> None:
         self.events.emit(LifecycleEvent(kind, task.id, task.namespace, task.name, task.version,

@@ -7,20 +7,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tasker_host.models import StepState, TaskState
-from tasker_host.store.base import StepOutcome, TaskChange, WorkerRecord
+from tasker_host.store.base import StepOutcome, StepResultBatch, TaskChange, WorkerRecord
 
 #: tasks whose steps may be claimed
 LIVE_TASK = frozenset({TaskState.PENDING, TaskState.IN_PROGRESS})
 #: tasks nothing can change any more (``error`` is not final: it can be retried, resolved, cancelled)
 FINAL_TASK = frozenset({TaskState.COMPLETE, TaskState.CANCELLED, TaskState.RESOLVED_MANUALLY})
 #: steps that wait to be claimed (once ``pending_deps`` is 0 and ``ready_at`` has passed)
-WAITING_STEP = frozenset({StepState.PENDING, StepState.WAITING_RETRY})
+WAITING_STEP = frozenset({StepState.PENDING, StepState.WAITING_RETRY, StepState.WAITING})
 #: steps ``cancel_task`` cancels
-CANCELLABLE_STEP = frozenset({StepState.PENDING, StepState.WAITING_RETRY, StepState.IN_PROGRESS})
+CANCELLABLE_STEP = frozenset({StepState.PENDING, StepState.WAITING_RETRY, StepState.WAITING,
+                              StepState.IN_PROGRESS})
 #: steps whose dependents may run (they count as no longer remaining)
 DONE_STEP = frozenset({StepState.COMPLETE, StepState.RESOLVED_MANUALLY})
 #: states a :class:`StepOutcome` may carry
-OUTCOME_STATE = frozenset({StepState.COMPLETE, StepState.WAITING_RETRY, StepState.ERROR, StepState.CANCELLED})
+OUTCOME_STATE = frozenset({StepState.COMPLETE, StepState.WAITING_RETRY, StepState.ERROR, StepState.CANCELLED,
+                           StepState.WAITING})
+#: task states in which an event can no longer be used: sending one is refused
+ENDED_TASK = FINAL_TASK
+WAIT_REASON = "waiting for {what}"
 
 CLAIM_REASON = "claimed by {owner}"
 RECLAIM_REASON = "lease of {previous} expired; claimed by {owner}"
@@ -74,3 +79,18 @@ def merge_changes(changes: Sequence[TaskChange]) -> tuple[TaskChange, ...]:
         first = merged.get(c.task_id)
         merged[c.task_id] = TaskChange(c.task_id, first.before if first else c.before, c.after)
     return tuple(c for c in merged.values() if c.before != c.after)
+
+
+def split_waits(outcomes: Sequence[StepOutcome]) -> tuple[list[StepOutcome], list[StepOutcome]]:
+    """(the other outcomes, the ``waiting`` ones): stores record waits on a path of their own."""
+    others: list[StepOutcome] = []
+    waits: list[StepOutcome] = []
+    for o in outcomes:
+        (waits if StepState(o.state) is StepState.WAITING else others).append(o)
+    return others, waits
+
+
+def join_batches(first: StepResultBatch, second: StepResultBatch) -> StepResultBatch:
+    if not first.changes and not first.rejected:
+        return second
+    return StepResultBatch(merge_changes([*first.changes, *second.changes]), (*first.rejected, *second.rejected))

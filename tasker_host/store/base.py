@@ -46,6 +46,9 @@ Semantics every implementation must follow
     (plus ``"step": <name>``) if it is ``pending``/``in_progress`` (a second failure keeps the first
     cause).
   - ``cancelled`` (a running step interrupted by cancellation): state only.
+  - ``waiting`` (the handler waits for an event or a timer): state, ``wait``, ``ready_at`` = the
+    timer (None: none), ``attempts - 1``; an event already sent for it is delivered at once. See
+    :mod:`tasker_host.store.waits` (``send_event``, ``wakes``, ``task_events`` too).
   Every applied outcome clears the step's lease and stores its ``logs`` (``step_logs`` returns
   them, oldest first); a rejected outcome's logs are dropped with it. Returns the tasks whose status changed as
   ``TaskChange`` values (one per task). A step named twice in one batch: the second is rejected.
@@ -116,6 +119,7 @@ from typing import Any, Protocol
 from tasker_host.audit import AuditEntry, AuditFilter, AuditRecord
 from tasker_host.models import StepState, TaskState
 from tasker_host.store.step_logs import LogLine, StepLogEntry
+from tasker_host.store.waits import EventRecord, NewEvent, SendResult, Wake
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +169,7 @@ class StepRecord:
     completed_at: float | None = None
     lease_owner: str | None = None
     lease_expires_at: float | None = None
+    wait: Mapping[str, Any] | None = None  # the step's last wait (see tasker_host.store.waits)
 
 
 @dataclass(slots=True)
@@ -237,6 +242,14 @@ class Claim:
     namespace: str
     name: str
     version: str
+    #: the step's state before the claim: not "pending" = it may have waited (see resumed)
+    previous: str = field(default="pending", compare=False)
+
+    @property
+    def resumed(self) -> bool:
+        """Claimed from a wait, a retry or an expired lease: it may have waited before, so the
+        runner reads its :class:`~tasker_host.store.waits.Wake` (events delivered to it)."""
+        return self.previous != "pending"
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +265,7 @@ class StepOutcome:
     error: Mapping[str, Any] | None = None
     ready_at: float | None = None  # WAITING_RETRY: when the backoff ends
     logs: tuple[LogLine, ...] = ()  # what the attempt wrote through ctx.log (stored if applied)
+    wait: Mapping[str, Any] | None = None  # WAITING: the wait document (see tasker_host.store.waits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,6 +443,13 @@ class Store(Protocol):
                      watching_since: float | None = None) -> list[LostWorker]: ...  # one transaction
 
     def workers(self) -> list[WorkerRecord]: ...
+
+    def send_event(self, event: NewEvent, now: float) -> SendResult: ...  # see store.waits
+
+    def wakes(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Wake]: ...
+    # (task id, step) -> its last wait and the events delivered to it, for steps that waited
+
+    def task_events(self, task_id: str) -> list[EventRecord]: ...  # oldest first
 
     def listen(self, on_work: Callable[[], None]) -> Listener | None:
         """Call ``on_work`` (from any thread) when another process leaves steps ready; None when

@@ -56,6 +56,7 @@ from tasker_host.store.base import (
 from tasker_host.store.memory_audit import MemoryAudit
 from tasker_host.store.memory_metric_facts import MemoryMetricFacts
 from tasker_host.store.memory_step_logs import MemoryStepLogs
+from tasker_host.store.memory_waits import MemoryWaits
 from tasker_host.store.memory_workers import MemoryWorkers
 from tasker_host.store.step_logs import StepLogEntry
 from tasker_host.store.version_stats import VersionStats, stats_of, using
@@ -64,7 +65,7 @@ Key = tuple[str, str]  # (task_id, step name)
 Entry = tuple[float, int, Key]  # (ready_at or lease expiry, sequence, key)
 
 
-class MemoryStore(MemoryWorkers, MemoryStepLogs, MemoryMetricFacts, MemoryAudit):
+class MemoryStore(MemoryWorkers, MemoryStepLogs, MemoryMetricFacts, MemoryAudit, MemoryWaits):
     """Dictionaries and heaps behind one lock (see the module docstring); the worker registrations
     are in :mod:`~tasker_host.store.memory_workers`."""
 
@@ -87,6 +88,7 @@ class MemoryStore(MemoryWorkers, MemoryStepLogs, MemoryMetricFacts, MemoryAudit)
         self._workers: dict[str, WorkerRecord] = {}  # worker id -> registration
         self._step_logs: dict[str, list[StepLogEntry]] = {}  # task id -> log lines (memory_step_logs)
         self._audit: list[AuditRecord] = []  # the audit trail (memory_audit)
+        self._init_waits()  # events sent to tasks (memory_waits)
 
     # -- creation --------------------------------------------------------------------------
     def create_task(self, task: NewTask, now: float, claim: ClaimRequest | None = None) -> CreateResult:
@@ -209,7 +211,7 @@ class MemoryStore(MemoryWorkers, MemoryStepLogs, MemoryMetricFacts, MemoryAudit)
             task.status, task.updated_at = TaskState.IN_PROGRESS, now
             log.append(Transition(task.id, None, TaskState.PENDING.value, TaskState.IN_PROGRESS.value, now,
                                   f"step {step.name} claimed"))
-        return Claim(task.id, step.name, step.attempts, task.namespace, task.name, task.version)
+        return Claim(task.id, step.name, step.attempts, task.namespace, task.name, task.version, before.value)
 
     def renew_leases(self, owner: str, now: float, lease_seconds: float) -> int:
         with self._lock:
@@ -279,6 +281,8 @@ class MemoryStore(MemoryWorkers, MemoryStepLogs, MemoryMetricFacts, MemoryAudit)
                     step.ready_at = o.ready_at if o.ready_at is not None else o.at
                     if step.pending_deps == 0:
                         self._push_ready(step, task.namespace)
+                elif state is StepState.WAITING:
+                    self._wait_step(task, step, o)
                 elif state is StepState.ERROR:
                     step.last_error = o.error
                     if task.status in LIVE_TASK:
@@ -452,10 +456,12 @@ class MemoryStore(MemoryWorkers, MemoryStepLogs, MemoryMetricFacts, MemoryAudit)
 
     # -- internals -------------------------------------------------------------------------
     def _push_ready(self, step: StepRecord, namespace: str) -> None:
+        if step.ready_at is None:
+            return  # waiting without a timer: an event makes it ready
         seq = next(self._seq)
         key = (step.task_id, step.name)
         self._ready_token[key] = seq
-        heapq.heappush(self._ready.setdefault(namespace, []), (step.ready_at or 0.0, seq, key))
+        heapq.heappush(self._ready.setdefault(namespace, []), (step.ready_at, seq, key))
 
     def _clean(self, heap: list[Entry]) -> bool:
         """Drop stale entries from the top of ``heap``; True when a valid entry is on top."""

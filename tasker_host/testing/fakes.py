@@ -6,14 +6,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+from tasker_host import waiting
 from tasker_host.context import InvocationResult, StepContext, TaskInfo
 from tasker_host.engine.step_log import StepLog, StepLogBuffer
 from tasker_host.handler import StepHandler
 from tasker_host.markers import hookimpl
 from tasker_host.models import Namespace
+from tasker_host.waiting import Wait, WakeInfo, WakeReason
 
 UNDER_TEST_DISTRIBUTION = "tasker-plugin-under-test"  # the distribution a plugin object is loaded as
 
@@ -115,6 +118,32 @@ class FakeStepContext:
     log: StepLog = field(default_factory=lambda: StepLog({}, StepLogBuffer(time.time)))
     calls: list[dict[str, Any]] = field(default_factory=list)
     child: Any = None
+    wake: WakeInfo | None = None  # set with :meth:`woken_by` / :meth:`timed_out` to test a re-run
+    sent: list[dict[str, Any]] = field(default_factory=list)  # what ``send`` was asked to send
+
+    def wait_for(self, name: str, *, schema: Mapping[str, Any] | None = None,
+                 timeout: timedelta | float | None = None) -> Wait:
+        return waiting.wait_for(name, schema, timeout, self.config)
+
+    def sleep_until(self, when: datetime) -> Wait:
+        return waiting.sleep_until(when)
+
+    def event(self, name: str) -> Any:
+        return waiting.event_payload(self.wake, name)
+
+    def woken_by(self, name: str, payload: Any) -> FakeStepContext:
+        """This context as the step sees it once event ``name`` arrived with ``payload``."""
+        return replace(self, wake=WakeInfo(WakeReason.EVENT, name, None, {name: (payload,)}))
+
+    def timed_out(self, name: str) -> FakeStepContext:
+        """This context as the step sees it once its wait for ``name`` timed out."""
+        return replace(self, wake=WakeInfo(WakeReason.TIMEOUT, name, None))
+
+    async def send(self, task_id: str, name: str, payload: Any = None, *, idempotency_key: str | None = None,
+                   namespace: str | None = None) -> Mapping[str, Any]:
+        self.sent.append({"task_id": task_id, "name": name, "payload": payload, "idempotency_key": idempotency_key,
+                          "namespace": namespace})
+        return {"id": len(self.sent), "task_id": task_id, "name": name, "payload": payload, "duplicate": False}
 
     @property
     def log_lines(self) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from tasker_host import dag
@@ -20,6 +21,7 @@ from tasker_host.models import StepTemplate, TaskTemplate
 from tasker_host.testing.awaitables import must_be_awaited
 from tasker_host.testing.fakes import UNDER_TEST_DISTRIBUTION, FakeEntryPoint, FakeStepContext
 from tasker_host.values import value_problems
+from tasker_host.waiting import Wait, WakeInfo, WakeReason, payload_problems
 
 
 class HandlerHarness:
@@ -31,9 +33,15 @@ class HandlerHarness:
     :class:`FakeStepContext` (e.g. ``child``) unless given. Without a version, the newest version
     of a workflow is used. ``async def process`` is awaited; a plain ``def process`` is called
     (and what it returns awaited if it is awaitable), as the engine does.
+
+    ``events``: ``{event name: payload}`` answering steps that wait (``ctx.wait_for``): such a step
+    runs again at once as if that event had been sent (a step waiting for an event missing from
+    it is an ``AssertionError``); a step that sleeps (``ctx.sleep_until``) runs again as if its
+    time had come. ``run_step`` returns the :class:`~tasker_host.waiting.Wait` itself.
     """
 
-    def __init__(self, plugin: Any, namespace: str | None = None, **defaults: Any):
+    def __init__(self, plugin: Any, namespace: str | None = None, *, events: Mapping[str, Any] | None = None,
+                 **defaults: Any):
         from tasker_host.host import open_catalog  # loads the engine and the store: only when used
         from tasker_host.settings import HostSettings
 
@@ -48,6 +56,7 @@ class HandlerHarness:
             raise ValueError(f"the plugin owns namespaces {namespaces}, not {namespace!r}")
         self.namespace = namespace
         self.defaults = defaults
+        self.events = dict(events or {})
         self.registry = catalog.registry
 
     # --- the plugin's templates -------------------------------------------------------------------
@@ -104,6 +113,8 @@ class HandlerHarness:
         output = handler.process(ctx)
         if inspect.isawaitable(output):
             output = await output
+        if isinstance(output, Wait):
+            return output  # as the engine: shaped when the step runs again
         shaped = handler.process_results(ctx, output)
         if inspect.isawaitable(shaped):
             shaped = await shaped
@@ -111,23 +122,29 @@ class HandlerHarness:
 
     @must_be_awaited
     async def run(self, name: str, context: Mapping[str, Any], trace: list[str] | None = None, *,
-                  version: str | None = None, **fields: Any) -> dict[str, Any]:
+                  version: str | None = None, events: Mapping[str, Any] | None = None,
+                  **fields: Any) -> dict[str, Any]:
         """Run every step, dependencies first, feeding results forward.
 
         Each step's name is appended to ``trace`` before it runs; ``fields`` go to every
         :class:`FakeStepContext` (by default one ``calls`` list for all steps).
         """
-        return await self._run(name, context, trace, version=version, **fields)
+        return await self._run(name, context, trace, version=version, events=events, **fields)
 
     async def _run(self, name: str, context: Mapping[str, Any], trace: list[str] | None = None, *,
-                   version: str | None = None, **fields: Any) -> dict[str, Any]:
+                   version: str | None = None, events: Mapping[str, Any] | None = None,
+                   **fields: Any) -> dict[str, Any]:
         fields.setdefault("calls", [])
+        events = self.events if events is None else events
         results: dict[str, Any] = {}
         for step in self.order(name, version):
             if trace is not None:
                 trace.append(step)
             ctx = self.ctx(name, step, context, results, version=version, **fields)
-            results[step] = await self._run_step(ctx)
+            output = await self._run_step(ctx)
+            if isinstance(output, Wait):
+                output = await self._run_step(_woken(ctx, output, events))
+            results[step] = output
         return results
 
     @must_be_awaited
@@ -151,11 +168,12 @@ class HandlerHarness:
 
     @must_be_awaited
     async def run_happy_path(self, name: str, context: Mapping[str, Any], *,
-                             version: str | None = None, **fields: Any) -> dict[str, Any]:
+                             version: str | None = None, events: Mapping[str, Any] | None = None,
+                             **fields: Any) -> dict[str, Any]:
         """:meth:`run`, then ``AssertionError`` unless every step ran, in order, and returned a
         ``dict`` the engine stores (:mod:`tasker_host.values`) and that survives a JSON round
         trip (what the store keeps)."""
-        results = await self._run(name, context, version=version, **fields)
+        results = await self._run(name, context, version=version, events=events, **fields)
         expected = self.order(name, version)
         if list(results) != expected:
             raise AssertionError(f"{name}: steps run {list(results)}, expected {expected}")
@@ -168,6 +186,20 @@ class HandlerHarness:
         if json.loads(json.dumps(results)) != results:
             raise AssertionError(f"{name}: step results change in a JSON round trip: {results!r}")
         return results
+
+
+def _woken(ctx: FakeStepContext, wait: Wait, events: Mapping[str, Any]) -> FakeStepContext:
+    """``ctx`` as the step sees it when it runs again after ``wait``."""
+    if wait.event is None:
+        return replace(ctx, wake=WakeInfo(WakeReason.TIMER, None, None))
+    if wait.event not in events:
+        raise AssertionError(f"step {ctx.step_name!r} waits for event {wait.event!r}: give its payload "
+                             f"(events={{{wait.event!r}: ...}})")
+    payload = events[wait.event]
+    if wait.schema is not None and (problems := payload_problems(wait.schema, payload)):
+        raise AssertionError(f"the {wait.event!r} payload for step {ctx.step_name!r} violates its schema: "
+                             + "; ".join(f"{p['path']}: {p['message']}" for p in problems))
+    return ctx.woken_by(wait.event, payload)
 
 
 __all__ = ["HandlerHarness"]

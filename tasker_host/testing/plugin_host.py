@@ -125,14 +125,41 @@ class PluginHost:
         await self._drain(max_rounds)
 
     async def _drain(self, max_rounds: int = MAX_ROUNDS) -> None:
-        """Run until idle; while work waits for a backoff, jump the fake clock to it, and again."""
+        """Run until idle; while work waits for a backoff, jump the fake clock to it, and again.
+        The clock never jumps to the timer of a step that waits (``ctx.wait_for`` /
+        ``ctx.sleep_until``): send its event (:meth:`send_event`) or ``clock.advance`` past it."""
         for _ in range(max_rounds):
             await self.host.engine.run_until_idle()
             ready_at = self.host.store.next_ready_at()
-            if ready_at is None:
+            if ready_at is None or self._a_wait_is_due_at(ready_at):
                 return
             self.clock.advance(max(0.0, ready_at - self.clock.now()))
         raise AssertionError(f"work still waiting after {max_rounds} rounds of retries")
+
+    def _a_wait_is_due_at(self, at: float) -> bool:
+        from tasker_host.models import StepState, TaskState
+        from tasker_host.store.base import TaskFilter
+
+        live = self.host.store.list_tasks(TaskFilter(status=TaskState.IN_PROGRESS, limit=100_000))
+        found = self.host.store.get_tasks([t.id for t in live])
+        return any(s.state is StepState.WAITING and s.ready_at == at for t in found.values() for s in t.steps)
+
+    def send_event(self, task_id: str, name: str, payload: Any = None, *,
+                   idempotency_key: str | None = None) -> TaskRun:
+        """Send an event to a task (checked as the API checks it) and run everything as far as it
+        goes; the task as it then stands (for sync tests)."""
+        refuse_inside_event_loop("send_event", "await asend_event(...)")
+        self.host.service.send_event(task_id, name, payload, idempotency_key=idempotency_key, sender="test")
+        anyio.run(self._drain)
+        return self.task_run(task_id)
+
+    @must_be_awaited
+    async def asend_event(self, task_id: str, name: str, payload: Any = None, *,
+                          idempotency_key: str | None = None) -> TaskRun:
+        """:meth:`send_event` for async tests."""
+        self.host.service.send_event(task_id, name, payload, idempotency_key=idempotency_key, sender="test")
+        await self._drain()
+        return self.task_run(task_id)
 
     def close(self) -> None:
         self.host.close()

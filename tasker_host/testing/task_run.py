@@ -43,6 +43,12 @@ class TaskRun:
         return {s.name: s.results for s in self.task.steps if s.state in DONE}
 
     @property
+    def waiting(self) -> dict[str, Mapping[str, Any]]:
+        """``{step: what it waits for}`` (``event``, ``schema``, ``timeout_at``, ``until``) of the
+        steps that wait (``ctx.wait_for`` / ``ctx.sleep_until``)."""
+        return {s.name: dict(s.wait or {}) for s in self.task.steps if s.state.value == "waiting"}
+
+    @property
     def attempts(self) -> dict[str, int]:
         return {s.name: s.attempts for s in self.task.steps}
 

@@ -11,7 +11,8 @@ from .conftest import SEED_CUSTOMER_SUCCESS, SEED_PAYMENTS, Live
 
 PROTECTED = [("POST", "/tasks"), ("GET", "/tasks"), ("GET", "/tasks/x"), ("DELETE", "/tasks/x"),
              ("POST", "/tasks/x/retry"), ("POST", "/tasks/x/steps/s/resolve"), ("GET", "/handlers"),
-             ("GET", "/handlers/payments"), ("GET", "/handlers/payments/process_refund"), ("GET", "/metrics")]
+             ("GET", "/handlers/payments"), ("GET", "/handlers/payments/process_refund"), ("GET", "/metrics"),
+             ("POST", "/tasks/x/events/approval"), ("GET", "/tasks/x/events")]
 OPEN = ["/health/live", "/health/ready", "/health/status", "/openapi.json"]
 SHARED_PING = {"name": "ping", "namespace": "shared", "context": {}}
 

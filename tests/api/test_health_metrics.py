@@ -44,7 +44,7 @@ def test_live_ready_and_status(live: Live) -> None:
     assert status["versions"]["tasker_host"] and status["versions"]["python"]
     assert status["worker"]["enabled"] is True and status["worker"]["running"] is True
     assert status["database"]["dialect"] == "sqlite"
-    assert status["counts"]["namespaces"] == 4 and status["counts"]["templates"] == 8
+    assert status["counts"]["namespaces"] == 4 and status["counts"]["templates"] == 9
     assert {d["distribution"] for d in status["plugins"]["distributions"]} >= {"tasker-payments", "tasker-shared"}
 
 

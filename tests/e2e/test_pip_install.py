@@ -16,7 +16,7 @@ import pytest
 
 EXPECTED_PLUGINS = {  # distribution: (version, entry point, namespace, templates)
     "tasker-payments": ("1.4.0", "payments = tasker_payments.plugin", "payments", 3),
-    "tasker-customer-success": ("0.7.2", "customer_success = tasker_customer_success.plugin", "customer_success", 2),
+    "tasker-customer-success": ("0.7.2", "customer_success = tasker_customer_success.plugin", "customer_success", 3),
     "tasker-inventory": ("0.3.1", "inventory = tasker_inventory.plugin", "inventory", 2),
 }
 REFUND_213_STEPS = {  # step: depends on

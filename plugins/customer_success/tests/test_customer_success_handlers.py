@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from tasker_host import InvocationResult, PermanentError, RetryableError, TaskerError
+from tasker_host import InvocationResult, PermanentError, RetryableError, TaskerError, Wait
 from tasker_host.testing import HandlerHarness, answer_with, simulation
 
 from tasker_customer_success import plugin
@@ -30,8 +30,10 @@ def _child(status="complete", version="2.1.3", correlation_id="corr-1"):
                             correlation_id, {"process_gateway_refund": {"refund_id": "re_abc"}})
 
 
-# the default child: complete, with the caller's correlation id
-HARNESS = HandlerHarness(plugin, NAMESPACE, child=answer_with(_child()))
+# the default child: complete, with the caller's correlation id; the manager approves (1.4.0 waits)
+APPROVAL = {"approved": True, "approver": "mgr_maria", "note": "fine"}
+AUTO_APPROVED = {**REFUND, "requires_approval": False, "refund_amount": 100}  # under every tier's limit
+HARNESS = HandlerHarness(plugin, NAMESPACE, child=answer_with(_child()), events={"approval": APPROVAL})
 _ctx, _run_step, _run = HARNESS.ctx, HARNESS.run_step, HARNESS.run  # _run: steps in template order
 
 
@@ -107,14 +109,49 @@ async def test_low_severity_does_not_page(simulated_sleeps):
 @pytest.mark.parametrize("outcome,error", FAILURES)
 @pytest.mark.parametrize("name,step", HARNESS.steps())
 async def test_injected_failures_are_classified(name, step, outcome, error, simulated_sleeps):
-    assert isinstance(await HARNESS.fail_step(name, step, outcome, CONTEXTS[name]), error)
+    # 1.4.0 calls the approval service only to auto-approve (a manager's approval is an event)
+    context = AUTO_APPROVED if (name, step) == ("process_refund", "get_manager_approval") else CONTEXTS[name]
+    assert isinstance(await HARNESS.fail_step(name, step, outcome, context), error)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("outcome,error", FAILURES)
+async def test_1_3_3_asks_the_approval_service(outcome, error, simulated_sleeps):
+    failed = await HARNESS.fail_step("process_refund", "get_manager_approval", outcome, REFUND, version="1.3.3")
+    assert isinstance(failed, error)
+
+
+@pytest.mark.anyio
+async def test_1_4_0_waits_for_the_managers_approval_event(simulated_sleeps):
+    results = {step: (await _run("process_refund", REFUND))[step]
+               for step in ("validate_refund_request", "check_refund_policy")}
+    ctx = _ctx("process_refund", "get_manager_approval", REFUND, results)
+    wait = await _run_step(ctx)
+    assert isinstance(wait, Wait) and wait.event == "approval" and wait.timeout_seconds == 48 * 3600
+    assert wait.schema == {"type": "object", "required": ["approved", "approver"], "additionalProperties": False,
+                           "properties": {"approved": {"type": "boolean"},
+                                          "approver": {"type": "string", "minLength": 1},
+                                          "note": {"type": "string"}}}  # the template's declaration
+    approved = await _run_step(ctx.woken_by("approval", APPROVAL))
+    assert (approved["approval_obtained"], approved["manager_id"], approved["auto_approved"], approved["note"]) == (
+        True, "mgr_maria", False, "fine")
+    with pytest.raises(PermanentError, match="rejected by mgr_bob: too much"):
+        await _run_step(ctx.woken_by("approval", {"approved": False, "approver": "mgr_bob", "note": "too much"}))
+    with pytest.raises(PermanentError, match="no manager decision on ticket cs_456 within 48 hours"):
+        await _run_step(ctx.timed_out("approval"))
+
+
+@pytest.mark.anyio
+async def test_1_4_0_still_auto_approves_small_refunds_without_waiting(simulated_sleeps):
+    results = await _run("process_refund", AUTO_APPROVED, events={})  # no event given: none needed
+    assert results["get_manager_approval"]["auto_approved"] is True
 
 
 @pytest.mark.anyio
 async def test_timeout_sleeps_twice_the_step_timeout(simulated_sleeps):
     context = {**REFUND, "simulate": {"get_manager_approval": ["timeout"]}}
     with pytest.raises(RetryableError, match="timeout"):
-        await _run("process_refund", context)
+        await _run("process_refund", context, version="1.3.3")
     assert simulated_sleeps == [600.0]  # handler_config.timeout_seconds is 300
 
 

@@ -10,7 +10,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 NAMESPACE = "customer_success"
-CATALOGUE = {("process_refund", "1.3.3"), ("escalate_ticket", "2.2.0")}
+CATALOGUE = {("process_refund", "1.3.3"), ("process_refund", "1.4.0"), ("escalate_ticket", "2.2.0")}
 SEED_1_3_3 = [  # (step, depends on, retry limit, timeout) of the story's customer_success YAML
     ("validate_refund_request", [], 3, 15),
     ("check_refund_policy", ["validate_refund_request"], 2, 10),
@@ -32,8 +32,21 @@ def test_customer_success_ships_its_catalogue_from_tasker_customer_success_0_7_2
         "namespace": NAMESPACE, "owner": "Customer Success team",
         "entry_point": "customer_success = tasker_customer_success.plugin",
         "distribution": "tasker-customer-success 0.7.2", "template_items": ["templates"],
-        "handlers": 9, "catalogue": sorted(CATALOGUE)}
-    assert plugin_report.registry.resolve(NAMESPACE, "process_refund").version == Version("1.3.3")
+        "handlers": 10, "catalogue": sorted(CATALOGUE)}
+    assert plugin_report.registry.resolve(NAMESPACE, "process_refund").version == Version("1.4.0")
+
+
+def test_1_4_0_is_1_3_3_with_an_approval_that_waits_for_an_event(plugin_report):
+    old, new = plugin_report.template("process_refund", "1.3.3"), plugin_report.template("process_refund", "1.4.0")
+    assert [(s.name, s.depends_on, s.retry_limit) for s in old.steps] == [
+        (s.name, s.depends_on, s.retry_limit) for s in new.steps]
+    assert old.context_schema == new.context_schema
+    approval = new.step("get_manager_approval")
+    assert approval.handler_class.endswith("WaitForManagerApprovalHandler")
+    assert approval.handler_config["approval_timeout_hours"] == 48
+    schema = approval.handler_config["events"]["approval"]["schema"]
+    assert schema["required"] == ["approved", "approver"] and list(schema["properties"]) == [
+        "approved", "approver", "note"]
 
 
 def test_1_3_3_is_the_story_workflow_with_a_version_range(plugin_report):

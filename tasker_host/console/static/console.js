@@ -1,6 +1,7 @@
 // Live updates: the page's server-sent event stream (body[data-live]) announces changes; parts
 // marked with hx-trigger="tasker:changed from:body" re-fetch themselves. A part being worked on
-// (a selected checkbox, an open resolve form, focus in a field) is left alone until then.
+// (a selected checkbox, an open resolve form, an event form typed into, focus in a field) is left
+// alone until then.
 (function () {
   "use strict";
   var url = document.body.dataset.live;
@@ -19,9 +20,13 @@
   }
   connect();
   window.addEventListener("pagehide", function () { source.close(); });
+  document.body.addEventListener("input", function (e) {  // an event form someone is filling in
+    var form = e.target.closest && e.target.closest("details.event-form form");
+    if (form) { form.classList.add("typed"); }
+  });
   document.body.addEventListener("htmx:beforeRequest", function (e) {
     var part = e.detail.elt, active = document.activeElement;
-    var busy = part.querySelector("input[type=checkbox]:checked, details.resolve[open]") ||
+    var busy = part.querySelector("input[type=checkbox]:checked, details.resolve[open], form.typed") ||
       (active && part.contains(active) && active.matches("input, textarea, select"));
     if (busy) { e.preventDefault(); }
   });

@@ -217,7 +217,8 @@ _ACCEPTED = "(SELECT array_agg(ord) FROM ok)"
 _CHANGES = ("(SELECT array_agg(id ORDER BY id), array_agg(before ORDER BY id), array_agg(after ORDER BY id) "
             "FROM nxt WHERE after <> before) AS changes")
 _CLAIMS = ("(SELECT array_agg(task_id), array_agg(name), array_agg(attempts + 1), array_agg(namespace), "
-           "array_agg(task_name), array_agg(version) FROM (SELECT * FROM picked ORDER BY n) AS q) AS claims")
+           "array_agg(task_name), array_agg(version), array_agg(state) FROM (SELECT * FROM picked ORDER BY n) AS q) "
+           "AS claims")
 
 #: claim(owner, limit): the claims.
 CLAIM_PG = f"""WITH RECURSIVE {READY_NAMESPACES}, {_claim()}, taken AS (

@@ -102,11 +102,21 @@ def task_transitions(conn: sa.Connection, task_id: str) -> list[Transition]:
     return [Transition(*r) for r in conn.execute(query)]
 
 
+#: a namespace's earliest runnable step of a live task: an ordered walk of ix_steps_runnable
+#: (namespace, ready_at) that stops at the first live one (waiting steps without a timer, NULL,
+#: are skipped: SQLite sorts NULL first)
+_NEXT_IN = (sa.select(S.ready_at).join_from(steps, tasks, S.task_id == T.id)
+            .where(work.RUNNABLE, S.namespace == sa.bindparam("ns"), S.ready_at.is_not(None), work.LIVE)
+            .order_by(S.ready_at).limit(1))
+
+
 def next_ready_at(conn: sa.Connection) -> float | None:
-    query = (sa.select(S.ready_at).join_from(steps, tasks, S.task_id == T.id)
-             .where(work.RUNNABLE, work.LIVE).order_by(S.ready_at).limit(1))
-    ready_at: float | None = conn.execute(query).scalar()
-    return ready_at
+    """The earliest ``ready_at`` of a runnable step: one index descent per namespace that has
+    runnable steps (found by a loose index scan), never a scan of the waiting steps, however
+    many wait (100,000 timers: bench/timers_bench.py)."""
+    found = [conn.execute(_NEXT_IN, {"ns": ns}).scalar() for ns in conn.execute(work.READY_NAMESPACES).scalars()]
+    times = [t for t in found if t is not None]
+    return min(times) if times else None
 
 
 def count_by_state(conn: sa.Connection) -> StateCounts:

@@ -46,7 +46,7 @@ def new_rows(task: NewTask, now: float) -> tuple[TaskRecord, dict[str, Any], lis
          "attempts": 0, "retry_limit": s.retry_limit, "retryable": s.retryable,
          "depends_on": list(s.depends_on), "dependents": list(s.dependents),
          "pending_deps": len(s.depends_on), "ready_at": now, "results": None, "last_error": None,
-         "started_at": None, "completed_at": None, "lease_owner": None, "lease_expires_at": None}
+         "started_at": None, "completed_at": None, "lease_owner": None, "lease_expires_at": None, "wait": None}
         for i, s in enumerate(task.steps)]
     log = ([work.transition(task.id, None, None, TaskState.PENDING.value, now)]
            + [work.transition(task.id, s.name, None, StepState.PENDING.value, now) for s in task.steps])
@@ -69,4 +69,4 @@ def step_record(r: Any) -> StepRecord:
         retryable=r.retryable, depends_on=tuple(r.depends_on), dependents=tuple(r.dependents),
         pending_deps=r.pending_deps, ready_at=r.ready_at, results=r.results, last_error=r.last_error,
         started_at=r.started_at, completed_at=r.completed_at, lease_owner=r.lease_owner,
-        lease_expires_at=r.lease_expires_at)
+        lease_expires_at=r.lease_expires_at, wait=r.wait)

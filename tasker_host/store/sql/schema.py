@@ -23,7 +23,9 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 # The predicates of the partial indexes. Queries repeat them as literal SQL (not bound
 # parameters) so both planners can prove the index applies.
-RUNNABLE_PREDICATE = "state IN ('pending', 'waiting_retry') AND pending_deps = 0"
+#: ``waiting`` steps are runnable once their timer (``ready_at``) is due; one that waits without a
+#: timer has ``ready_at`` NULL, which no ``ready_at <= now`` matches (migration 0007)
+RUNNABLE_PREDICATE = "state IN ('pending', 'waiting_retry', 'waiting') AND pending_deps = 0"
 RUNNING_PREDICATE = "state = 'in_progress'"
 
 NAMING = {
@@ -96,6 +98,8 @@ class StepRow(Base):
     completed_at: Mapped[float | None] = mapped_column(sa.Double)
     lease_owner: Mapped[str | None] = mapped_column(sa.String(200))
     lease_expires_at: Mapped[float | None] = mapped_column(sa.Double)
+    # the step's last wait (ctx.wait_for / ctx.sleep_until, see tasker_host.store.waits)
+    wait: Mapped[Any | None] = mapped_column(Json, nullable=True)
 
     __table_args__ = (
         # claims: each namespace's runnable steps, oldest ready_at first (and the namespaces that
@@ -137,6 +141,28 @@ class StepLogRow(Base):
     message: Mapped[str] = mapped_column(sa.Text)
 
     __table_args__ = (sa.Index("ix_step_logs_task", "task_id", "id"),)
+
+
+class TaskEventRow(Base):
+    """An event sent to a task (``POST /tasks/{id}/events/{name}``, ``ctx.send``): kept until a step
+    waiting for its name takes it (``step``, ``delivered_at``); see :mod:`tasker_host.store.waits`."""
+
+    __tablename__ = "task_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(sa.String(64), sa.ForeignKey("tasks.id"))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    payload: Mapped[Any | None] = mapped_column(Json, nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(200))
+    sender: Mapped[str | None] = mapped_column(sa.String(200))
+    created_at: Mapped[float] = mapped_column(sa.Double)
+    step: Mapped[str | None] = mapped_column(sa.String(200))  # the step it was delivered to
+    delivered_at: Mapped[float | None] = mapped_column(sa.Double)
+
+    __table_args__ = (
+        sa.Index("ix_task_events_task", "task_id", "name", "id"),
+        sa.Index("uq_task_events_key", "task_id", "name", "idempotency_key", unique=True),
+    )
 
 
 class ApiTokenRow(Base):
@@ -202,3 +228,4 @@ api_tokens: sa.Table = ApiTokenRow.__table__  # type: ignore[assignment]
 workers: sa.Table = WorkerRow.__table__  # type: ignore[assignment]
 step_logs: sa.Table = StepLogRow.__table__  # type: ignore[assignment]
 audit: sa.Table = AuditRow.__table__  # type: ignore[assignment]
+task_events: sa.Table = TaskEventRow.__table__  # type: ignore[assignment]

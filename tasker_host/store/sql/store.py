@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from tasker_host.audit import AuditEntry, AuditFilter, AuditRecord
 from tasker_host.errors import StoreUnavailableError
-from tasker_host.store._common import check_outcomes
+from tasker_host.store._common import check_outcomes, join_batches, split_waits
 from tasker_host.store.base import (
     Claim,
     ClaimRequest,
@@ -45,6 +45,7 @@ from tasker_host.store.sql import audit as sql_audit
 from tasker_host.store.sql import metric_facts as sql_metric_facts
 from tasker_host.store.sql import runs as sql_runs
 from tasker_host.store.sql import step_logs as sql_step_logs
+from tasker_host.store.sql import waits as sql_waits
 from tasker_host.store.sql.creation import create_rows
 from tasker_host.store.sql.engine import READONLY, check_schema, make_engine, step_engine, upgrade_engine
 from tasker_host.store.sql.notify import Notifier, WakeLimiter, WorkListener, listener_conninfo, notify
@@ -53,6 +54,7 @@ from tasker_host.store.sql.schema import tasks
 from tasker_host.store.step_logs import StepLogEntry
 from tasker_host.store.urls import is_sqlite_memory, parse_url
 from tasker_host.store.version_stats import VersionStats
+from tasker_host.store.waits import EventRecord, NewEvent, SendResult, SendStatus, Wake
 
 R = TypeVar("R")
 W = TypeVar("W", bool, int, list[LostWorker])  # what a waking action returns: truthy when it changed something
@@ -261,13 +263,15 @@ class SqlStore:
                          lease_seconds: float, namespace_limits: Mapping[str, int] | None = None,
                          ) -> tuple[StepResultBatch, list[Claim]]:
         check_outcomes(outcomes)
+        outcomes, waits = split_waits(outcomes)
+        waited = self._record_waits(waits)
         logs = sql_step_logs.has_logs(outcomes)  # lines: one more INSERT in the same transaction
         recording = sql_step_logs.keeping_logs(work.record_and_claim) if logs else work.record_and_claim
         batch, claims = self._write(recording, outcomes, owner, limit, now, lease_seconds, namespace_limits, step=True,
                                     one_statement=not logs and work.single_statement(self.dialect, namespace_limits))
         if not self._sqlite and (len(claims) >= limit if limit else len(batch.rejected) < len(outcomes)):
             self._write_busy_wake()  # a full batch, or outcomes recorded with no room to claim
-        return batch, claims
+        return join_batches(waited, batch), claims
 
     def _write_busy_wake(self) -> None:
         """A wake-up after the call's own commit: if it cannot be sent, runners poll instead, and
@@ -283,10 +287,51 @@ class SqlStore:
 
     def record(self, outcomes: Sequence[StepOutcome]) -> StepResultBatch:
         check_outcomes(outcomes)
+        outcomes, waits = split_waits(outcomes)
+        waited = self._record_waits(waits)
+        if not outcomes:
+            return waited
         batch = self._write(sql_step_logs.keeping_logs(work.record), outcomes, step=True)
         if not self._sqlite and len(batch.rejected) < len(outcomes):
             self._write_busy_wake()  # recorded outcomes may have made steps ready
+        return join_batches(waited, batch)
+
+    # -- waits and events (sql_waits) ---------------------------------------------------------
+    def _record_waits(self, waits: Sequence[StepOutcome]) -> StepResultBatch:
+        """Waiting outcomes, in a transaction of their own before the batch's others (they lock
+        their tasks, which the one-statement hot path does not); a wait delivered an event
+        already sent wakes the runners."""
+        if not waits:
+            return StepResultBatch()
+        return self._write(sql_step_logs.keeping_logs(self._waking_waits), waits, step=True)
+
+    def _waking_waits(self, conn: sa.Connection, waits: Sequence[StepOutcome]) -> StepResultBatch:
+        batch, delivered = sql_waits.record_waits(conn, waits)
+        if delivered:
+            self._wake_others(conn)  # events sent earlier made those steps ready now
         return batch
+
+    def send_event(self, event: NewEvent, now: float) -> SendResult:
+        try:
+            result = self._write(self._sending, event, now)
+        except IntegrityError:  # the same idempotency key raced with another sender
+            original = self._read(sql_waits.existing_event, event)
+            if original is None:
+                raise
+            return SendResult(SendStatus.DUPLICATE, original)
+        return result
+
+    def _sending(self, conn: sa.Connection, event: NewEvent, now: float) -> SendResult:
+        result = sql_waits.send_event(conn, event, now)
+        if result.woke is not None:
+            self._wake_others(conn)
+        return result
+
+    def wakes(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Wake]:
+        return self._read(sql_waits.wakes, keys) if keys else {}
+
+    def task_events(self, task_id: str) -> list[EventRecord]:
+        return self._read(sql_waits.task_events_of, task_id)
 
     # -- operator actions (sql_actions) ------------------------------------------------------
     def cancel_task(self, task_id: str, now: float, reason: str = "", *, audit: AuditEntry | None = None) -> bool:

@@ -39,7 +39,7 @@ _B = sa.bindparam
 
 
 #: same predicates as the partial indexes ix_steps_runnable / ix_steps_running
-RUNNABLE = sa.and_(S.state.in_([lit("pending"), lit("waiting_retry")]), S.pending_deps == lit(0))
+RUNNABLE = sa.and_(S.state.in_([lit("pending"), lit("waiting_retry"), lit("waiting")]), S.pending_deps == lit(0))
 RUNNING = S.state == lit("in_progress")
 LIVE = Unindexed(T.status).in_([lit(s.value) for s in sorted(LIVE_TASK)])
 DONE = [StepState.COMPLETE.value, StepState.RESOLVED_MANUALLY.value]
@@ -138,7 +138,7 @@ def claim(conn: sa.Connection, owner: str, limit: int, now: float, lease_seconds
                         "expires": expires, "now": now})
         why = RECLAIM_REASON.format(previous=row.lease_owner, owner=owner) if row.state == "in_progress" else reason
         log.append(transition(row.task_id, row.name, row.state, StepState.IN_PROGRESS.value, now, why))
-        claims.append(Claim(row.task_id, row.name, attempt, row.namespace, row.task_name, row.version))
+        claims.append(Claim(row.task_id, row.name, attempt, row.namespace, row.task_name, row.version, row.state))
     TAKE(conn, updates)
     pending = sorted({row.task_id for row in (*expired, *ready) if row.status == TaskState.PENDING.value})
     if pending:

@@ -23,6 +23,7 @@ from tasker_customer_success.refund_handlers import (
     GetManagerApprovalHandler,
     UpdateTicketStatusHandler,
     ValidateRefundRequestHandler,
+    WaitForManagerApprovalHandler,
 )
 
 NAMESPACE = "customer_success"
@@ -31,6 +32,7 @@ HANDLER_CLASSES = (
     ValidateRefundRequestHandler,
     CheckRefundPolicyHandler,
     GetManagerApprovalHandler,
+    WaitForManagerApprovalHandler,
     ExecuteRefundWorkflowHandler,
     UpdateTicketStatusHandler,
     AssessTicketHandler,

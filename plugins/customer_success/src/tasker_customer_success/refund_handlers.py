@@ -1,4 +1,5 @@
-"""Step handlers of ``customer_success.process_refund`` (1.3.3).
+"""Step handlers of ``customer_success.process_refund`` (1.3.3, and 1.4.0 whose approval step
+waits for a manager's ``approval`` event).
 
 The refund itself is the Payments team's business: ``execute_refund_workflow`` delegates to
 ``payments.process_refund`` through ``ctx.invoke`` with the version range in its handler_config.
@@ -6,9 +7,10 @@ The refund itself is the Payments team's business: ``execute_refund_workflow`` d
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from tasker_host import PermanentError, StepContext, amount, require, step_results
+from tasker_host import EventTimeoutError, PermanentError, StepContext, amount, require, step_results
 from tasker_host.testing.simulation import digest, now_iso
 
 from tasker_customer_success.base import CustomerSuccessHandler
@@ -124,6 +126,39 @@ class GetManagerApprovalHandler(CustomerSuccessHandler):
             "auto_approved": output["auto_approved"],
             "approved_at": output["decided_at"],
         }
+
+
+APPROVAL_EVENT = "approval"
+
+
+class WaitForManagerApprovalHandler(GetManagerApprovalHandler):
+    """1.4.0: refunds the policy auto-approves pass at once (as in 1.3.3); the others wait for an
+    ``approval`` event ``{"approved": bool, "approver": str, "note": str}`` (its schema is the
+    step's ``handler_config.events.approval.schema``) for ``approval_timeout_hours``. A rejection,
+    or no decision in time, fails the refund for good."""
+
+    async def process(self, ctx: StepContext) -> Any:
+        inputs = self.extract_inputs(ctx)
+        if not inputs["requires_approval"]:
+            return await super().process(ctx)  # auto-approval through the approval service
+        try:
+            decision = ctx.event(APPROVAL_EVENT)
+        except EventTimeoutError:
+            hours = ctx.config.get("approval_timeout_hours", 48)
+            raise PermanentError(f"no manager decision on ticket {inputs['ticket_id']} within {hours} hours") \
+                from None
+        if decision is None:
+            ctx.log.info("waiting for manager %s to approve %s", inputs["account_manager_id"], inputs["refund_amount"])
+            hours = float(ctx.config.get("approval_timeout_hours", 48))
+            return ctx.wait_for(APPROVAL_EVENT, timeout=timedelta(hours=hours))
+        if decision["approved"] is not True:
+            raise PermanentError(f"refund rejected by {decision['approver']}: {decision.get('note') or 'no note'}")
+        return {"status": "approved", "auto_approved": False, "manager_id": decision["approver"],
+                "approval_id": "appr_" + digest("approval-event", ctx.task.id, decision["approver"])[:12],
+                "decided_at": now_iso(), "note": decision.get("note", "")}
+
+    def shape(self, ctx: StepContext, output: dict[str, Any]) -> dict[str, Any]:
+        return {**super().shape(ctx, output), "note": output.get("note", "")}
 
 
 class ExecuteRefundWorkflowHandler(CustomerSuccessHandler):
