@@ -131,8 +131,6 @@ class Signaller:
         assert result.event is not None
         return {**result.event.as_dict(), "duplicate": result.status is SendStatus.DUPLICATE}
 
-
-
     def _remote(self, namespace: str) -> Any:
         """The remote route of ``namespace`` (``TASKER_REMOTE_HOSTS``), if another host serves it."""
         from tasker_host.host import REMOTE_ROUTE_PLUGIN  # (the composition root imports this module)
@@ -147,6 +145,7 @@ class Signaller:
         from tasker_host.engine.invocation import InvocationRequest
 
         caller = ctx.task.namespace
+        # (the remote task's name is not known here: a deny rule naming a template covers them all)
         if any(r.matches(caller, namespace, r.name or "") for r in self.policy.deny):
             raise PermanentError(f"namespace {caller!r} may not send events to namespace {namespace!r}")
         try:
