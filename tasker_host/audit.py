@@ -36,6 +36,7 @@ class AuditAction(enum.StrEnum):
     TOKEN_CREATE = "token.create"
     TOKEN_REVOKE = "token.revoke"
     CONSOLE_SIGN_IN = "console.sign_in"
+    EVENT_SEND = "event.send"  # e.g. a manager's approval (docs/waiting.md)
 
 
 @dataclass(frozen=True, slots=True)

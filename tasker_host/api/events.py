@@ -18,13 +18,14 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.routing import Route
 
+from tasker_host.api.access_log import correlation_header
 from tasker_host.api.auth import may, require_principal
 from tasker_host.api.body import read_json
 from tasker_host.api.errors import forbidden
 from tasker_host.api.requests import idempotency_key
 from tasker_host.api.responses import JSONResponse
 from tasker_host.api.state import api_of
-from tasker_host.api.tasks import visible_task
+from tasker_host.api.tasks import api_actor, visible_task
 from tasker_host.auth import Action
 from tasker_host.store.waits import SendStatus
 
@@ -39,7 +40,7 @@ async def send_event(request: Request) -> JSONResponse:
     payload = await read_json(request, api.max_body_bytes, optional=True)
     name = request.path_params["name"]
     result = await api.call(api.host.service.send_event, task.id, name, payload, idempotency_key=key,
-                            sender=principal.name)
+                            sender=principal.name, actor=api_actor(principal, correlation_header(request.scope)))
     assert result.event is not None
     duplicate = result.status is SendStatus.DUPLICATE
     doc = {**result.event.as_dict(), "woke": result.woke, "duplicate": duplicate}

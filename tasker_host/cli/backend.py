@@ -98,7 +98,7 @@ class LocalBackend:
         from tasker_host.store.waits import SendStatus
 
         result = self.host.service.send_event(task_id, name, payload, idempotency_key=idempotency_key,
-                                              sender="cli")
+                                              sender="cli", actor=Actor.cli())
         return {**result.event.as_dict(), "woke": result.woke, "duplicate": result.status is SendStatus.DUPLICATE}
 
     def wait(self, task_id: str, progress: bool = False) -> dict[str, Any]:

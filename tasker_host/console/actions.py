@@ -167,7 +167,8 @@ async def send_event(request: Request) -> Response:
     if problems:
         return _see_other(back, "Not sent: " + "; ".join(problems))
     try:
-        sent = await api.call(api.host.service.send_event, task.id, name, payload, sender=who.principal.name)
+        sent = await api.call(partial(api.host.service.send_event, actor=_actor(request, who.principal.name)),
+                              task.id, name, payload, sender=who.principal.name)
     except TaskerError as exc:
         return _see_other(back, "Not sent: " + " ".join(str(exc).split()))
     return _see_other(back, f"Event {name} sent" + (f": step {sent.woke} runs again." if sent.woke else "."))

@@ -36,7 +36,7 @@ from tasker_host.store.base import (
     TaskRecord,
 )
 from tasker_host.store.version_stats import DIRECT, VersionStats
-from tasker_host.store.waits import EventRecord, SendResult
+from tasker_host.store.waits import EventRecord, SendResult, SendStatus
 from tasker_host.values import require_storable, storable_text
 
 MAX_CORRELATION_ID = 200  # column width
@@ -256,13 +256,21 @@ class TaskService:
         return self.audit.list(query)
 
     def send_event(self, task_id: str, name: str, payload: Any = None, *, idempotency_key: str | None = None,
-                   sender: str | None = None) -> SendResult:
+                   sender: str | None = None, actor: Actor | None = None) -> SendResult:
         """Check and send an event to a task (see :mod:`tasker_host.engine.signals`); a step it
-        woke runs on this host's runner at once."""
+        woke runs on this host's runner at once. With an ``actor``, a newly stored event is
+        recorded in the audit trail (after it: an event is one row the store writes alone; a
+        duplicate, refused or invalid send records nothing)."""
         result = signals.send_event(self.store, self.clock, task_id, name, payload,
                                     idempotency_key=idempotency_key, sender=sender)
         if result.woke is not None:
             self._on_created(None)
+        if actor is not None and result.status is SendStatus.SENT and result.event is not None:
+            task = self.store.get_task(task_id, with_steps=False)
+            details = {"event": name, "woke": result.woke, **({"idempotency_key": idempotency_key}
+                                                                 if idempotency_key is not None else {})}
+            self.audit.record(actor, AuditAction.EVENT_SEND, namespace=task.namespace if task else None,
+                              target=task_id, details=details, correlation_id=task.correlation_id if task else None)
         return result
 
     def task_events(self, task_id: str) -> list[EventRecord]:

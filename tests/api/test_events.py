@@ -115,6 +115,15 @@ def test_an_event_wakes_the_waiting_step_and_a_replay_returns_it(server: tuple[L
     assert [e["id"] for e in events] == [sent["id"]]
     ended = _send(live, task_id, APPROVED)
     assert ended.status_code == 409 and ended.json()["error"] == "task_ended"
+    # who approved is in the audit trail, once: the replay and the refused send wrote nothing
+    assert [(e["principal"], e["actor_kind"], e["details"]) for e in _sends(live, task_id)] == [
+        ("payments", "api", {"event": "approval", "woke": "approve", "idempotency_key": "approval-1"})]
+
+
+def _sends(live: Live, task_id: str) -> list[Any]:
+    entries = live.client.get("/audit", params={"namespace": "payments", "limit": 200},
+                              headers=live.auth("payments")).json()["entries"]
+    return [e for e in entries if e["action"] == "event.send" and e["target"] == task_id]
 
 
 def test_an_invalid_payload_is_a_422_listing_every_problem(server: tuple[Live, SignalPolicy, Waiting]) -> None:
@@ -131,6 +140,7 @@ def test_an_invalid_payload_is_a_422_listing_every_problem(server: tuple[Live, S
         "payments", **{"Content-Type": "application/json"}))
     assert not_json.status_code == 400
     assert live.client.get(f"/tasks/{task_id}/events", headers=live.auth("payments")).json()["events"] == []
+    assert _sends(live, task_id) == []  # nothing written, nothing audited
     assert live.client.delete(f"/tasks/{task_id}", headers=live.auth("payments")).status_code == 200
 
 
