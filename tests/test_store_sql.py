@@ -146,7 +146,7 @@ def _assert_schema_matches_models(engine: sa.Engine) -> None:
 def test_sqlite_migrations_produce_the_models(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'tasker.db'}"
     assert current_revision(url) is None
-    assert upgrade(url) == head_revision() == "0006"
+    assert upgrade(url) == head_revision() == "0009"
     assert current_revision(url) == head_revision()
     store = SqlStore(url, auto_upgrade=False)  # up to date: opens
     _assert_schema_matches_models(store.engine)

@@ -136,6 +136,7 @@ class NewTask:
     parent_task_id: str | None = None
     parent_step: str | None = None
     invocation_key: str | None = None  # unique per parent task: re-attach instead of duplicating
+    traceparent: str | None = None  # W3C trace context the task's step spans join (tracing.py)
 
 
 @dataclass(slots=True)
@@ -178,6 +179,7 @@ class TaskRecord:
     error: Mapping[str, Any] | None = None
     completed_at: float | None = None
     steps: list[StepRecord] = field(default_factory=list)  # in template order
+    traceparent: str | None = None  # W3C trace context the task's step spans join
 
     @property
     def full_name(self) -> str:
@@ -197,6 +199,7 @@ class RunInputs:
     correlation_id: str | None
     template_json: str
     results: Mapping[str, Any]
+    traceparent: str | None = None  # W3C trace context the task's step spans join
 
 
 @dataclass(frozen=True, slots=True)

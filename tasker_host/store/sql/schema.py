@@ -60,6 +60,7 @@ class TaskRow(Base):
     created_at: Mapped[float] = mapped_column(sa.Double)
     updated_at: Mapped[float] = mapped_column(sa.Double)
     completed_at: Mapped[float | None] = mapped_column(sa.Double)
+    traceparent: Mapped[str | None] = mapped_column(sa.String(64))  # W3C trace context (55 characters)
 
     __table_args__ = (
         sa.Index("ix_tasks_namespace_created", "namespace", "created_at", "id"),
