@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry.trace import get_current_span
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -92,6 +93,8 @@ class AccessLogMiddleware:
         line = {"method": scope["method"], "path": scope["path"], "status": status,
                 "duration_ms": round(seconds * 1000, 3),
                 **{k: v for k, v in asdict(fields).items() if v is not None}}
+        if (sc := get_current_span().get_span_context()).is_valid:  # the request's trace (api/tracing.py)
+            line["trace_id"] = f"{sc.trace_id:032x}"
         self.log.info("%s %s %s", scope["method"], scope["path"], status, extra={"fields": line})
 
 

@@ -30,6 +30,7 @@ from tasker_host.api.errors import exception_handlers
 from tasker_host.api.metrics import Metrics
 from tasker_host.api.openapi import openapi_document
 from tasker_host.api.state import Api, Authenticate, WorkerState, api_of
+from tasker_host.api.tracing import TracingMiddleware
 from tasker_host.engine.supervise import run_supervised
 from tasker_host.errors import ConfigurationError
 from tasker_host.host import Host
@@ -116,7 +117,8 @@ def create_app(host: Host, *, prefix: str = "/tasker", run_worker: bool = True, 
     routes = [*tasks.routes(), *step_logs.routes(), *handlers.routes(), *health.routes(),
               Route("/metrics", metrics, methods=["GET"]), Route("/openapi.json", openapi, methods=["GET"])]
     app = Starlette(routes=[*([Mount(prefix, routes=routes)] if prefix else routes), *console.routes()],
-                    middleware=[Middleware(AccessLogMiddleware, metrics=api.metrics)],
+                    middleware=[Middleware(TracingMiddleware, tracing=host.service.tracing),  # outermost
+                                Middleware(AccessLogMiddleware, metrics=api.metrics)],
                     exception_handlers={**exception_handlers(), **console.exception_handlers()},
                     lifespan=lifespan_for(api))
     app.state.api = api

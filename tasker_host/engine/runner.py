@@ -11,8 +11,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
+from opentelemetry.trace import use_span
 
 from tasker_host.engine import lifecycle
+from tasker_host.engine.attempt_spans import AttemptSpans
 from tasker_host.engine.clock import Clock
 from tasker_host.engine.config import EngineConfig
 from tasker_host.engine.events import EventBus, EventKind
@@ -25,6 +27,7 @@ from tasker_host.engine.runtime import RUNTIME_CACHE_SIZE, Lru, StepTemplates, T
 from tasker_host.engine.step_context import RunningStep
 from tasker_host.engine.step_log import StepLogBuffer
 from tasker_host.engine.store_calls import StoreCalls
+from tasker_host.engine.tracing import Tracing, attempt_ended, traceparent_of
 from tasker_host.engine.waiters import TaskWaiters
 from tasker_host.errors import PermanentError, StoreUnavailableError, TaskNotFoundError
 from tasker_host.models import StepState, TaskState
@@ -46,8 +49,10 @@ FINAL_FLUSH_PATIENCE = 10.0  # seconds a stopping runner waits for the database 
 
 class Engine:
     def __init__(self, store: Store, registry: Registry, clock: Clock, events: EventBus, *,
-                 config: EngineConfig | None = None, policy: RetryPolicy | None = None):
+                 config: EngineConfig | None = None, policy: RetryPolicy | None = None,
+                 tracing: Tracing | None = None):
         self.store, self.registry, self.clock, self.events = store, registry, clock, events
+        self.tracing = tracing or Tracing()
         self.config = config or EngineConfig()
         self.policy = policy or RetryPolicy()
         self.invoke: Callable[..., Any] | None = None  # set by the composition root
@@ -72,6 +77,7 @@ class Engine:
         self._held: set[tuple[str, str]] = set()  # steps claimed here whose outcomes are not committed
         self._heartbeat = Heartbeat(self)  # registration, heartbeats, reaping dead workers, leases
         self._executor = StepExecutor(registry, clock, self.policy, self.config.owner, self._invoke)
+        self._spans = AttemptSpans(self.tracing, registry, self._read_task)
 
     # -- public ------------------------------------------------------------------------------
     def nudge(self) -> None:
@@ -304,6 +310,7 @@ class Engine:
             self._queue(self._executor.outcome(claim, StepState.ERROR, lost["message"], error=lost))
             return  # past its last attempt (earlier ones died with their workers): not run again
         key = (claim.task_id, claim.step)
+        span = await self._spans.start(claim, rt)  # one short span per attempt
         if claim.attempt == 1 and claim.step == rt.first_root:
             self.events.emit(lifecycle.started(EventKind.TASK_STARTED, rt, claim, self.clock.now()))
         self.events.emit(lifecycle.started(EventKind.STEP_STARTED, rt, claim, self.clock.now()))
@@ -311,21 +318,28 @@ class Engine:
         self._running[key] = scope
         logs = StepLogBuffer(self.clock.now)
         outcome: StepOutcome
+        failure: Exception | None = None
         try:
-            with scope:
-                results = await self._executor.execute(claim, rt, logs)
+            with scope, use_span(span, record_exception=False, set_status_on_exception=False):
+                results = await self._executor.execute(claim, rt, logs, traceparent_of(span) or rt.traceparent)
             outcome = (self._executor.outcome(claim, StepState.CANCELLED, "task cancelled") if scope.cancelled_caught
                        else self._executor.outcome(claim, StepState.COMPLETE, "completed", results=results))
         except anyio.get_cancelled_exc_class():
             self._inflight -= 1  # the runner stops: deregistering releases the step (attempt not counted)
+            attempt_ended(span, "released")
             raise
         except Exception as exc:  # a handler failure, classified by the retry rules
-            outcome = self._executor.failure(claim, rt, exc)
+            outcome, failure = self._executor.failure(claim, rt, exc), exc
         finally:
             self._running.pop(key, None)
+        outcome = self._spans.end(span, outcome, failure)
         if lines := logs.lines():
             outcome = dataclasses.replace(outcome, logs=lines)
         self._queue(outcome)
+
+    async def _read_task(self, task_id: str) -> TaskRecord | None:
+        found: TaskRecord | None = await self.db(self.store.get_task, task_id, patience=2.0)
+        return found
 
     async def _invoke(self, ctx: RunningStep, *args: Any) -> Any:
         if self.invoke is None:

@@ -26,17 +26,18 @@ class TaskRuntime:
     info: TaskInfo
     steps: Mapping[str, StepTemplate]  # read-only: shared by the tasks of one template
     results: dict[str, Any] = field(default_factory=dict)
+    traceparent: str | None = None  # the trace context the task was created under (step spans join it)
 
     @classmethod
     def from_record(cls, task: TaskRecord) -> TaskRuntime:
         info = TaskInfo(task.id, task.namespace, task.name, task.version, task.context, task.correlation_id)
         results = {s.name: s.results for s in task.steps if s.state in DONE}
-        return cls(info, steps_of(task.template), results)
+        return cls(info, steps_of(task.template), results, task.traceparent)
 
     @classmethod
     def from_inputs(cls, task: RunInputs, templates: StepTemplates) -> TaskRuntime:
         info = TaskInfo(task.id, task.namespace, task.name, task.version, task.context, task.correlation_id)
-        return cls(info, templates.of(task.template_json), dict(task.results))
+        return cls(info, templates.of(task.template_json), dict(task.results), task.traceparent)
 
     @property
     def first_root(self) -> str:

@@ -13,6 +13,7 @@ import jsonschema
 from tasker_host.engine.clock import Clock
 from tasker_host.engine.events import EventBus, EventKind, LifecycleEvent
 from tasker_host.engine.snapshot import new_steps, snapshot_of
+from tasker_host.engine.tracing import Tracing, trace_id_of, traceparent_of
 from tasker_host.errors import AmbiguousTaskIdError, InvalidContextError, InvalidStateError, TaskNotFoundError
 from tasker_host.models import TaskTemplate
 from tasker_host.registry import Registry
@@ -43,8 +44,9 @@ class Parent:
 class TaskService:
     def __init__(self, registry: Registry, store: Store, clock: Clock, events: EventBus,
                  on_created: Callable[..., None] = lambda task, claims=(): None,
-                 claim_request: Callable[[], ClaimRequest | None] = lambda: None):
+                 claim_request: Callable[[], ClaimRequest | None] = lambda: None, tracing: Tracing | None = None):
         self.registry, self.store, self.clock, self.events = registry, store, clock, events
+        self.tracing = tracing or Tracing()
         self._on_created = on_created  # the local runner: wake up, start what was claimed
         self._claim_request = claim_request  # the local runner's offer to claim new work at once
         self._validators: dict[str, Any] = {}
@@ -52,23 +54,34 @@ class TaskService:
     # -- creation ----------------------------------------------------------------------------
     def create_task(self, namespace: str, name: str, version: str | None = None,
                     context: Mapping[str, Any] | None = None, *, idempotency_key: str | None = None,
-                    parent: Parent | None = None, correlation_id: str | None = None) -> CreateResult:
+                    parent: Parent | None = None, correlation_id: str | None = None,
+                    traceparent: str | None = None) -> CreateResult:
         """Resolve, validate (every violation at once) and create a task; nothing is written when
         the request is invalid. The correlation id is the parent's, else the caller's (e.g. an
-        ``X-Correlation-Id`` header), else the context's ``correlation_id``, else the task id."""
+        ``X-Correlation-Id`` header), else the context's ``correlation_id``, else the task id.
+        ``traceparent``: the caller's trace context (else the current span's, see ``prepare``)."""
         new = self.prepare(namespace, name, version, context, idempotency_key=idempotency_key,
-                           parent=parent, correlation_id=correlation_id)
+                           parent=parent, correlation_id=correlation_id, traceparent=traceparent)
         return self.submit([new])[0]
 
     def prepare(self, namespace: str, name: str, version: str | None = None,
                 context: Mapping[str, Any] | None = None, *, idempotency_key: str | None = None,
-                parent: Parent | None = None, correlation_id: str | None = None) -> NewTask:
-        """Resolve and validate a request into the task to write (raises; writes nothing)."""
-        template = self.registry.resolve(namespace, name, version)
-        context = dict(context or {})
-        require_storable(context, "context", "context")
-        self.validate_context(template, context)
-        return self._new_task(str(uuid.uuid4()), template, context, idempotency_key, parent, correlation_id)
+                parent: Parent | None = None, correlation_id: str | None = None,
+                traceparent: str | None = None) -> NewTask:
+        """Resolve and validate a request into the task to write (raises; writes nothing), in a
+        creation span whose parent is ``traceparent``, else the current span (the API request's);
+        the task keeps that span's context (or, untraced, the caller's) for its steps' spans."""
+        with self.tracing.creating(namespace, name, traceparent) as span:
+            template = self.registry.resolve(namespace, name, version)
+            context = dict(context or {})
+            require_storable(context, "context", "context")
+            self.validate_context(template, context)
+            new = self._new_task(str(uuid.uuid4()), template, context, idempotency_key, parent, correlation_id,
+                                 traceparent_of(span) or traceparent)
+            if span.is_recording():
+                span.set_attributes({"tasker.version": new.version, "tasker.task_id": new.id,
+                                     "tasker.correlation_id": new.correlation_id or new.id})
+            return new
 
     def submit(self, tasks: Sequence[NewTask]) -> list[CreateResult]:
         """Write prepared tasks in one transaction (the API batches concurrent requests here)."""
@@ -80,7 +93,7 @@ class TaskService:
         return results
 
     def _new_task(self, task_id: str, t: TaskTemplate, context: dict[str, Any], idempotency_key: str | None,
-                  parent: Parent | None, correlation_id: str | None) -> NewTask:
+                  parent: Parent | None, correlation_id: str | None, traceparent: str | None = None) -> NewTask:
         correlation = ((parent.correlation_id if parent else None) or correlation_id
                        or _correlation_of(context) or task_id)
         return NewTask(
@@ -90,7 +103,7 @@ class TaskService:
             correlation_id=str(correlation), idempotency_key=idempotency_key,
             parent_task_id=parent.task_id if parent else None,
             parent_step=parent.step if parent else None,
-            invocation_key=parent.invocation_key if parent else None,
+            invocation_key=parent.invocation_key if parent else None, traceparent=traceparent,
         )
 
     def validate_context(self, t: TaskTemplate, context: Mapping[str, Any]) -> None:
@@ -176,7 +189,8 @@ class TaskService:
 
     def _emit(self, kind: EventKind, task: TaskRecord) -> None:
         self.events.emit(LifecycleEvent(kind, task.id, task.namespace, task.name, task.version,
-                                        self.clock.now(), correlation_id=task.correlation_id))
+                                        self.clock.now(), correlation_id=task.correlation_id,
+                                        trace_id=trace_id_of(task.traceparent)))
 
 
 def _correlation_of(context: Mapping[str, Any]) -> str | None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from tasker_host.context import InvocationResult, TaskInfo
 from tasker_host.engine.step_log import StepLog, StepLogBuffer
+from tasker_host.engine.tracing import trace_id_of
 
 InvokeFn = Callable[["RunningStep", str, str, str | None, Mapping[str, Any] | None, bool, str],
                     Awaitable[InvocationResult]]
@@ -24,12 +25,15 @@ class RunningStep:
     _invoke: InvokeFn = field(repr=False)
     _calls: int = field(default=0, repr=False)
     logs: StepLogBuffer | None = field(default=None, repr=False)  # what ctx.log keeps of this attempt
+    traceparent: str | None = field(default=None, repr=False)  # this attempt's span: ctx.invoke's parent
 
     @cached_property
     def log(self) -> StepLog:
         return StepLog({
             "task_id": self.task.id, "step": self.step_name, "namespace": self.task.namespace,
-            "correlation_id": self.task.correlation_id,
+            "correlation_id": self.task.correlation_id, "template": f"{self.task.name}@{self.task.version}",
+            "attempt": self.attempt, "trace_id": trace_id_of(self.traceparent),
+            "span_id": self.traceparent[36:52] if self.traceparent else None,
         }, self.logs)
 
     async def invoke(self, namespace: str, name: str, *, version: str | None = None,
