@@ -14,6 +14,8 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -144,3 +146,19 @@ def configure_logging(level: str = "info", fmt: str = "json") -> logging.Handler
     if root.level > logging.DEBUG:
         logging.getLogger("alembic").setLevel(logging.WARNING)  # its start-up chatter is for debugging
     return handler
+
+
+@contextmanager
+def configured_logging(level: str = "info", fmt: str = "json") -> Iterator[logging.Handler]:
+    """:func:`configure_logging` for the length of a command, then the root logger as it was
+    (a command run in process, e.g. by a test, leaves the logging configuration alone)."""
+    root = logging.getLogger()
+    handlers, root_level = list(root.handlers), root.level
+    handler = configure_logging(level, fmt)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        for existing in handlers:
+            root.addHandler(existing)
+        root.setLevel(root_level)

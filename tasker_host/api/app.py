@@ -32,6 +32,7 @@ from tasker_host.api.openapi import openapi_document
 from tasker_host.api.state import Api, Authenticate, WorkerState, api_of
 from tasker_host.api.tracing import TracingMiddleware
 from tasker_host.engine.supervise import run_supervised
+from tasker_host.engine.transition_log import TransitionLog
 from tasker_host.errors import ConfigurationError
 from tasker_host.host import Host
 
@@ -81,6 +82,7 @@ def lifespan_for(api: Api) -> Any:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         unsubscribe = api.metrics.subscribe(api.host.events)
+        unlog = TransitionLog().attach(api.host.events)  # task and step transitions, one line each
         revocations = await anyio.to_thread.run_sync(watch_revocations, api.authenticate, api.host.tokens)
         try:
             async with anyio.create_task_group() as tg:
@@ -93,6 +95,7 @@ def lifespan_for(api: Api) -> Any:
                 stop.set()
         finally:
             unsubscribe()
+            unlog()
             if revocations is not None:
                 await anyio.to_thread.run_sync(revocations.close)
             await anyio.to_thread.run_sync(api.host.close)

@@ -14,6 +14,7 @@ from tasker_host.engine.clock import Clock
 from tasker_host.engine.events import EventBus, EventKind, LifecycleEvent
 from tasker_host.engine.snapshot import new_steps, snapshot_of
 from tasker_host.engine.tracing import Tracing, trace_id_of, traceparent_of
+from tasker_host.engine.transition_log import log_action
 from tasker_host.errors import AmbiguousTaskIdError, InvalidContextError, InvalidStateError, TaskNotFoundError
 from tasker_host.models import TaskTemplate
 from tasker_host.registry import Registry
@@ -172,6 +173,7 @@ class TaskService:
         task, reason = self.get_task(task_id), storable_text(reason)
         if not self.store.retry_task(task_id, self.clock.now(), reason):
             raise InvalidStateError(f"task {task_id} is {task.status.value}; only tasks in error can be retried")
+        log_action(task, "retried")
         self._on_created(None)
         return self.get_task(task_id)
 
@@ -184,6 +186,7 @@ class TaskService:
         if not self.store.resolve_step(task_id, step, self.clock.now(), results, reason):
             state = next(s.state.value for s in task.steps if s.name == step)
             raise InvalidStateError(f"step {step!r} of task {task_id} is {state}; only failed steps can be resolved")
+        log_action(task, "resolved", step)
         self._on_created(None)
         return self.get_task(task_id)
 
