@@ -43,9 +43,8 @@ class AttemptSpans:
     def end(self, span: Span, outcome: StepOutcome, exc: BaseException | None = None) -> StepOutcome:
         """End the span with the outcome; a failed attempt's error document gets its
         ``traceparent`` (so the retry, wherever it runs, links to it)."""
-        traceparent = traceparent_of(span) if span.is_recording() else None
-        if traceparent is not None and outcome.error is not None and outcome.state in (
-                StepState.WAITING_RETRY, StepState.ERROR):
+        if (outcome.error is not None and outcome.state in (StepState.WAITING_RETRY, StepState.ERROR)
+                and span.is_recording() and (traceparent := traceparent_of(span)) is not None):
             outcome = dataclasses.replace(outcome, error={**outcome.error, "traceparent": traceparent})
             if outcome.state is StepState.WAITING_RETRY:
                 self._previous.put((outcome.task_id, outcome.step), traceparent)

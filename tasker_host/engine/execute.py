@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 import anyio
+from opentelemetry.trace import Span
 
 from tasker_host.engine.clock import Clock
 from tasker_host.engine.retry import RetryPolicy, error_doc, judge, retry_delay
@@ -30,10 +31,9 @@ class StepExecutor:
         self.registry, self.clock, self.policy, self.owner = registry, clock, policy, owner
         self._invoke = invoke
 
-    async def execute(self, claim: Claim, rt: TaskRuntime, logs: StepLogBuffer, traceparent: str | None = None,
-                      ) -> Any:
-        """The step's results (storable), or the handler's exception. ``traceparent``: the
-        attempt's span, the parent of the tasks its ``ctx.invoke`` creates."""
+    async def execute(self, claim: Claim, rt: TaskRuntime, logs: StepLogBuffer, span: Span | None = None) -> Any:
+        """The step's results (storable), or the handler's exception. ``span``: the attempt's,
+        the parent of the tasks its ``ctx.invoke`` creates."""
         step = rt.steps[claim.step]
         try:
             handler = self.registry.handler_class(rt.info.namespace, step.handler_class)()
@@ -41,7 +41,7 @@ class StepExecutor:
             raise PermanentError(f"handler {step.handler_class!r} is no longer provided in "
                                  f"namespace {rt.info.namespace!r}") from None
         ctx = RunningStep(rt.info, step.name, step.handler_config, MappingProxyType(rt.results),
-                          claim.attempt, self._invoke, logs=logs, traceparent=traceparent)
+                          claim.attempt, self._invoke, logs=logs, span=span)
         with self.clock.deadline(step.timeout_seconds):
             if inspect.iscoroutinefunction(handler.process):
                 output = await handler.process(ctx)

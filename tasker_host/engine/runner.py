@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
-from opentelemetry.trace import use_span
 
 from tasker_host.engine import lifecycle
 from tasker_host.engine.attempt_spans import AttemptSpans
@@ -27,7 +26,7 @@ from tasker_host.engine.runtime import RUNTIME_CACHE_SIZE, Lru, StepTemplates, T
 from tasker_host.engine.step_context import RunningStep
 from tasker_host.engine.step_log import StepLogBuffer
 from tasker_host.engine.store_calls import StoreCalls
-from tasker_host.engine.tracing import Tracing, attempt_ended, traceparent_of
+from tasker_host.engine.tracing import Tracing, attempt_ended, current_span
 from tasker_host.engine.waiters import TaskWaiters
 from tasker_host.errors import PermanentError, StoreUnavailableError, TaskNotFoundError
 from tasker_host.models import StepState, TaskState
@@ -320,8 +319,8 @@ class Engine:
         outcome: StepOutcome
         failure: Exception | None = None
         try:
-            with scope, use_span(span, record_exception=False, set_status_on_exception=False):
-                results = await self._executor.execute(claim, rt, logs, traceparent_of(span) or rt.traceparent)
+            with scope, current_span(span):
+                results = await self._executor.execute(claim, rt, logs, span)
             outcome = (self._executor.outcome(claim, StepState.CANCELLED, "task cancelled") if scope.cancelled_caught
                        else self._executor.outcome(claim, StepState.COMPLETE, "completed", results=results))
         except anyio.get_cancelled_exc_class():

@@ -72,17 +72,17 @@ class TaskService:
         """Resolve and validate a request into the task to write (raises; writes nothing), in a
         creation span whose parent is ``traceparent``, else the current span (the API request's);
         the task keeps that span's context (or, untraced, the caller's) for its steps' spans."""
-        with self.tracing.creating(namespace, name, traceparent) as span:
-            template = self.registry.resolve(namespace, name, version)
+        template = self.registry.resolve(namespace, name, version)
+        task_id = str(uuid.uuid4())
+        correlation = str((parent.correlation_id if parent else None) or correlation_id
+                          or _correlation_of(context or {}) or task_id)
+        with self.tracing.creating(template.namespace, template.name, str(template.version), task_id, correlation,
+                                   traceparent) as span:
             context = dict(context or {})
             require_storable(context, "context", "context")
             self.validate_context(template, context)
-            new = self._new_task(str(uuid.uuid4()), template, context, idempotency_key, parent, correlation_id,
-                                 traceparent_of(span) or traceparent)
-            if span.is_recording():
-                span.set_attributes({"tasker.version": new.version, "tasker.task_id": new.id,
-                                     "tasker.correlation_id": new.correlation_id or new.id})
-            return new
+            return self._new_task(task_id, template, context, idempotency_key, parent, correlation,
+                                  traceparent_of(span) or traceparent)
 
     def submit(self, tasks: Sequence[NewTask]) -> list[CreateResult]:
         """Write prepared tasks in one transaction (the API batches concurrent requests here)."""

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from opentelemetry.context import Context
+from opentelemetry.context import Context, attach, detach
 from opentelemetry.trace import (
     Link,
     NoOpTracerProvider,
@@ -36,13 +36,16 @@ from opentelemetry.trace import (
     Tracer,
     TracerProvider,
     get_current_span,
+    set_span_in_context,
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from tasker_host.context import TaskInfo
+from tasker_host.engine.runtime import Lru
 from tasker_host.models import Provenance
 
 SCOPE = "tasker_host"
+PARSED_CACHE_SIZE = 4096  # parsed trace contexts kept (tasks in flight share them across steps)
 
 
 class Tracing:
@@ -52,14 +55,20 @@ class Tracing:
         self.enabled = provider is not None  # False: the API's no-op spans (context passes through)
         self.tracer: Tracer = (provider or NoOpTracerProvider()).get_tracer(SCOPE, _host_version())
         self._propagator = TraceContextTextMapPropagator()
+        self._parsed: Lru[str, Context | None] = Lru(PARSED_CACHE_SIZE)  # a task's steps share one
 
     # -- W3C trace context -------------------------------------------------------------------
     def context_of(self, traceparent: str | None) -> Context | None:
         """The context a ``traceparent`` names; None for none or an invalid one."""
         if not traceparent:
             return None
-        context = self._propagator.extract({"traceparent": traceparent})
-        return context if get_current_span(context).get_span_context().is_valid else None
+        context = self._parsed.get(traceparent)
+        if context is None:
+            context = self._propagator.extract({"traceparent": traceparent})
+            if not get_current_span(context).get_span_context().is_valid:
+                return None
+            self._parsed.put(traceparent, context)
+        return context
 
     def span_context_of(self, traceparent: str | None) -> SpanContext | None:
         context = self.context_of(traceparent)
@@ -71,13 +80,24 @@ class Tracing:
 
     # -- spans -------------------------------------------------------------------------------
     @contextmanager
-    def creating(self, namespace: str, name: str, traceparent: str | None = None) -> Iterator[Span]:
-        """The creation span; parent: ``traceparent`` if given, else the current context (the API
-        request's span). Exceptions (an invalid request) are recorded and re-raised."""
-        with self.tracer.start_as_current_span(
-                f"create {namespace}.{name}", context=self.context_of(traceparent), kind=SpanKind.INTERNAL,
-                attributes={"tasker.namespace": namespace, "tasker.template": name}) as span:
+    def creating(self, namespace: str, name: str, version: str, task_id: str, correlation_id: str,
+                 traceparent: str | None = None) -> Iterator[Span]:
+        """The creation span of a resolved request; parent: ``traceparent`` if given, else the
+        current context (the API request's span). Exceptions (an invalid context) are recorded
+        and re-raised."""
+        span = self.tracer.start_span(
+            f"create {namespace}.{name}", context=self.context_of(traceparent), kind=SpanKind.INTERNAL,
+            attributes={"tasker.namespace": namespace, "tasker.template": name, "tasker.version": version,
+                        "tasker.task_id": task_id, "tasker.correlation_id": correlation_id})
+        try:  # (not made current: nothing inside starts spans)
             yield span
+        except Exception as exc:
+            if span.is_recording():
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:500]))
+            raise
+        finally:
+            span.end()
 
     def start_attempt(self, info: TaskInfo, traceparent: str | None, step: str, attempt: int,
                       plugin: Provenance | None, previous: str | None) -> Span:
@@ -95,6 +115,17 @@ class Tracing:
         return self.tracer.start_span(f"run {info.namespace}.{info.name}/{step}",
                                       context=self.context_of(traceparent) or Context(),
                                       kind=SpanKind.CONSUMER, attributes=attributes, links=links)
+
+
+@contextmanager
+def current_span(span: Span) -> Iterator[None]:
+    """``span`` is the current span inside the block (what ``use_span`` does, minus its
+    exception handling: the runner records failures itself)."""
+    token = attach(set_span_in_context(span))
+    try:
+        yield
+    finally:
+        detach(token)
 
 
 def traceparent_of(span: Span) -> str | None:
@@ -117,7 +148,7 @@ def attempt_ended(span: Span, outcome: str, error: Mapping[str, Any] | None = No
     """Mark an attempt's span with its outcome (``complete``, ``waiting_retry``, ``error``,
     ``cancelled``) and, for a failure, the error, its class (``permanent`` / ``retryable`` /
     ``timeout``: ``tasker.error.class``) and the exception event; then end it."""
-    if span.is_recording():
+    if span.is_recording() and outcome != "complete":  # (complete: the status stays unset, nothing to add)
         span.set_attribute("tasker.outcome", outcome)
         if error is not None:
             span.set_attribute("tasker.error.class", str(error.get("kind", "retryable")))
