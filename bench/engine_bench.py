@@ -10,6 +10,7 @@ See bench/README.md. Not part of the test suite.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -70,9 +71,14 @@ def make_host(backend: str, tag: str, probe: Probe, workdir: Path, tracer_provid
                       engine_config=EngineConfig(concurrency=512, claim_batch=512), tracer_provider=tracer_provider)
 
 
-def throughput(backend: str, workload: str, n: int, workdir: Path, tracer_provider=None) -> dict:
+def throughput(backend: str, workload: str, n: int, workdir: Path, tracer_provider=None, freeze: bool = False) -> dict:
+    """``freeze``: as ``serve`` and ``worker`` do once their host is built, keep what lives as long
+    as the process out of the cyclic collector's passes (``gc.freeze()``; undone at the end)."""
     probe = Probe()
     host = make_host(backend, f"{workload}_{n}_{time.monotonic_ns()}", probe, workdir, tracer_provider)
+    if freeze:
+        gc.collect()
+        gc.freeze()
     t0 = time.perf_counter()
     for _ in range(n):
         host.service.create_task("bench", workload)
@@ -84,6 +90,8 @@ def throughput(backend: str, workload: str, n: int, workdir: Path, tracer_provid
     assert len(done) == n, f"{backend} {workload}: only {len(done)}/{n} tasks completed"
     steps = n * (W1_STEPS if workload == "w1" else W2_STEPS)
     host.close()
+    if freeze:
+        gc.unfreeze()
     return {"create_tasks_per_s": n / created, "tasks_per_s": n / ran, "steps_per_s": steps / ran,
             "max_parallel_steps_in_one_task": probe.max_parallel,
             "steps_per_cpu_s": steps / cpu if cpu > 0 else float("nan")}

@@ -42,16 +42,16 @@ def traced(processor: str, ratio: float | None = None) -> tuple[TracerProvider, 
 
 
 def compare(backend: str, n: int, runs: int, processor: str, workdir: Path,
-            ratio: float | None = None) -> dict[str, float]:
+            ratio: float | None = None, freeze: bool = False) -> dict[str, float]:
     """Medians of steps/s (wall clock) and steps per CPU second of this process (what a shared
     machine's other load disturbs least), untraced and traced, over alternating runs."""
     plain: list[dict] = []
     with_spans: list[dict] = []
     throughput(backend, "w1", max(100, n // 10), workdir)  # warm-up (imports, caches)
     for _ in range(runs):
-        plain.append(throughput(backend, "w1", n, workdir))
+        plain.append(throughput(backend, "w1", n, workdir, freeze=freeze))
         provider, exporter = traced(processor, ratio)
-        with_spans.append(throughput(backend, "w1", n, workdir, tracer_provider=provider))
+        with_spans.append(throughput(backend, "w1", n, workdir, tracer_provider=provider, freeze=freeze))
         provider.shutdown()  # (batch: the rest is exported)
         spans = len(exporter.get_finished_spans())
         expected = n * (W1_STEPS + 1)  # a span per step attempt and one per creation
@@ -68,6 +68,8 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=["memory", "sqlite", "postgres"])
     parser.add_argument("--processor", choices=["simple", "batch"], default="batch")
     parser.add_argument("--sample", type=float, help="sample this ratio of traces (default: every trace)")
+    parser.add_argument("--freeze", action="store_true", help="gc.freeze() once the host is built, as serve and "
+                        "worker do")
     args = parser.parse_args()
     sampled = "every trace" if args.sample is None else f"{args.sample:.0%} of traces"
     print(f"W1, {args.tasks} tasks per run, {args.runs} alternating runs (medians), {args.processor} span "
@@ -85,7 +87,7 @@ def main() -> None:
 def measure(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for backend in args.backends:
-            r = compare(backend, args.tasks, args.runs, args.processor, Path(tmp), args.sample)
+            r = compare(backend, args.tasks, args.runs, args.processor, Path(tmp), args.sample, args.freeze)
             wall = (r["steps_per_s_plain"], r["steps_per_s_traced"])
             cpu = (r["steps_per_cpu_s_plain"], r["steps_per_cpu_s_traced"])
             print(f"{backend:<10}{wall[0]:>10.0f}{wall[1]:>10.0f}{1 - wall[1] / wall[0]:>10.1%}   "

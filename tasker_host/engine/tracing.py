@@ -121,6 +121,9 @@ class Tracing:
 def current_span(span: Span) -> Iterator[None]:
     """``span`` is the current span inside the block (what ``use_span`` does, minus its
     exception handling: the runner records failures itself)."""
+    if not span.get_span_context().is_valid:  # an untraced task: nothing to make current
+        yield
+        return
     token = attach(set_span_in_context(span))
     try:
         yield
