@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
+from opentelemetry.trace import INVALID_SPAN, Span
 
 from tasker_host.engine import lifecycle
 from tasker_host.engine.attempt_spans import AttemptSpans
@@ -76,7 +77,8 @@ class Engine:
         self._held: set[tuple[str, str]] = set()  # steps claimed here whose outcomes are not committed
         self._heartbeat = Heartbeat(self)  # registration, heartbeats, reaping dead workers, leases
         self._executor = StepExecutor(registry, clock, self.policy, self.config.owner, self._invoke)
-        self._spans = AttemptSpans(self.tracing, registry, self._read_task)
+        self._spans = AttemptSpans(self.tracing, registry,  # spans; a retry's link may read its task
+                                   lambda task_id: self.db(store.get_task, task_id, patience=2.0))
 
     # -- public ------------------------------------------------------------------------------
     def nudge(self) -> None:
@@ -309,7 +311,6 @@ class Engine:
             self._queue(self._executor.outcome(claim, StepState.ERROR, lost["message"], error=lost))
             return  # past its last attempt (earlier ones died with their workers): not run again
         key = (claim.task_id, claim.step)
-        span = await self._spans.start(claim, rt)  # one short span per attempt
         if claim.attempt == 1 and claim.step == rt.first_root:
             self.events.emit(lifecycle.started(EventKind.TASK_STARTED, rt, claim, self.clock.now()))
         self.events.emit(lifecycle.started(EventKind.STEP_STARTED, rt, claim, self.clock.now()))
@@ -318,7 +319,9 @@ class Engine:
         logs = StepLogBuffer(self.clock.now)
         outcome: StepOutcome
         failure: Exception | None = None
-        try:
+        span: Span = INVALID_SPAN
+        try:  # (a retry's span may read the store: inside, so that a stopping runner counts it out)
+            span = await self._spans.start(claim, rt)  # one short span per attempt
             with scope, current_span(span):
                 results = await self._executor.execute(claim, rt, logs, span)
             outcome = (self._executor.outcome(claim, StepState.CANCELLED, "task cancelled") if scope.cancelled_caught
@@ -335,10 +338,6 @@ class Engine:
         if lines := logs.lines():
             outcome = dataclasses.replace(outcome, logs=lines)
         self._queue(outcome)
-
-    async def _read_task(self, task_id: str) -> TaskRecord | None:
-        found: TaskRecord | None = await self.db(self.store.get_task, task_id, patience=2.0)
-        return found
 
     async def _invoke(self, ctx: RunningStep, *args: Any) -> Any:
         if self.invoke is None:
