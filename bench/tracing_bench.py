@@ -43,8 +43,9 @@ def traced(processor: str, ratio: float | None = None) -> tuple[TracerProvider, 
 
 def compare(backend: str, n: int, runs: int, processor: str, workdir: Path,
             ratio: float | None = None, freeze: bool = False) -> dict[str, float]:
-    """Medians of steps/s (wall clock) and steps per CPU second of this process (what a shared
-    machine's other load disturbs least), untraced and traced, over alternating runs."""
+    """Medians of steps/s (wall clock) and steps per CPU second of this process, untraced and
+    traced, over alternating runs; and the median of each pair's overhead (a traced run against
+    the untraced one just before it: what a shared machine's drift disturbs least)."""
     plain: list[dict] = []
     with_spans: list[dict] = []
     throughput(backend, "w1", max(100, n // 10), workdir)  # warm-up (imports, caches)
@@ -57,8 +58,11 @@ def compare(backend: str, n: int, runs: int, processor: str, workdir: Path,
         expected = n * (W1_STEPS + 1)  # a span per step attempt and one per creation
         assert spans == expected or (ratio is not None and spans < expected), f"{spans} spans, expected {expected}"
     pairs = (("plain", plain), ("traced", with_spans))
-    return {f"{key}_{label}": statistics.median(r[key] for r in runs_)
-            for key in ("steps_per_s", "steps_per_cpu_s") for label, runs_ in pairs}
+    found = {f"{key}_{label}": statistics.median(r[key] for r in runs_)
+             for key in ("steps_per_s", "steps_per_cpu_s") for label, runs_ in pairs}
+    for key in ("steps_per_s", "steps_per_cpu_s"):  # each traced run against the untraced run just before
+        found[f"{key}_pairwise"] = statistics.median(1 - t[key] / p[key] for p, t in zip(plain, with_spans))
+    return found
 
 
 def main() -> None:
@@ -74,9 +78,9 @@ def main() -> None:
     sampled = "every trace" if args.sample is None else f"{args.sample:.0%} of traces"
     print(f"W1, {args.tasks} tasks per run, {args.runs} alternating runs (medians), {args.processor} span "
           f"processor, in-memory exporter, {sampled}; python {sys.version.split()[0]}, {os.cpu_count()} cpus")
-    columns = f"{'untraced':>10}{'traced':>10}{'overhead':>10}"
+    columns = f"{'untraced':>10}{'traced':>10}{'overhead':>10}{'pairwise':>10}"
     print(f"{'backend':<10}{columns}   {columns}")
-    print(f"{'':<10}{'steps/s (wall clock)':>30}   {'steps per CPU second':>30}")
+    print(f"{'':<10}{'steps/s (wall clock)':>40}   {'steps per CPU second':>40}")
     try:
         measure(args)
     finally:
@@ -90,8 +94,9 @@ def measure(args: argparse.Namespace) -> None:
             r = compare(backend, args.tasks, args.runs, args.processor, Path(tmp), args.sample, args.freeze)
             wall = (r["steps_per_s_plain"], r["steps_per_s_traced"])
             cpu = (r["steps_per_cpu_s_plain"], r["steps_per_cpu_s_traced"])
-            print(f"{backend:<10}{wall[0]:>10.0f}{wall[1]:>10.0f}{1 - wall[1] / wall[0]:>10.1%}   "
-                  f"{cpu[0]:>10.0f}{cpu[1]:>10.0f}{1 - cpu[1] / cpu[0]:>10.1%}")
+            print(f"{backend:<10}{wall[0]:>10.0f}{wall[1]:>10.0f}{1 - wall[1] / wall[0]:>10.1%}"
+                  f"{r['steps_per_s_pairwise']:>10.1%}   {cpu[0]:>10.0f}{cpu[1]:>10.0f}{1 - cpu[1] / cpu[0]:>10.1%}"
+                  f"{r['steps_per_cpu_s_pairwise']:>10.1%}")
 
 
 if __name__ == "__main__":
