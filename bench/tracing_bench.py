@@ -61,7 +61,8 @@ def compare(backend: str, n: int, runs: int, processor: str, workdir: Path,
     found = {f"{key}_{label}": statistics.median(r[key] for r in runs_)
              for key in ("steps_per_s", "steps_per_cpu_s") for label, runs_ in pairs}
     for key in ("steps_per_s", "steps_per_cpu_s"):  # each traced run against the untraced run just before
-        found[f"{key}_pairwise"] = statistics.median(1 - t[key] / p[key] for p, t in zip(plain, with_spans))
+        pairwise = [1 - t[key] / p[key] for p, t in zip(plain, with_spans, strict=True)]
+        found[f"{key}_pairwise"] = statistics.median(pairwise)
     return found
 
 
