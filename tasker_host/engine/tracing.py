@@ -41,7 +41,6 @@ from opentelemetry.trace import (
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from tasker_host.context import TaskInfo
-from tasker_host.engine.runtime import Lru
 from tasker_host.models import Provenance
 
 SCOPE = "tasker_host"
@@ -55,7 +54,9 @@ class Tracing:
         self.enabled = provider is not None  # False: the API's no-op spans (context passes through)
         self.tracer: Tracer = (provider or NoOpTracerProvider()).get_tracer(SCOPE, _host_version())
         self._propagator = TraceContextTextMapPropagator()
-        self._parsed: Lru[str, Context | None] = Lru(PARSED_CACHE_SIZE)  # a task's steps share one
+        # a task's steps share one parsed context; a plain dict (emptied when full): creations in
+        # worker threads and the runner's loop use it at once, and single dict operations are atomic
+        self._parsed: dict[str, Context] = {}
 
     # -- W3C trace context -------------------------------------------------------------------
     def context_of(self, traceparent: str | None) -> Context | None:
@@ -67,7 +68,9 @@ class Tracing:
             context = self._propagator.extract({"traceparent": traceparent})
             if not get_current_span(context).get_span_context().is_valid:
                 return None
-            self._parsed.put(traceparent, context)
+            if len(self._parsed) >= PARSED_CACHE_SIZE:
+                self._parsed.clear()
+            self._parsed[traceparent] = context
         return context
 
     def span_context_of(self, traceparent: str | None) -> SpanContext | None:
