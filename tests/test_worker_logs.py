@@ -96,3 +96,22 @@ def test_the_service_name_comes_from_the_standard_variable() -> None:
         assert provider.resource.attributes["service.name"] == "payments-api"
     finally:
         provider.shutdown()
+
+
+def test_the_core_imports_only_the_opentelemetry_api() -> None:
+    """A host, its API app and a run without OTEL_* variables never import the SDK."""
+    code = ("import sys, anyio\n"
+            "from tasker_host.host import build_host\n"
+            "from tasker_host.api import create_app\n"
+            "from tasker_host.settings import HostSettings\n"
+            "from tasker_host.trace_setup import tracer_provider_from_env\n"
+            "assert tracer_provider_from_env({}) is None\n"
+            "host = build_host(HostSettings(database_url='memory'))\n"
+            "create_app(host)\n"
+            "host.service.create_task('payments', 'process_refund', '2.1.3', {'payment_id': 'p', 'refund_amount': 1})\n"
+            "anyio.run(host.engine.run_until_idle)\n"
+            "print(sorted(m for m in sys.modules if m.startswith('opentelemetry.sdk')))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={k: v for k, v in os.environ.items() if not k.startswith("OTEL_")})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
