@@ -10,6 +10,7 @@ See bench/README.md. Not part of the test suite.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -56,7 +57,7 @@ def drop_bench_schemas() -> None:
             conn.execute(f'DROP SCHEMA "{name}" CASCADE')
 
 
-def make_host(backend: str, tag: str, probe: Probe, workdir: Path):
+def make_host(backend: str, tag: str, probe: Probe, workdir: Path, tracer_provider=None):
     if backend == "memory":
         url = "memory"
     elif backend == "sqlite":
@@ -67,25 +68,33 @@ def make_host(backend: str, tag: str, probe: Probe, workdir: Path):
         url = fresh_pg_url(tag)
         upgrade(url)
     return build_host(HostSettings(database_url=url), entry_points=entry_points(probe),
-                      engine_config=EngineConfig(concurrency=512, claim_batch=512))
+                      engine_config=EngineConfig(concurrency=512, claim_batch=512), tracer_provider=tracer_provider)
 
 
-def throughput(backend: str, workload: str, n: int, workdir: Path) -> dict:
+def throughput(backend: str, workload: str, n: int, workdir: Path, tracer_provider=None, freeze: bool = False) -> dict:
+    """``freeze``: as ``serve`` and ``worker`` do once their host is built, keep what lives as long
+    as the process out of the cyclic collector's passes (``gc.freeze()``; undone at the end)."""
     probe = Probe()
-    host = make_host(backend, f"{workload}_{n}_{time.monotonic_ns()}", probe, workdir)
+    host = make_host(backend, f"{workload}_{n}_{time.monotonic_ns()}", probe, workdir, tracer_provider)
+    if freeze:
+        gc.collect()
+        gc.freeze()
     t0 = time.perf_counter()
     for _ in range(n):
         host.service.create_task("bench", workload)
     created = time.perf_counter() - t0
-    t1 = time.perf_counter()
+    t1, cpu1 = time.perf_counter(), time.process_time()
     anyio.run(host.engine.run_until_idle)
-    ran = time.perf_counter() - t1
+    ran, cpu = time.perf_counter() - t1, time.process_time() - cpu1
     done = host.store.list_tasks(TaskFilter(status=TaskState.COMPLETE, limit=n + 1))
     assert len(done) == n, f"{backend} {workload}: only {len(done)}/{n} tasks completed"
     steps = n * (W1_STEPS if workload == "w1" else W2_STEPS)
     host.close()
+    if freeze:
+        gc.unfreeze()
     return {"create_tasks_per_s": n / created, "tasks_per_s": n / ran, "steps_per_s": steps / ran,
-            "max_parallel_steps_in_one_task": probe.max_parallel}
+            "max_parallel_steps_in_one_task": probe.max_parallel,
+            "steps_per_cpu_s": steps / cpu if cpu > 0 else float("nan")}
 
 
 def latency(backend: str, samples: int, workdir: Path) -> float:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pluggy
+from opentelemetry.trace import TracerProvider
 
 from tasker_host.auth import TokenStore
 from tasker_host.collect import build_registry
@@ -22,6 +23,7 @@ from tasker_host.engine.retry import RetryPolicy
 from tasker_host.engine.runner import Engine
 from tasker_host.engine.service import TaskService
 from tasker_host.engine.signals import Signaller
+from tasker_host.engine.tracing import Tracing
 from tasker_host.errors import PluginLoadFailures
 from tasker_host.plugins import Discovery, EntryPointLike, discover
 from tasker_host.registry import ConflictPolicy, Registry
@@ -154,13 +156,15 @@ def build_host(
     engine_config: EngineConfig | None = None,
     policy: RetryPolicy | None = None,
     contracts_client: Callable[[], Any] | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> Host:
     """Build a whole host: catalog (checked against the conflict policy), store, engine, service.
 
     With ``remote_hosts``, the declared calls into their namespaces are checked against what
     those hosts publish (``contracts_client`` makes the ``httpx.Client``; tests pass one with a
     ``MockTransport``): a broken one is a plugin failure (fatal under ``strict_plugins``), an
-    unreachable host a warning."""
+    unreachable host a warning. ``tracer_provider``: where the host's spans go (none: no-op
+    spans; see docs/observability.md)."""
     settings = settings or HostSettings()
     catalog = open_catalog(settings, entry_points=entry_points, extra_plugins=extra_plugins)
     if settings.remote_hosts:
@@ -169,10 +173,11 @@ def build_host(
     tokens = token_store_for(store)
     clock = clock or RealClock()
     events = EventBus(catalog.manager)
+    tracing = Tracing(tracer_provider)
     engine = Engine(store, catalog.registry, clock, events, config=engine_config or settings.engine,
-                    policy=policy)
+                    policy=policy, tracing=tracing)
     service = TaskService(catalog.registry, store, clock, events, on_created=engine.on_work,
-                          claim_request=engine.claim_request)
+                          claim_request=engine.claim_request, tracing=tracing)
     engine.invoke = Invoker(catalog.manager)
     invocations = InvocationPolicy.from_rules(settings.allow_invocations, settings.deny_invocations)
     if settings.remote_hosts:  # namespaces served by other hosts: routed before the local route

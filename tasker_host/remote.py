@@ -238,6 +238,8 @@ class RemoteRoute:
         headers = {"Authorization": f"Bearer {self.remote.token}", "Accept": "application/json"}
         if request.correlation_id.isascii() and request.correlation_id.isprintable():  # a valid header value
             headers["X-Correlation-Id"] = request.correlation_id
+        if request.traceparent:  # the calling attempt's span: the remote task joins its trace
+            headers["traceparent"] = request.traceparent
         return headers
 
     def _refused(self, response: httpx.Response, action: str) -> StepError:

@@ -77,7 +77,8 @@ def fan(width: int) -> list[dict[str, Any]]:
 
 
 def make_host(script: Script, templates: list[dict[str, Any]], *, extra_plugins=(), store=None,
-              observers: Any = None, handlers: dict | None = None, **settings: Any) -> Host:
+              observers: Any = None, handlers: dict | None = None, tracer_provider: Any = None,
+              **settings: Any) -> Host:
     handlers = {"Scripted": scripted_handler(script), "Sync": SyncHandler, **(handlers or {})}
     namespaces = sorted({t["namespace_name"] for t in templates})
     eps = [FakeEntryPoint.of(ns, make_plugin([ns], [t for t in templates if t["namespace_name"] == ns], handlers),
@@ -86,7 +87,7 @@ def make_host(script: Script, templates: list[dict[str, Any]], *, extra_plugins=
         eps.append(FakeEntryPoint.of("observer", observers, dist="tasker-observer"))
     return build_host(HostSettings(database_url="memory", **settings), entry_points=eps, store=store,
                       clock=FakeClock(), policy=RetryPolicy(base_seconds=1.0, jitter=0.0),
-                      extra_plugins=extra_plugins)
+                      extra_plugins=extra_plugins, tracer_provider=tracer_provider)
 
 
 def doc(name: str = "flow", steps: list[dict[str, Any]] | None = None, namespace: str = "team",

@@ -156,6 +156,19 @@ class StoreContract:
         assert dict(t1.results) == {"a": {"paid": [1, 2]}, "b": {"manual": True}, "c": None}
         assert dict(found["t2"].results) == {} and found["t2"].correlation_id is None
 
+    def test_traceparent_is_kept_with_the_task_and_in_its_run_inputs(self, store: Store) -> None:
+        """The W3C trace context a task was created under: on the record (every read) and in the
+        run inputs, so a step that runs later in another process joins the same trace."""
+        parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        store.create_tasks([make_task("t1", traceparent=parent), single("t2")], NOW)
+        t1, t2 = store.get_task("t1"), store.get_task("t2", with_steps=False)
+        assert t1 is not None and t2 is not None
+        assert (t1.traceparent, t2.traceparent) == (parent, None)
+        assert [t.traceparent for t in store.list_tasks(TaskFilter())] == [parent, None]
+        assert store.get_tasks(["t1"])["t1"].traceparent == parent
+        found = store.run_inputs(["t1", "t2"])
+        assert (found["t1"].traceparent, found["t2"].traceparent) == (parent, None)
+
     # -- claim -------------------------------------------------------------------------------
     def test_claim_takes_a_ready_step_and_starts_its_task(self, store: Store) -> None:
         store.create_task(make_task(), NOW)

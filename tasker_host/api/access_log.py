@@ -14,10 +14,13 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry.trace import get_current_span
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -92,6 +95,8 @@ class AccessLogMiddleware:
         line = {"method": scope["method"], "path": scope["path"], "status": status,
                 "duration_ms": round(seconds * 1000, 3),
                 **{k: v for k, v in asdict(fields).items() if v is not None}}
+        if (sc := get_current_span().get_span_context()).is_valid:  # the request's trace (api/tracing.py)
+            line["trace_id"] = f"{sc.trace_id:032x}"
         self.log.info("%s %s %s", scope["method"], scope["path"], status, extra={"fields": line})
 
 
@@ -141,3 +146,19 @@ def configure_logging(level: str = "info", fmt: str = "json") -> logging.Handler
     if root.level > logging.DEBUG:
         logging.getLogger("alembic").setLevel(logging.WARNING)  # its start-up chatter is for debugging
     return handler
+
+
+@contextmanager
+def configured_logging(level: str = "info", fmt: str = "json") -> Iterator[logging.Handler]:
+    """:func:`configure_logging` for the length of a command, then the root logger as it was
+    (a command run in process, e.g. by a test, leaves the logging configuration alone)."""
+    root = logging.getLogger()
+    handlers, root_level = list(root.handlers), root.level
+    handler = configure_logging(level, fmt)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        for existing in handlers:
+            root.addHandler(existing)
+        root.setLevel(root_level)

@@ -30,7 +30,9 @@ from tasker_host.api.errors import exception_handlers
 from tasker_host.api.metrics import Metrics
 from tasker_host.api.openapi import openapi_document
 from tasker_host.api.state import Api, Authenticate, WorkerState, api_of
+from tasker_host.api.tracing import TracingMiddleware
 from tasker_host.engine.supervise import run_supervised
+from tasker_host.engine.transition_log import TransitionLog
 from tasker_host.errors import ConfigurationError
 from tasker_host.host import Host
 
@@ -80,6 +82,7 @@ def lifespan_for(api: Api) -> Any:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(api.metrics.start)  # metrics count the store's transitions from now
+        unlog = TransitionLog().attach(api.host.events)  # task and step transitions, one line each
         revocations = await anyio.to_thread.run_sync(watch_revocations, api.authenticate, api.host.tokens)
         try:
             async with anyio.create_task_group() as tg:
@@ -91,6 +94,7 @@ def lifespan_for(api: Api) -> Any:
                 # and the engine commits final states before the store closes
                 stop.set()
         finally:
+            unlog()
             if revocations is not None:
                 await anyio.to_thread.run_sync(revocations.close)
             await anyio.to_thread.run_sync(api.host.close)
@@ -117,7 +121,8 @@ def create_app(host: Host, *, prefix: str = "/tasker", run_worker: bool = True, 
               Route("/metrics", metrics, methods=["GET"]), Route("/openapi.json", openapi, methods=["GET"])]
     routes += versions.routes()  # version lifecycle and drain status
     app = Starlette(routes=[*([Mount(prefix, routes=routes)] if prefix else routes), *console.routes()],
-                    middleware=[Middleware(AccessLogMiddleware, metrics=api.metrics)],
+                    middleware=[Middleware(TracingMiddleware, tracing=host.service.tracing),  # outermost
+                                Middleware(AccessLogMiddleware, metrics=api.metrics)],
                     exception_handlers={**exception_handlers(), **console.exception_handlers()},
                     lifespan=lifespan_for(api))
     app.state.api = api

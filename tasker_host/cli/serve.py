@@ -56,12 +56,14 @@ def serve(state: CliState, bind_host: str, port: int, prefix: str, worker: bool,
     from tasker_host.api.access_log import configure_logging
     from tasker_host.api.app import create_app
     from tasker_host.host import build_host
+    from tasker_host.trace_setup import shutdown, tracer_provider_from_env
 
     state.settings = with_engine_options(state.settings, concurrency, lease_seconds, poll_seconds,
                                          namespace_limits, heartbeat_seconds)
     configure_logging(log_level, log_format)
     try:
-        host = build_host(state.settings, entry_points=state.entry_points)
+        provider = tracer_provider_from_env()  # the [otel] extra, when OTEL_* variables ask for traces
+        host = build_host(state.settings, entry_points=state.entry_points, tracer_provider=provider)
         app = create_app(host, prefix=prefix, run_worker=worker, max_body_bytes=max_body_bytes,
                          token_cache_seconds=token_cache_seconds, grace_seconds=grace_seconds)
     except TaskerError as exc:
@@ -76,6 +78,7 @@ def serve(state: CliState, bind_host: str, port: int, prefix: str, worker: bool,
     gc.collect()
     gc.freeze()
     server.run()  # installs SIGINT / SIGTERM handlers; returns after a graceful shutdown
+    shutdown(provider)  # exports the spans still buffered
     if not server.started:
         raise SystemExit(1)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import signal
 import sys
 import time
@@ -20,6 +21,7 @@ from tasker_host.cli.backend import backend_for, call
 from tasker_host.cli.completion import complete_reference
 from tasker_host.cli.engine_options import engine_options, with_engine_options
 from tasker_host.cli.output import emit, fail, hint, json_option
+from tasker_host.cli.serve import LOG_LEVELS
 from tasker_host.cli.state import CliState, pass_state
 from tasker_host.cli.tables import SHORT_ID, task_detail, task_list
 from tasker_host.cli.watch import Screen, watch
@@ -30,6 +32,8 @@ from tasker_host.host import Host, build_host
 from tasker_host.models import TaskState
 from tasker_host.versions import split_reference
 from tasker_host.views import task_doc
+
+worker_log = logging.getLogger("tasker_host.worker")  # start, signals, stop: lines in the --log-format
 
 if TYPE_CHECKING:
     from tasker_host.cli.backend import Backend
@@ -70,13 +74,13 @@ def open_host(state: CliState, as_json: bool) -> Host:
         raise
 
 
-def open_host_patiently(state: CliState) -> Host:
+def open_host_patiently(state: CliState, tracer_provider: Any = None) -> Host:
     """``worker``: a database that cannot be reached yet is waited for (one line when the wait
     starts), so a fleet of workers can start before, or ride out, its database."""
     backoff, failures = Backoff(first=0.5, cap=10.0), 0
     while True:
         try:
-            return build_host(state.settings, entry_points=state.entry_points)
+            return build_host(state.settings, entry_points=state.entry_points, tracer_provider=tracer_provider)
         except StoreUnavailableError as exc:
             failures += 1
             if failures == 1:
@@ -307,11 +311,15 @@ def watch_task(state: CliState, task_id: str, interval: float, as_json: bool) ->
 @click.option("--grace-seconds", default=30.0, show_default=True, type=click.FloatRange(0),
               help="On SIGTERM / Ctrl-C: how long running steps may take to finish before they are "
                    "released to other workers.")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True,
+              help="info: a line per task and step transition; warning: failures and retries only.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="key=value lines for people, or one JSON object per line (docs/observability.md).")
 @engine_options
 @pass_state
-def worker(state: CliState, until_idle: bool, grace_seconds: float, concurrency: int | None,
-           lease_seconds: float | None, heartbeat_seconds: float | None, poll_seconds: float | None,
-           namespace_limits: tuple[str, ...]) -> None:
+def worker(state: CliState, until_idle: bool, grace_seconds: float, log_level: str, log_format: str,
+           concurrency: int | None, lease_seconds: float | None, heartbeat_seconds: float | None,
+           poll_seconds: float | None, namespace_limits: tuple[str, ...]) -> None:
     """Run the engine only: claim and run ready steps until stopped.
 
     Start any number of workers (on any machines) against one PostgreSQL database: each claims
@@ -327,14 +335,32 @@ def worker(state: CliState, until_idle: bool, grace_seconds: float, concurrency:
       TASKER_DATABASE_URL=postgresql://tasker@db/tasker tasker-host worker --concurrency 32
       tasker-host worker --namespace-limit payments=8 --lease-seconds 30
     """
+    from tasker_host.api.access_log import configured_logging
+
     state.settings = with_engine_options(state.settings, concurrency, lease_seconds, poll_seconds,
                                          namespace_limits, heartbeat_seconds)
-    host = open_host_patiently(state)
+    with configured_logging(log_level, log_format):
+        _worker(state, until_idle, grace_seconds)
+
+
+def _worker(state: CliState, until_idle: bool, grace_seconds: float) -> None:
+    from tasker_host.engine.transition_log import TransitionLog
+    from tasker_host.trace_setup import shutdown, tracer_provider_from_env
+
+    try:
+        provider = tracer_provider_from_env()  # the [otel] extra, when OTEL_* variables ask for traces
+    except ConfigurationError as exc:
+        fail(exc)
+        return
+    host = open_host_patiently(state, provider)
+    transitions = TransitionLog()
+    transitions.attach(host.events)  # a line per task and step transition
     tune_gc()
-    click.echo(f"worker {host.engine.config.owner} running "
-               f"({len(host.registry.namespaces)} namespaces, {host.registry.template_count} templates)", err=True)
+    worker_log.info("worker %s running (%d namespaces, %d templates)", host.engine.config.owner,
+                    len(host.registry.namespaces), host.registry.template_count)
     anyio.run(_work, host, until_idle, grace_seconds)
-    click.echo("worker stopped", err=True)
+    shutdown(provider)
+    worker_log.info("worker stopped: %s", transitions.tally())
 
 
 async def _work(host: Host, until_idle: bool, grace_seconds: float) -> None:
@@ -343,8 +369,8 @@ async def _work(host: Host, until_idle: bool, grace_seconds: float) -> None:
     async def on_signal() -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for received in signals:
-                click.echo(f"{signal.Signals(received).name}: finishing running steps "
-                           f"(up to {grace_seconds:g}s), claiming nothing new", err=True)
+                worker_log.info("%s: finishing running steps (up to %gs), claiming nothing new",
+                                signal.Signals(received).name, grace_seconds)
                 stop.set()
                 return
 

@@ -44,6 +44,7 @@ class LifecycleEvent:
     attempt: int | None = None
     correlation_id: str | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
+    trace_id: str | None = None  # the OpenTelemetry trace the task belongs to (32 hex digits)
 
     @property
     def full_name(self) -> str:

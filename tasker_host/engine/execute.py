@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Any
 
 import anyio
+from opentelemetry.trace import Span
 
 from tasker_host.contracts.results import ResultCheck
 from tasker_host.engine.clock import Clock
@@ -36,9 +37,10 @@ class StepExecutor:
         self._invoke, self._send = invoke, send
         self._result_checks: Lru[str, tuple[Any, ResultCheck]] = Lru(256)  # by template full name
 
-    async def execute(self, claim: Claim, rt: TaskRuntime, logs: StepLogBuffer, wake: WakeInfo | None = None) -> Any:
+    async def execute(self, claim: Claim, rt: TaskRuntime, logs: StepLogBuffer, wake: WakeInfo | None = None,
+                      span: Span | None = None) -> Any:
         """The step's results (storable), a :class:`Wait` the handler returned, or the handler's
-        exception."""
+        exception. ``span``: the attempt's, the parent of the tasks its ``ctx.invoke`` creates."""
         step = rt.steps[claim.step]
         try:
             handler = self.registry.handler_class(rt.info.namespace, step.handler_class)()
@@ -46,7 +48,7 @@ class StepExecutor:
             raise PermanentError(f"handler {step.handler_class!r} is no longer provided in "
                                  f"namespace {rt.info.namespace!r}") from None
         ctx = RunningStep(rt.info, step.name, step.handler_config, MappingProxyType(rt.results),
-                          claim.attempt, self._invoke, logs=logs, wake=wake, _send=self._send)
+                          claim.attempt, self._invoke, logs=logs, wake=wake, _send=self._send, span=span)
         with self.clock.deadline(step.timeout_seconds):
             if inspect.iscoroutinefunction(handler.process):
                 output = await handler.process(ctx)

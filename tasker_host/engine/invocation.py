@@ -40,6 +40,7 @@ class InvocationRequest:
     wait: bool
     invocation_key: str
     correlation_id: str
+    traceparent: str | None = None  # the calling attempt's span (W3C): the child task's trace parent
 
 
 class InvocationRoute(Protocol):
@@ -64,7 +65,7 @@ class Invoker:
         except InvalidValueError as exc:
             raise PermanentError(f"cannot invoke {namespace}.{name}: {exc}") from None
         request = InvocationRequest(ctx.task, ctx.step_name, namespace, name, version, payload,
-                                    wait, key, ctx.task.correlation_id or ctx.task.id)
+                                    wait, key, ctx.task.correlation_id or ctx.task.id, ctx.traceparent)
         route = self.manager.hook.tasker_route_invocation(request=request)
         if route is None:
             raise PermanentError(f"no route delivers calls to namespace {namespace!r}")
@@ -98,7 +99,8 @@ class LocalRoute:
                     f"namespace {request.caller.namespace!r} may not invoke {template.full_name} "
                     f"(visibility {template.visibility.value})")
             return self.service.create_task(request.namespace, request.name, request.version,
-                                            request.context, parent=parent).task
+                                            request.context, parent=parent,
+                                            traceparent=request.traceparent).task
         except (RequestError, RegistryError) as exc:
             raise PermanentError(f"cannot invoke {request.namespace}.{request.name}: {exc}") from exc
 

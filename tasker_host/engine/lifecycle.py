@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from tasker_host.engine.events import EventKind, LifecycleEvent
 from tasker_host.engine.runtime import TaskRuntime
+from tasker_host.engine.tracing import trace_id_of
 from tasker_host.models import StepState, TaskState
 from tasker_host.store.base import Claim, StepOutcome, TaskChange
 
@@ -20,7 +21,7 @@ def started(kind: EventKind, rt: TaskRuntime, claim: Claim, at: float) -> Lifecy
     step = None if kind is EventKind.TASK_STARTED else claim.step
     info = rt.info
     return LifecycleEvent(kind, claim.task_id, info.namespace, info.name, info.version, at, step, claim.attempt,
-                          info.correlation_id)
+                          info.correlation_id, trace_id=trace_id_of(rt.traceparent))
 
 
 def step_ended(outcome: StepOutcome, rt: TaskRuntime) -> LifecycleEvent | None:
@@ -31,7 +32,8 @@ def step_ended(outcome: StepOutcome, rt: TaskRuntime) -> LifecycleEvent | None:
     info = rt.info
     detail = {"error": outcome.error, "retry_at": outcome.ready_at, "reason": outcome.reason}
     return LifecycleEvent(kind, outcome.task_id, info.namespace, info.name, info.version, outcome.at,
-                          outcome.step, outcome.attempt, info.correlation_id, detail)
+                          outcome.step, outcome.attempt, info.correlation_id, detail,
+                          trace_id=trace_id_of(rt.traceparent))
 
 
 def task_changed(change: TaskChange, rt: TaskRuntime, at: float) -> LifecycleEvent | None:
@@ -40,4 +42,4 @@ def task_changed(change: TaskChange, rt: TaskRuntime, at: float) -> LifecycleEve
         return None
     info = rt.info
     return LifecycleEvent(kind, change.task_id, info.namespace, info.name, info.version, at,
-                          correlation_id=info.correlation_id)
+                          correlation_id=info.correlation_id, trace_id=trace_id_of(rt.traceparent))

@@ -11,9 +11,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
+from opentelemetry.trace import INVALID_SPAN, Span
 
 from tasker_host.engine import lifecycle
 from tasker_host.engine.alarm import Alarm
+from tasker_host.engine.attempt_spans import AttemptSpans
 from tasker_host.engine.clock import Clock
 from tasker_host.engine.config import EngineConfig
 from tasker_host.engine.events import EventBus, EventKind
@@ -26,6 +28,7 @@ from tasker_host.engine.runtime import RUNTIME_CACHE_SIZE, Lru, StepTemplates, T
 from tasker_host.engine.step_context import RunningStep
 from tasker_host.engine.step_log import StepLogBuffer
 from tasker_host.engine.store_calls import StoreCalls
+from tasker_host.engine.tracing import Tracing, attempt_ended, current_span
 from tasker_host.engine.waiters import TaskWaiters
 from tasker_host.errors import PermanentError, StoreUnavailableError, TaskNotFoundError
 from tasker_host.models import StepState, TaskState
@@ -48,8 +51,10 @@ FINAL_FLUSH_PATIENCE = 10.0  # seconds a stopping runner waits for the database 
 
 class Engine:
     def __init__(self, store: Store, registry: Registry, clock: Clock, events: EventBus, *,
-                 config: EngineConfig | None = None, policy: RetryPolicy | None = None):
+                 config: EngineConfig | None = None, policy: RetryPolicy | None = None,
+                 tracing: Tracing | None = None):
         self.store, self.registry, self.clock, self.events = store, registry, clock, events
+        self.tracing = tracing or Tracing()
         self.config = config or EngineConfig()
         self.policy = policy or RetryPolicy()
         self.invoke: Callable[..., Any] | None = None  # set by the composition root
@@ -75,6 +80,8 @@ class Engine:
         self._held: set[tuple[str, str]] = set()  # steps claimed here whose outcomes are not committed
         self._heartbeat = Heartbeat(self)  # registration, heartbeats, reaping dead workers, leases
         self._executor = StepExecutor(registry, clock, self.policy, self.config.owner, self._invoke, self._send)
+        self._spans = AttemptSpans(self.tracing, registry,  # spans; a retry's link may read its task
+                                   lambda task_id: self.db(store.get_task, task_id, patience=2.0))
 
     # -- public ------------------------------------------------------------------------------
     def nudge(self) -> None:
@@ -328,18 +335,23 @@ class Engine:
         self._running[key] = scope
         logs = StepLogBuffer(self.clock.now)
         outcome: StepOutcome
-        try:
-            with scope:
-                results = await self._executor.execute(claim, rt, logs, wake)
+        failure: Exception | None = None
+        span: Span = INVALID_SPAN
+        try:  # (a retry's span may read the store: inside, so that a stopping runner counts it out)
+            span = await self._spans.start(claim, rt)  # one short span per attempt
+            with scope, current_span(span):
+                results = await self._executor.execute(claim, rt, logs, wake, span)
             outcome = (self._executor.outcome(claim, StepState.CANCELLED, "task cancelled") if scope.cancelled_caught
                        else self._executor.finished(claim, results))
         except anyio.get_cancelled_exc_class():
             self._inflight -= 1  # the runner stops: deregistering releases the step (attempt not counted)
+            attempt_ended(span, "released")
             raise
         except Exception as exc:  # a handler failure, classified by the retry rules
-            outcome = self._executor.failure(claim, rt, exc)
+            outcome, failure = self._executor.failure(claim, rt, exc), exc
         finally:
             self._running.pop(key, None)
+        outcome = self._spans.end(span, outcome, failure)
         if lines := logs.lines():
             outcome = dataclasses.replace(outcome, logs=lines)
         self._queue(outcome)

@@ -27,18 +27,19 @@ class TaskRuntime:
     steps: Mapping[str, StepTemplate]  # read-only: shared by the tasks of one template
     results: dict[str, Any] = field(default_factory=dict)
     result_schema: Mapping[str, Any] | None = None  # the template's, frozen with the task (contracts)
+    traceparent: str | None = None  # the trace context the task was created under (step spans join it)
 
     @classmethod
     def from_record(cls, task: TaskRecord) -> TaskRuntime:
         info = TaskInfo(task.id, task.namespace, task.name, task.version, task.context, task.correlation_id)
         results = {s.name: s.results for s in task.steps if s.state in DONE}
-        return cls(info, steps_of(task.template), results, task.template.get("result_schema"))
+        return cls(info, steps_of(task.template), results, task.template.get("result_schema"), task.traceparent)
 
     @classmethod
     def from_inputs(cls, task: RunInputs, templates: StepTemplates) -> TaskRuntime:
         info = TaskInfo(task.id, task.namespace, task.name, task.version, task.context, task.correlation_id)
         return cls(info, templates.of(task.template_json), dict(task.results),
-                   templates.result_schema(task.template_json))
+                   templates.result_schema(task.template_json), task.traceparent)
 
     @property
     def first_root(self) -> str:

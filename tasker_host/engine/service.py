@@ -17,6 +17,8 @@ from tasker_host.engine.audit_trail import AuditTrail
 from tasker_host.engine.clock import Clock
 from tasker_host.engine.events import EventBus, EventKind, LifecycleEvent
 from tasker_host.engine.snapshot import new_steps, snapshot_of
+from tasker_host.engine.tracing import Tracing, trace_id_of, traceparent_of
+from tasker_host.engine.transition_log import log_action
 from tasker_host.errors import (
     AmbiguousTaskIdError,
     InvalidContextError,
@@ -56,8 +58,9 @@ class Parent:
 class TaskService:
     def __init__(self, registry: Registry, store: Store, clock: Clock, events: EventBus,
                  on_created: Callable[..., None] = lambda task, claims=(): None,
-                 claim_request: Callable[[], ClaimRequest | None] = lambda: None):
+                 claim_request: Callable[[], ClaimRequest | None] = lambda: None, tracing: Tracing | None = None):
         self.registry, self.store, self.clock, self.events = registry, store, clock, events
+        self.tracing = tracing or Tracing()
         self._on_created = on_created  # the local runner: wake up, start what was claimed
         self._claim_request = claim_request  # the local runner's offer to claim new work at once
         self._validators: dict[str, Any] = {}
@@ -67,14 +70,16 @@ class TaskService:
     def create_task(self, namespace: str, name: str, version: str | None = None,
                     context: Mapping[str, Any] | None = None, *, idempotency_key: str | None = None,
                     parent: Parent | None = None, correlation_id: str | None = None,
-                    actor: Actor | None = None) -> CreateResult:
+                    actor: Actor | None = None, traceparent: str | None = None) -> CreateResult:
         """Resolve, validate (every violation at once) and create a task; nothing is written when
         the request is invalid. The correlation id is the parent's, else the caller's (e.g. an
         ``X-Correlation-Id`` header), else the context's ``correlation_id``, else the task id.
-        With an ``actor``, the creation is recorded in the audit trail (with the task)."""
+        With an ``actor``, the creation is recorded in the audit trail (with the task).
+        ``traceparent``: the caller's trace context (else the current span's, see ``prepare``)."""
         try:
             new = self.prepare(namespace, name, version, context, idempotency_key=idempotency_key,
-                               parent=parent, correlation_id=correlation_id, actor=actor)
+                               parent=parent, correlation_id=correlation_id, actor=actor,
+                               traceparent=traceparent)
         except VersionSunsetError:
             replayed = self.replay(namespace, idempotency_key)
             if replayed is None:
@@ -97,13 +102,21 @@ class TaskService:
     def prepare(self, namespace: str, name: str, version: str | None = None,
                 context: Mapping[str, Any] | None = None, *, idempotency_key: str | None = None,
                 parent: Parent | None = None, correlation_id: str | None = None,
-                actor: Actor | None = None) -> NewTask:
-        """Resolve and validate a request into the task to write (raises; writes nothing)."""
+                actor: Actor | None = None, traceparent: str | None = None) -> NewTask:
+        """Resolve and validate a request into the task to write (raises; writes nothing), in a
+        creation span whose parent is ``traceparent``, else the current span (the API request's);
+        the task keeps that span's context (or, untraced, the caller's) for its steps' spans."""
         template = self.resolve(namespace, name, version)
-        context = dict(context or {})
-        require_storable(context, "context", "context")
-        self.validate_context(template, context)
-        new = self._new_task(str(uuid.uuid4()), template, context, idempotency_key, parent, correlation_id)
+        task_id = str(uuid.uuid4())
+        correlation = str((parent.correlation_id if parent else None) or correlation_id
+                          or _correlation_of(context or {}) or task_id)
+        with self.tracing.creating(template.namespace, template.name, str(template.version), task_id, correlation,
+                                   traceparent) as span:
+            context = dict(context or {})
+            require_storable(context, "context", "context")
+            self.validate_context(template, context)
+            new = self._new_task(task_id, template, context, idempotency_key, parent, correlation,
+                                 traceparent_of(span) or traceparent)
         audit = self.audit.entry(actor, AuditAction.TASK_CREATE, namespace=new.namespace, target=new.id,
                                  details=_creation_details(new), correlation_id=new.correlation_id)
         return new if audit is None else replace(new, audit=audit)
@@ -121,7 +134,7 @@ class TaskService:
         return results
 
     def _new_task(self, task_id: str, t: TaskTemplate, context: dict[str, Any], idempotency_key: str | None,
-                  parent: Parent | None, correlation_id: str | None) -> NewTask:
+                  parent: Parent | None, correlation_id: str | None, traceparent: str | None = None) -> NewTask:
         correlation = ((parent.correlation_id if parent else None) or correlation_id
                        or _correlation_of(context) or task_id)
         return NewTask(
@@ -131,7 +144,7 @@ class TaskService:
             correlation_id=str(correlation), idempotency_key=idempotency_key,
             parent_task_id=parent.task_id if parent else None,
             parent_step=parent.step if parent else None,
-            invocation_key=parent.invocation_key if parent else None,
+            invocation_key=parent.invocation_key if parent else None, traceparent=traceparent,
             caller_namespace=self._caller_of(parent),
             warnings=self._warnings(t),
         )
@@ -225,6 +238,7 @@ class TaskService:
         audit = self._action_entry(actor, AuditAction.TASK_RETRY, task, {"reason": reason})
         if not self.store.retry_task(task_id, self.clock.now(), reason, **_audited(audit)):
             raise InvalidStateError(f"task {task_id} is {task.status.value}; only tasks in error can be retried")
+        log_action(task, "retried")
         self._on_created(None)
         return self.get_task(task_id)
 
@@ -238,6 +252,7 @@ class TaskService:
         if not self.store.resolve_step(task_id, step, self.clock.now(), results, reason, **_audited(audit)):
             state = next(s.state.value for s in task.steps if s.name == step)
             raise InvalidStateError(f"step {step!r} of task {task_id} is {state}; only failed steps can be resolved")
+        log_action(task, "resolved", step)
         self._on_created(None)
         return self.get_task(task_id)
 
@@ -279,7 +294,7 @@ class TaskService:
     def _emit(self, kind: EventKind, task: TaskRecord, detail: Mapping[str, Any] | None = None) -> None:
         self.events.emit(LifecycleEvent(kind, task.id, task.namespace, task.name, task.version,
                                         self.clock.now(), correlation_id=task.correlation_id,
-                                        detail=detail or {}))
+                                        detail=detail or {}, trace_id=trace_id_of(task.traceparent)))
 
 
 def _creation_details(new: NewTask) -> dict[str, Any]:

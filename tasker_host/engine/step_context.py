@@ -8,9 +8,12 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
+from opentelemetry.trace import Span
+
 from tasker_host import waiting
 from tasker_host.context import InvocationResult, TaskInfo
 from tasker_host.engine.step_log import StepLog, StepLogBuffer
+from tasker_host.engine.tracing import trace_id_of, traceparent_of
 from tasker_host.errors import PermanentError
 
 InvokeFn = Callable[["RunningStep", str, str, str | None, Mapping[str, Any] | None, bool, str],
@@ -31,12 +34,21 @@ class RunningStep:
     wake: waiting.WakeInfo | None = None  # why a step that waited runs again (None: it did not wait)
     _send: SendFn | None = field(default=None, repr=False)
     _sends: int = field(default=0, repr=False)
+    span: Span | None = field(default=None, repr=False)  # this attempt's span: ctx.invoke's parent
+
+    @property
+    def traceparent(self) -> str | None:
+        """The attempt's span as a W3C ``traceparent`` (made when asked: most attempts never do)."""
+        return None if self.span is None else traceparent_of(self.span)
 
     @cached_property
     def log(self) -> StepLog:
+        traceparent = self.traceparent
         return StepLog({
             "task_id": self.task.id, "step": self.step_name, "namespace": self.task.namespace,
-            "correlation_id": self.task.correlation_id,
+            "correlation_id": self.task.correlation_id, "template": f"{self.task.name}@{self.task.version}",
+            "attempt": self.attempt, "trace_id": trace_id_of(traceparent),
+            "span_id": traceparent[36:52] if traceparent else None,
         }, self.logs)
 
     async def invoke(self, namespace: str, name: str, *, version: str | None = None,

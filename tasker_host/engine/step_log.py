@@ -59,7 +59,8 @@ class StepLog(logging.LoggerAdapter[logging.Logger]):
     call is also captured into the attempt's :class:`StepLogBuffer`."""
 
     def __init__(self, extra: Mapping[str, object], buffer: StepLogBuffer | None):
-        super().__init__(step_logger, extra)
+        # the fields also under "fields": what the host's log formatters print (--log-format)
+        super().__init__(step_logger, {**extra, "fields": {k: v for k, v in extra.items() if v is not None}})
         self.buffer = buffer
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:

@@ -149,6 +149,7 @@ class NewTask:
     caller_namespace: str | None = None  # the parent task's namespace (ctx.invoke); None: started directly
     warnings: tuple[Mapping[str, Any], ...] = ()  # e.g. it runs on a deprecated version (lifecycle)
     audit: AuditEntry | None = None  # appended to the audit trail with the task (only if created)
+    traceparent: str | None = None  # W3C trace context the task's step spans join (tracing.py)
 
 
 @dataclass(slots=True)
@@ -194,6 +195,7 @@ class TaskRecord:
     caller_namespace: str | None = None
     warnings: tuple[Mapping[str, Any], ...] = ()
     steps: list[StepRecord] = field(default_factory=list)  # in template order
+    traceparent: str | None = None  # W3C trace context the task's step spans join
 
     @property
     def full_name(self) -> str:
@@ -213,6 +215,7 @@ class RunInputs:
     correlation_id: str | None
     template_json: str
     results: Mapping[str, Any]
+    traceparent: str | None = None  # W3C trace context the task's step spans join
 
 
 @dataclass(frozen=True, slots=True)

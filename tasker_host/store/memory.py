@@ -130,7 +130,8 @@ class MemoryStore(MemoryWorkers, MemoryStepLogs, MemoryMetricFacts, MemoryAudit,
                 updated_at=now, provenance=task.provenance, correlation_id=task.correlation_id,
                 idempotency_key=task.idempotency_key, parent_task_id=task.parent_task_id,
                 parent_step=task.parent_step, invocation_key=task.invocation_key, steps=steps,
-                caller_namespace=task.caller_namespace, warnings=tuple(task.warnings))
+                caller_namespace=task.caller_namespace, warnings=tuple(task.warnings),
+                traceparent=task.traceparent)
             self._tasks[task.id] = record
             self._remaining[task.id] = len(steps)
             if task.idempotency_key is not None:
@@ -397,7 +398,8 @@ class MemoryStore(MemoryWorkers, MemoryStepLogs, MemoryMetricFacts, MemoryAudit,
         with self._lock:
             return {t.id: RunInputs(t.id, t.namespace, t.name, t.version, t.context, t.correlation_id,
                                     json.dumps(t.template, sort_keys=True),
-                                    {s.name: s.results for s in t.steps if s.state in DONE_STEP})
+                                    {s.name: s.results for s in t.steps if s.state in DONE_STEP},
+                                    t.traceparent)
                     for t in map(self._tasks.get, task_ids) if t is not None}
 
     def step_results(self, task_id: str) -> dict[str, Any]:

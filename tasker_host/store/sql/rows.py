@@ -25,7 +25,7 @@ def new_rows(task: NewTask, now: float) -> tuple[TaskRecord, dict[str, Any], lis
         status=TaskState.PENDING, context=task.context, template=task.template, created_at=now,
         updated_at=now, provenance=task.provenance, correlation_id=task.correlation_id,
         idempotency_key=task.idempotency_key, parent_task_id=task.parent_task_id,
-        parent_step=task.parent_step, invocation_key=task.invocation_key,
+        parent_step=task.parent_step, invocation_key=task.invocation_key, traceparent=task.traceparent,
         caller_namespace=task.caller_namespace, warnings=tuple(task.warnings),
         steps=[StepRecord(task_id=task.id, name=s.name, state=StepState.PENDING, attempts=0,
                           retry_limit=s.retry_limit, retryable=s.retryable, depends_on=tuple(s.depends_on),
@@ -38,7 +38,7 @@ def new_rows(task: NewTask, now: float) -> tuple[TaskRecord, dict[str, Any], lis
         "correlation_id": task.correlation_id, "idempotency_key": task.idempotency_key,
         "parent_task_id": task.parent_task_id, "parent_step": task.parent_step,
         "invocation_key": task.invocation_key, "error": None, "steps_remaining": len(task.steps),
-        "created_at": now, "updated_at": now, "completed_at": None,
+        "created_at": now, "updated_at": now, "completed_at": None, "traceparent": task.traceparent,
         "caller_namespace": task.caller_namespace, "warnings": [dict(w) for w in task.warnings] or None}
     step_rows = [
         {"task_id": task.id, "name": s.name, "namespace": task.namespace, "position": i,
@@ -60,7 +60,7 @@ def task_record(r: Any) -> TaskRecord:
         provenance=r.provenance, correlation_id=r.correlation_id, idempotency_key=r.idempotency_key,
         parent_task_id=r.parent_task_id, parent_step=r.parent_step, invocation_key=r.invocation_key,
         error=r.error, completed_at=r.completed_at, caller_namespace=r.caller_namespace,
-        warnings=tuple(r.warnings or ()))
+        warnings=tuple(r.warnings or ()), traceparent=r.traceparent)
 
 
 def step_record(r: Any) -> StepRecord:

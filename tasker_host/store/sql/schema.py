@@ -64,6 +64,7 @@ class TaskRow(Base):
     completed_at: Mapped[float | None] = mapped_column(sa.Double)
     caller_namespace: Mapped[str | None] = mapped_column(sa.String(200))  # parent's namespace; NULL: direct
     warnings: Mapped[Any | None] = mapped_column(Json, nullable=True)  # lifecycle warnings (list)
+    traceparent: Mapped[str | None] = mapped_column(sa.String(64))  # W3C trace context (55 characters)
 
     __table_args__ = (
         sa.Index("ix_tasks_namespace_created", "namespace", "created_at", "id"),
