@@ -183,7 +183,7 @@ def build_host(
     if settings.remote_hosts:  # namespaces served by other hosts: routed before the local route
         from tasker_host.remote import RemoteRoutePlugin  # imports httpx: only when configured
 
-        catalog.manager.register(RemoteRoutePlugin(settings.remote_hosts), name=REMOTE_ROUTE_PLUGIN)
+        catalog.manager.register(RemoteRoutePlugin(settings.remote_hosts, tracing=tracing), name=REMOTE_ROUTE_PLUGIN)
     engine.send = Signaller(engine, catalog.manager, invocations)  # ctx.send
     route = LocalRoute(service, engine, catalog.manager, invocations)
     catalog.manager.register(LocalRoutePlugin(route), name="tasker_host.local_route")

@@ -29,8 +29,10 @@ from urllib.parse import quote
 import anyio
 import anyio.lowlevel
 import httpx
+from opentelemetry.trace import Status, StatusCode
 
 from tasker_host.context import InvocationResult
+from tasker_host.engine.tracing import Tracing, traceparent_of
 from tasker_host.errors import PermanentError, RetryableError, StepError
 from tasker_host.markers import hookimpl
 from tasker_host.settings import RemoteHost
@@ -171,8 +173,9 @@ class RemoteRoute:
     """Delivers calls to one remote host: create (idempotently), then poll until final."""
 
     def __init__(self, remote: RemoteHost, client: SharedClient, *, sleep: Sleep = anyio.sleep,
-                 poll: PollSchedule = PollSchedule(), now: Now = time.time):
+                 poll: PollSchedule = PollSchedule(), now: Now = time.time, tracing: Tracing | None = None):
         self.remote, self.client, self.sleep, self.poll, self.now = remote, client, sleep, poll, now
+        self.tracing = tracing or Tracing()  # a client span per request (the host's provider)
 
     async def deliver(self, request: InvocationRequest) -> InvocationResult:
         doc = await self._create(request)
@@ -199,7 +202,7 @@ class RemoteRoute:
         if request.version is not None:
             body["version"] = request.version
         headers = {**self._headers(request), "Idempotency-Key": idempotency_key(request)}
-        response = await self._call("POST", "/tasks", request, json=body, headers=headers)
+        response = await self._call("POST", "/tasks", request, "/tasks", json=body, headers=headers)
         if response.status_code not in CREATED_HTTP:
             raise self._refused(response, f"creating {request.namespace}.{request.name}")
         doc = self._document(response)
@@ -213,7 +216,7 @@ class RemoteRoute:
         path = f"/tasks/{quote(str(doc['id']), safe='')}"
         while doc["status"] not in FINAL_STATUSES:
             await self.sleep(next(delays))
-            response = await self._call("GET", path, request, headers=self._headers(request))
+            response = await self._call("GET", path, request, "/tasks/{task_id}", headers=self._headers(request))
             if response.status_code != 200:
                 raise self._refused(response, f"polling remote child task {doc['id']}")
             doc = self._document(response)
@@ -221,8 +224,20 @@ class RemoteRoute:
             raise PermanentError(self._ended(doc, request))
         return doc
 
-    async def _call(self, method: str, path: str, request: InvocationRequest, **kw: Any) -> httpx.Response:
+    async def _call(self, method: str, path: str, request: InvocationRequest, route: str, **kw: Any,
+                    ) -> httpx.Response:
         url = self.remote.base_url + path
+        with self.tracing.calling(method, url, route, request.traceparent) as span:
+            if (traceparent := traceparent_of(span)) is not None:  # the remote side's parent: this call
+                kw["headers"] = {**kw.get("headers", {}), "traceparent": traceparent}
+            response = await self._send(method, url, path, request, **kw)
+            span.set_attribute("http.response.status_code", response.status_code)
+            if response.status_code >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+        return response
+
+    async def _send(self, method: str, url: str, path: str, request: InvocationRequest, **kw: Any,
+                    ) -> httpx.Response:
         try:
             response = await self.client.get().request(method, url, **kw)
         except httpx.RequestError as exc:  # connection refused, timeouts, broken responses
@@ -238,9 +253,7 @@ class RemoteRoute:
         headers = {"Authorization": f"Bearer {self.remote.token}", "Accept": "application/json"}
         if request.correlation_id.isascii() and request.correlation_id.isprintable():  # a valid header value
             headers["X-Correlation-Id"] = request.correlation_id
-        if request.traceparent:  # the calling attempt's span: the remote task joins its trace
-            headers["traceparent"] = request.traceparent
-        return headers
+        return headers  # (and traceparent: added per call, see _call)
 
     def _refused(self, response: httpx.Response, action: str) -> StepError:
         return http_error(response, f"host {self.remote.base_url} answered {action}", self.now())
@@ -286,9 +299,10 @@ class RemoteRoutePlugin:
     """
 
     def __init__(self, remote_hosts: Iterable[RemoteHost], *, client_factory: ClientFactory = default_client,
-                 sleep: Sleep = anyio.sleep, poll: PollSchedule = PollSchedule(), now: Now = time.time):
+                 sleep: Sleep = anyio.sleep, poll: PollSchedule = PollSchedule(), now: Now = time.time,
+                 tracing: Tracing | None = None):
         self.client = SharedClient(client_factory)
-        self.routes = {h.namespace: RemoteRoute(h, self.client, sleep=sleep, poll=poll, now=now)
+        self.routes = {h.namespace: RemoteRoute(h, self.client, sleep=sleep, poll=poll, now=now, tracing=tracing)
                        for h in remote_hosts}
 
     @hookimpl

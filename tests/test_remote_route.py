@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -109,6 +110,16 @@ async def test_sends_the_task_body_token_idempotency_key_and_correlation_id():
     assert post.headers["Authorization"] == "Bearer tsk_secret"
     assert post.headers["Idempotency-Key"] == "caller-1:execute_refund_workflow#1"
     assert post.headers["X-Correlation-Id"] == "corr-1"
+
+
+async def test_every_call_carries_the_calling_attempts_traceparent_through_an_untraced_host():
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    remote = FakeRemote(answer(201, task_json("pending")), answer(200, task_json()))
+    await deliver(remote, dataclasses.replace(invocation(), traceparent=parent))
+    assert [r.headers["traceparent"] for r in remote.requests] == [parent, parent]
+    remote = FakeRemote(answer(201, task_json()))
+    await deliver(remote)  # no context: no header
+    assert "traceparent" not in remote.requests[0].headers
 
 
 async def test_polls_carry_the_token_and_correlation_id_and_no_version_means_newest():

@@ -14,7 +14,7 @@ The spans, all short:
   (``traceparent`` header), or the step attempt that called ``ctx.invoke``.
 * ``run <namespace>.<template>/<step>``: ONE attempt of one step, from claim to outcome (never a
   span for a task's whole life). A retry links to the attempt before it.
-* the API's server span (``tasker_host.api.tracing``).
+* the API's server span (``tasker_host.api.tracing``) and the remote route's client spans.
 """
 
 from __future__ import annotations
@@ -93,6 +93,24 @@ class Tracing:
             attributes={"tasker.namespace": namespace, "tasker.template": name, "tasker.version": version,
                         "tasker.task_id": task_id, "tasker.correlation_id": correlation_id})
         try:  # (not made current: nothing inside starts spans)
+            yield span
+        except Exception as exc:
+            if span.is_recording():
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:500]))
+            raise
+        finally:
+            span.end()
+
+    @contextmanager
+    def calling(self, method: str, url: str, route: str, traceparent: str | None) -> Iterator[Span]:
+        """A client span for an HTTP call made on behalf of the attempt ``traceparent`` names
+        (the remote route's): name ``<METHOD> <route>``, the URL (no query string) and, set by
+        the caller, the response status; a transport error is recorded. Send
+        ``traceparent_of(span)`` (or, untraced, ``traceparent``) with the request."""
+        span = self.tracer.start_span(f"{method} {route}", context=self.context_of(traceparent),
+                                      kind=SpanKind.CLIENT, attributes={"http.request.method": method, "url.full": url})
+        try:
             yield span
         except Exception as exc:
             if span.is_recording():

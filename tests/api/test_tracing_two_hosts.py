@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+from opentelemetry.trace import SpanKind
 
 from tasker_host.api import create_app
 from tasker_host.engine.events import EventKind
@@ -71,10 +72,15 @@ def test_the_refund_is_one_trace_across_two_hosts_over_http(tmp_path: Path) -> N
     assert len(cs_steps) == 5 and {parent_of(s) for s in cs_steps.values()} == {span_id(cs_create)}
     delegate = cs_steps["execute_refund_workflow"]
 
-    # the payments host: every request of the remote route (create, then polls) is a child of the
-    # delegating attempt; the payments task's creation is a child of the POST; its steps of that
+    # the remote route: a client span per request (create, then polls), children of the delegating
+    # attempt; on the payments host each request's span is a child of its client span; the
+    # payments task's creation is a child of the POST, its steps of that
+    calls = [s for s in ours if s.kind is SpanKind.CLIENT]
+    assert [s.name for s in calls][:1] == ["POST /tasks"] and {s.name for s in calls[1:]} <= {"GET /tasks/{task_id}"}
+    assert {parent_of(s) for s in calls} == {span_id(delegate)}
+    assert calls[0].attributes["http.response.status_code"] == 201
     their_requests = [s for s in theirs if s.attributes and "http.route" in s.attributes]
-    assert their_requests and {parent_of(s) for s in their_requests} == {span_id(delegate)}
+    assert sorted(parent_of(s) for s in their_requests) == sorted(span_id(s) for s in calls)
     their_post = one(theirs, "POST /tasker/tasks")
     pay_create = one(theirs, "create payments.process_refund")
     assert parent_of(pay_create) == span_id(their_post)
