@@ -188,7 +188,8 @@ class RemoteRoute:
         call's key (``request.invocation_key``: a re-run sends nothing twice); the stored event."""
         path = f"/tasks/{quote(task_id, safe='')}/events/{quote(event, safe='')}"
         headers = {**self._headers(request), "Idempotency-Key": request.invocation_key[:MAX_IDEMPOTENCY_KEY]}
-        response = await self._call("POST", path, request, json=payload, headers=headers)
+        response = await self._call("POST", path, request, "/tasks/{task_id}/events/{name}", json=payload,
+                                    headers=headers)
         if response.status_code not in CREATED_HTTP:
             raise self._refused(response, f"sending event {event} to task {task_id}")
         doc = response.json()
