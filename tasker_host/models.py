@@ -88,6 +88,15 @@ def frozen_mapping(data: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
     return MappingProxyType(dict(data or {}))
 
 
+def plain_json(value: Any) -> Any:
+    """Frozen mappings (and what they hold) as plain JSON values: dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: plain_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_json(v) for v in value]
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class DeclaredCall:
     """A cross-namespace call a step declares (``calls:`` in its template): what it sends to

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from tasker_host.contracts.calls import broken_calls
-from tasker_host.models import TaskTemplate
+from tasker_host.models import TaskTemplate, plain_json
 from tasker_host.plugins import Discovery
 from tasker_host.registry import ConflictPolicy, Registry
 from tasker_host.store.base import StepRecord, TaskRecord
@@ -59,19 +59,10 @@ def contract_doc(t: TaskTemplate) -> dict[str, Any]:
     """The template's contract as other hosts read it (``GET /handlers/{ns}/{name}``): its
     ``result_schema`` and the calls its steps declare (docs/contracts.md)."""
     return {
-        "result_schema": _plain(t.result_schema),
-        "calls": [{"step": s.name, "target": c.target, "version": c.version, "sends": _plain(c.sends),
-                   "reads": _plain(c.reads)} for s in t.steps for c in s.calls],
+        "result_schema": plain_json(t.result_schema),
+        "calls": [{"step": s.name, "target": c.target, "version": c.version, "sends": plain_json(c.sends),
+                   "reads": plain_json(c.reads)} for s in t.steps for c in s.calls],
     }
-
-
-def _plain(value: Any) -> Any:
-    """Frozen mappings (and what they hold) as plain JSON values."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def namespace_doc(registry: Registry, namespace: str, *, detail: bool = True) -> dict[str, Any]:

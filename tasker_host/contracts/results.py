@@ -17,6 +17,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.validators import validator_for
 
 from tasker_host.errors import ResultContractViolation
+from tasker_host.models import plain_json
 from tasker_host.schema_checks import quick_check
 
 
@@ -24,7 +25,7 @@ class ResultCheck:
     """The compiled ``result_schema`` of one template version."""
 
     def __init__(self, schema: Mapping[str, Any]):
-        plain = _plain(schema)  # a plain copy (a template's frozen mappings, or a snapshot's dicts)
+        plain = plain_json(schema)  # a plain copy (a template's frozen mappings, or a snapshot's dicts)
         plain.pop("required", None)
         self._validator = validator_for(plain, default=Draft202012Validator)(plain)
         # the fast path the template loader uses: "valid" skips jsonschema (~20x faster)
@@ -42,14 +43,6 @@ class ResultCheck:
         """Raise :class:`ResultContractViolation` listing every violation."""
         if problems := self.problems(step, results):
             raise ResultContractViolation(full_name, step, problems)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _json_path(parts: Any) -> str:

@@ -7,14 +7,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from tasker_host import dag
-from tasker_host.models import StepTemplate, TaskTemplate, frozen_mapping
+from tasker_host.models import StepTemplate, TaskTemplate, frozen_mapping, plain_json
 from tasker_host.store.base import NewStep
 
 
 def snapshot_of(t: TaskTemplate) -> dict[str, Any]:
     doc = _snapshot(t)
     if t.result_schema is not None:  # checked as each step completes (contracts/results.py)
-        doc["result_schema"] = _plain(t.result_schema)
+        doc["result_schema"] = plain_json(t.result_schema)
     return doc
 
 
@@ -32,20 +32,12 @@ def _snapshot(t: TaskTemplate) -> dict[str, Any]:
                 "depends_on": list(s.depends_on),
                 "retryable": s.retryable,
                 "retry_limit": s.retry_limit,
-                "handler_config": _plain(s.handler_config),
+                "handler_config": plain_json(s.handler_config),
                 "skippable": s.skippable,
             }
             for s in t.steps
         ],
     }
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def steps_of(snapshot: Mapping[str, Any]) -> dict[str, StepTemplate]:
