@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import json
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tasker_host.audit import AuditEntry, AuditRecord
@@ -26,7 +24,6 @@ from tasker_host.models import StepState, TaskState
 from tasker_host.store._common import (
     CANCELLABLE_STEP,
     CLAIM_REASON,
-    DONE_STEP,
     FINAL_TASK,
     LIVE_TASK,
     RECLAIM_REASON,
@@ -37,37 +34,34 @@ from tasker_host.store._common import (
     task_error,
 )
 from tasker_host.store.base import (
-    UNFINISHED,
     Claim,
     ClaimRequest,
     CreateResult,
     NewTask,
-    RunInputs,
-    StateCounts,
     StepOutcome,
     StepRecord,
     StepResultBatch,
     TaskChange,
-    TaskFilter,
     TaskRecord,
     Transition,
     WorkerRecord,
 )
 from tasker_host.store.memory_audit import MemoryAudit
 from tasker_host.store.memory_metric_facts import MemoryMetricFacts
+from tasker_host.store.memory_reads import MemoryReads
 from tasker_host.store.memory_step_logs import MemoryStepLogs
 from tasker_host.store.memory_waits import MemoryWaits
 from tasker_host.store.memory_workers import MemoryWorkers
 from tasker_host.store.step_logs import StepLogEntry
-from tasker_host.store.version_stats import VersionStats, stats_of, using
 
 Key = tuple[str, str]  # (task_id, step name)
 Entry = tuple[float, int, Key]  # (ready_at or lease expiry, sequence, key)
 
 
-class MemoryStore(MemoryWorkers, MemoryStepLogs, MemoryMetricFacts, MemoryAudit, MemoryWaits):
-    """Dictionaries and heaps behind one lock (see the module docstring); the worker registrations
-    are in :mod:`~tasker_host.store.memory_workers`."""
+class MemoryStore(MemoryReads, MemoryWorkers, MemoryStepLogs, MemoryMetricFacts, MemoryAudit, MemoryWaits):
+    """Dictionaries and heaps behind one lock (see the module docstring); the reads are in
+    :mod:`~tasker_host.store.memory_reads`, the worker registrations in
+    :mod:`~tasker_host.store.memory_workers`."""
 
     inline = True  # calls are cheap: the runner makes them on its event loop
 
@@ -226,29 +220,6 @@ class MemoryStore(MemoryWorkers, MemoryStepLogs, MemoryMetricFacts, MemoryAudit,
         return len(keys)
 
     # -- outcomes --------------------------------------------------------------------------
-    def count_by_state(self) -> StateCounts:
-        counts = StateCounts()
-        with self._lock:
-            for task in self._tasks.values():
-                counts.tasks[(task.namespace, task.status.value)] += 1
-                if task.status in UNFINISHED:
-                    for step in task.steps:
-                        counts.steps[(task.namespace, step.state.value)] += 1
-        return counts
-
-    def version_stats(self, namespaces: Sequence[str] | None = None, since: float | None = None) -> VersionStats:
-        with self._lock:
-            return stats_of(list(self._tasks.values()), namespaces, since)
-
-    def find_idempotent(self, namespace: str, idempotency_key: str) -> TaskRecord | None:
-        with self._lock:
-            task_id = self._by_idempotency.get((namespace, idempotency_key))
-            return self._copy(self._tasks[task_id], True) if task_id is not None else None
-
-    def unfinished_using(self, distribution: str, namespaces: Sequence[str]) -> list[TaskRecord]:
-        with self._lock:
-            return [self._copy(t, False) for t in using(self._tasks.values(), distribution, namespaces)]
-
     def record_and_claim(self, outcomes: Sequence[StepOutcome], owner: str, limit: int, now: float,
                          lease_seconds: float, namespace_limits: Mapping[str, int] | None = None,
                          ) -> tuple[StepResultBatch, list[Claim]]:
@@ -384,67 +355,7 @@ class MemoryStore(MemoryWorkers, MemoryStepLogs, MemoryMetricFacts, MemoryAudit,
             elif step.state is StepState.IN_PROGRESS and step.lease_expires_at is not None:
                 heapq.heappush(self._leases, (step.lease_expires_at, next(self._seq), (task.id, step.name)))
 
-    # -- reading ---------------------------------------------------------------------------
-    def get_task(self, task_id: str, *, with_steps: bool = True) -> TaskRecord | None:
-        with self._lock:
-            task = self._tasks.get(task_id)
-            return self._copy(task, with_steps) if task is not None else None
-
-    def get_tasks(self, task_ids: Sequence[str]) -> dict[str, TaskRecord]:
-        with self._lock:
-            return {i: self._copy(self._tasks[i], True) for i in task_ids if i in self._tasks}
-
-    def run_inputs(self, task_ids: Sequence[str]) -> dict[str, RunInputs]:
-        with self._lock:
-            return {t.id: RunInputs(t.id, t.namespace, t.name, t.version, t.context, t.correlation_id,
-                                    json.dumps(t.template, sort_keys=True),
-                                    {s.name: s.results for s in t.steps if s.state in DONE_STEP},
-                                    t.traceparent)
-                    for t in map(self._tasks.get, task_ids) if t is not None}
-
-    def step_results(self, task_id: str) -> dict[str, Any]:
-        with self._lock:
-            task = self._tasks.get(task_id)
-            return {s.name: s.results for s in task.steps if s.state in DONE_STEP} if task else {}
-
-    def list_tasks(self, query: TaskFilter) -> list[TaskRecord]:
-        with self._lock:
-            after: tuple[float, str] | None = None
-            if query.after_id is not None:
-                cursor = self._tasks.get(query.after_id)
-                if cursor is None:
-                    return []
-                after = (cursor.created_at, cursor.id)
-            keyed = sorted(((t.created_at, t.id), t) for t in self._matching(query))
-            if query.newest_first:
-                keyed.reverse()
-            found = [t for key, t in keyed
-                     if after is None or (key < after if query.newest_first else key > after)]
-            return [self._copy(t, False) for t in found[:max(query.limit, 0)]]
-
-    def _matching(self, q: TaskFilter) -> Iterator[TaskRecord]:
-        namespaces = set(q.namespaces) if q.namespaces is not None else None
-        for t in self._tasks.values():
-            if ((namespaces is None or t.namespace in namespaces) and (q.name is None or t.name == q.name)
-                    and (q.version is None or t.version == q.version)
-                    and (q.status is None or t.status == q.status)
-                    and (q.created_after is None or t.created_at >= q.created_after)
-                    and (q.created_before is None or t.created_at < q.created_before)
-                    and (q.parent_task_id is None or t.parent_task_id == q.parent_task_id)
-                    and (q.correlation_id is None or t.correlation_id == q.correlation_id)
-                    and (not q.context_text or q.context_text in json.dumps(t.context))
-                    and (not q.id_prefix or t.id.startswith(q.id_prefix))):
-                yield t
-
-    def find_child(self, parent_task_id: str, invocation_key: str) -> TaskRecord | None:
-        with self._lock:
-            task_id = self._by_invocation.get((parent_task_id, invocation_key))
-            return self._copy(self._tasks[task_id], True) if task_id is not None else None
-
-    def transitions(self, task_id: str) -> list[Transition]:
-        with self._lock:
-            return list(self._transitions.get(task_id, ()))
-
+    # -- wake-ups ------------------------------------------------------------------------
     def next_ready_at(self) -> float | None:
         with self._lock:
             tops = [heap[0][0] for heap in self._ready.values() if self._clean(heap)]
@@ -477,7 +388,3 @@ class MemoryStore(MemoryWorkers, MemoryStepLogs, MemoryMetricFacts, MemoryAudit,
             if self._ready_token.get(key) == seq:
                 del self._ready_token[key]
         return False
-
-    @staticmethod
-    def _copy(task: TaskRecord, with_steps: bool) -> TaskRecord:
-        return replace(task, steps=[replace(s) for s in task.steps] if with_steps else [])
