@@ -29,21 +29,13 @@ from tasker_host.store.base import (
     LostWorker,
     NewTask,
     NewWorker,
-    RunInputs,
-    StateCounts,
     StepOutcome,
     StepResultBatch,
-    TaskFilter,
-    TaskRecord,
-    Transition,
     WorkerRecord,
 )
 from tasker_host.store.faults import unavailable_on_connection_failure
-from tasker_host.store.metric_facts import Fact, IdCursor
-from tasker_host.store.sql import actions, reads, version_stats, work, workers
+from tasker_host.store.sql import actions, reads, work, workers
 from tasker_host.store.sql import audit as sql_audit
-from tasker_host.store.sql import metric_facts as sql_metric_facts
-from tasker_host.store.sql import runs as sql_runs
 from tasker_host.store.sql import step_logs as sql_step_logs
 from tasker_host.store.sql import waits as sql_waits
 from tasker_host.store.sql.creation import create_rows
@@ -51,9 +43,8 @@ from tasker_host.store.sql.engine import READONLY, check_schema, make_engine, st
 from tasker_host.store.sql.notify import Notifier, WakeLimiter, WorkListener, listener_conninfo, notify
 from tasker_host.store.sql.rows import keys_of
 from tasker_host.store.sql.schema import tasks
-from tasker_host.store.step_logs import StepLogEntry
+from tasker_host.store.sql.store_reads import SqlReads
 from tasker_host.store.urls import is_sqlite_memory, parse_url
-from tasker_host.store.version_stats import VersionStats
 from tasker_host.store.waits import EventRecord, NewEvent, SendResult, SendStatus, Wake
 
 R = TypeVar("R")
@@ -64,7 +55,7 @@ _RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detecte
 _ATTEMPTS = 5
 
 
-class SqlStore:
+class SqlStore(SqlReads):
     """A :class:`Store` on SQLAlchemy 2 (Core statements on the hot paths).
 
     ``auto_upgrade``: bring the schema to the current revision on open (default: True for SQLite,
@@ -382,55 +373,6 @@ class SqlStore:
 
     def workers(self) -> list[WorkerRecord]:
         return self._read(workers.list_workers)
-
-    # -- reading (sql.reads) ---------------------------------------------------------------
-    def get_task(self, task_id: str, *, with_steps: bool = True) -> TaskRecord | None:
-        return self._read(reads.load_one, T.id == task_id, with_steps)
-
-    def get_tasks(self, task_ids: Sequence[str]) -> dict[str, TaskRecord]:
-        if not task_ids:
-            return {}
-        found = self._read(reads.load, T.id.in_(sorted(set(task_ids))), True)
-        return {t.id: t for t in found}
-
-    def run_inputs(self, task_ids: Sequence[str]) -> dict[str, RunInputs]:
-        """One statement (autocommitted on PostgreSQL, on the runner's step engine)."""
-        return self._read(sql_runs.run_inputs, task_ids, one_statement=True)
-
-    def find_child(self, parent_task_id: str, invocation_key: str) -> TaskRecord | None:
-        return self._read(reads.load_one, sa.and_(T.parent_task_id == parent_task_id,
-                                                  T.invocation_key == invocation_key))
-
-    def step_results(self, task_id: str) -> dict[str, Any]:
-        return self._read(reads.step_results, task_id)
-
-    def list_tasks(self, query: TaskFilter) -> list[TaskRecord]:
-        return self._read(reads.list_tasks, query)
-
-    def transitions(self, task_id: str) -> list[Transition]:
-        return self._read(reads.task_transitions, task_id)
-
-    def step_logs(self, task_id: str, step: str | None = None) -> list[StepLogEntry]:
-        return self._read(sql_step_logs.read, task_id, step)
-
-    def count_by_state(self) -> StateCounts:
-        return self._read(reads.count_by_state)
-
-    def version_stats(self, namespaces: Sequence[str] | None = None, since: float | None = None) -> VersionStats:
-        return self._read(version_stats.version_stats, namespaces, since)
-
-    def find_idempotent(self, namespace: str, idempotency_key: str) -> TaskRecord | None:
-        return self._read(reads.load_one, sa.and_(T.namespace == namespace,
-                                                  T.idempotency_key == idempotency_key))
-
-    def unfinished_using(self, distribution: str, namespaces: Sequence[str]) -> list[TaskRecord]:
-        return self._read(version_stats.unfinished_using, distribution, namespaces)
-
-    def next_ready_at(self) -> float | None:
-        return self._read(reads.next_ready_at)
-
-    def metric_facts(self, cursor: Any, now: float, limit: int = 100_000) -> tuple[list[Fact], IdCursor]:
-        return self._read(sql_metric_facts.metric_facts, cursor, now, limit)
 
 
 @contextlib.contextmanager
