@@ -54,6 +54,7 @@ def test_a_manager_approves_from_the_form(browser: Any, served: tuple[str, dict[
         tab.page.check("#ev-approve-approved")
         tab.page.fill("#ev-approve-approver", "maria")
         tab.page.select_option("#ev-approve-channel", "chat")
+        tab.shot("task-waiting", "sqlite")  # docs/console.md: the form built from the event's schema
         tab.page.click("button:has-text('Send approval')")
         expect(tab.page.locator(".notice")).to_contain_text("Event approval sent")
         expect(tab.page.locator("#task-status")).to_have_text("complete", timeout=15_000)
