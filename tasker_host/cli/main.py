@@ -60,6 +60,10 @@ def build_cli() -> click.Group:
           tasker-host validate path/to/templates/   check a team's YAML in its own CI
           tasker-host new-plugin shipping --namespace shipping   a new team's plugin project
           tasker-host check path/to/plugin          a plugin project's CI gate
+          tasker-host versions payments.process_refund   each version's lifecycle and drain status
+          tasker-host contracts diff OLD NEW        what a release breaks for its callers
+          tasker-host tasks send ID approval --payload '{"approved": true, "approver": "maria"}'
+          tasker-host audit --namespace payments    who did what, when
 
         \b
         Shell completion (bash; zsh_source / fish_source likewise):
