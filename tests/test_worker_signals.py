@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -30,20 +31,21 @@ def test_sigterm_lets_the_running_step_finish_and_claims_nothing_new(tmp_path):
     task_id = json.loads(created.stdout)["id"]
     worker = subprocess.Popen([str(BIN), "--database-url", f"sqlite:///{db}", "worker", "--grace-seconds", "30"],
                               stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(60, worker.kill)  # a worker that never logs the start cannot hang the test
+    watchdog.start()
     try:
-        for line in worker.stderr:  # the worker says it runs; then the slow step starts
-            if "running" in line:
+        seen: list[str] = []
+        for line in worker.stderr:  # the worker logs each transition: wait for the slow step's start
+            seen.append(line)
+            if "step validate_payment_eligibility of" in line and " started " in line:
                 break
-        shown = None
-        for _ in range(200):  # poll the database until the first step is claimed (bounded)
-            shown = json.loads(cli(db, "tasks", "show", task_id, "--json").stdout)
-            if shown["steps"][0]["state"] == "in_progress":
-                break
-        assert shown and shown["steps"][0]["state"] == "in_progress"
-        worker.send_signal(signal.SIGTERM)
-        rest = worker.stderr.read()
+        else:
+            raise AssertionError("the worker never started the slow step:\n" + "".join(seen))
+        worker.send_signal(signal.SIGTERM)  # (at once: polling with CLI processes could miss the step)
+        rest = "".join(seen) + worker.stderr.read()
         assert worker.wait(timeout=60) == 0, rest
     finally:
+        watchdog.cancel()
         worker.kill()
     assert "SIGTERM: finishing running steps" in rest and "worker stopped" in rest
     steps = {s["name"]: s for s in json.loads(cli(db, "tasks", "show", task_id, "--json").stdout)["steps"]}
