@@ -99,6 +99,15 @@ async def test_ctx_log_lines_carry_the_same_fields(caplog) -> None:
         "span_id": f"{span.context.span_id:016x}"}
 
 
+def test_a_waiting_step_says_when_it_wakes_not_when_it_retries() -> None:
+    event = LifecycleEvent(EventKind.STEP_WAITING, "t-1", "customer_success", "process_refund", "1.4.0", 0.0,
+                           "get_manager_approval", 1, "corr-1", {"retry_at": 172800.0})
+    fields = fields_of(event)
+    assert fields["wake_at"] == "1970-01-03T00:00:00.000+00:00" and "retry_at" not in fields
+    assert message_of(event) == ("step get_manager_approval of customer_success.process_refund@1.4.0 waiting "
+                                 "(task t-1, attempt 1)")
+
+
 def test_both_formats_print_the_fields() -> None:
     event = LifecycleEvent(EventKind.STEP_RETRYING, "t-1", "payments", "process_refund", "2.1.3", 0.0,
                            "charge", 2, "corr-1", {"error": {"type": "Timeout", "kind": "timeout",

@@ -34,9 +34,10 @@ def fields_of(event: LifecycleEvent) -> dict[str, Any]:
     if isinstance(error, dict):
         fields["error_class"] = error.get("kind")
         fields["error"] = f"{error.get('type')}: {error.get('message')}"
-    retry_at = event.detail.get("retry_at")
+    retry_at = event.detail.get("retry_at")  # a waiting step's: when its timer or timeout fires
     if isinstance(retry_at, (int, float)):
-        fields["retry_at"] = datetime.fromtimestamp(retry_at, tz=UTC).isoformat(timespec="milliseconds")
+        name = "wake_at" if event.kind is EventKind.STEP_WAITING else "retry_at"
+        fields[name] = datetime.fromtimestamp(retry_at, tz=UTC).isoformat(timespec="milliseconds")
     return {k: v for k, v in fields.items() if v is not None}
 
 
