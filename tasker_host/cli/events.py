@@ -4,9 +4,6 @@ approval ...), locally (the database) or through a server's API (``--server``), 
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -14,23 +11,13 @@ import click
 from tasker_host.cli.backend import backend_for, call
 from tasker_host.cli.output import emit, fail, json_option
 from tasker_host.cli.state import CliState, pass_state
-from tasker_host.errors import ConfigurationError, TaskerError
+from tasker_host.cli.tasks import read_json_option
+from tasker_host.errors import TaskerError
 
 
 def parse_payload(text: str | None) -> Any:
     """``--payload`` value: inline JSON, ``@file.json``, or ``-`` for standard input (None: null)."""
-    if text is None:
-        return None
-    source = "standard input" if text == "-" else (text[1:] if text.startswith("@") else "--payload")
-    try:
-        raw = sys.stdin.read() if text == "-" else Path(text[1:]).read_text() if text.startswith("@") else text
-        return json.loads(raw)
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read payload file {source}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigurationError(f"payload from {source} is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigurationError(f"payload from {source} is not valid JSON: {exc}") from None
+    return None if text is None else read_json_option(text, "payload")
 
 
 def render_sent(doc: dict[str, Any]) -> str:

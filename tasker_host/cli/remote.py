@@ -103,30 +103,26 @@ class RemoteTasks:
     def list_tasks(self, namespaces: list[str] | None, name: str | None, status: str | None,
                    limit: int, after_id: str | None = None) -> list[dict[str, Any]]:
         """Newest first, the page after ``after_id``, through the API's cursor."""
-        docs: list[dict[str, Any]] = []
-        cursor: str | None = encode_cursor(after_id) if after_id else None
-        while len(docs) < limit:
-            params: list[tuple[str, str | int]] = [("namespace", ns) for ns in namespaces or []]
-            params += [(k, v) for k, v in (("name", name), ("status", status), ("cursor", cursor)) if v]
-            params.append(("order", "newest"))
-            params.append(("limit", min(PAGE, limit - len(docs))))
-            page = self._call("GET", "/tasks", params=params)
-            docs += page["tasks"]
-            cursor = page.get("next_cursor")
-            if not cursor:
-                break
-        return docs
+        params: list[tuple[str, str | int | float]] = [("namespace", ns) for ns in namespaces or []]
+        params += [(k, v) for k, v in (("name", name), ("status", status)) if v]
+        params.append(("order", "newest"))
+        return self._pages("/tasks", "tasks", params, limit, encode_cursor(after_id) if after_id else None)
 
     def audit(self, namespaces: list[str] | None, since: float | None, limit: int) -> list[dict[str, Any]]:
         """``GET /audit``, newest first, following the cursor until ``limit`` rows."""
+        params: list[tuple[str, str | int | float]] = [("namespace", ns) for ns in namespaces or []]
+        if since is not None:
+            params.append(("since", since))
+        return self._pages("/audit", "entries", params, limit)
+
+    def _pages(self, path: str, key: str, params: list[tuple[str, str | int | float]], limit: int,
+               cursor: str | None = None) -> list[dict[str, Any]]:
+        """Up to ``limit`` documents of a cursor-paged list (``{key: [...], "next_cursor"}``)."""
         docs: list[dict[str, Any]] = []
-        cursor: str | None = None
         while len(docs) < limit:
-            params: list[tuple[str, str | int | float]] = [("namespace", ns) for ns in namespaces or []]
-            params += [(k, v) for k, v in (("since", since), ("cursor", cursor)) if v is not None]
-            params.append(("limit", min(PAGE, limit - len(docs))))
-            page = self._call("GET", "/audit", params=params)
-            docs += page["entries"]
+            page = self._call("GET", path, params=[*params, *([("cursor", cursor)] if cursor else []),
+                                                   ("limit", min(PAGE, limit - len(docs)))])
+            docs += page[key]
             cursor = page.get("next_cursor")
             if not cursor:
                 break

@@ -40,20 +40,27 @@ if TYPE_CHECKING:
 
 
 
+def read_json_option(text: str, what: str) -> Any:
+    """A JSON option's value (``--context``, ``--payload``...): inline JSON, ``@file.json``, or
+    ``-`` for standard input; errors name ``what`` and where it came from."""
+    source = "standard input" if text == "-" else (text[1:] if text.startswith("@") else f"--{what}")
+    try:
+        raw = sys.stdin.read() if text == "-" else Path(text[1:]).read_text() if text.startswith("@") else text
+        return json.loads(raw)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {what} file {source}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{what} from {source} is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"{what} from {source} is not valid JSON: {exc}") from None
+
+
 def parse_context(text: str | None) -> dict[str, Any]:
     """``--context`` value: inline JSON, ``@file.json``, or ``-`` for standard input."""
     if not text:
         return {}
+    value = read_json_option(text, "context")
     source = "standard input" if text == "-" else (text[1:] if text.startswith("@") else "--context")
-    try:
-        raw = sys.stdin.read() if text == "-" else Path(text[1:]).read_text() if text.startswith("@") else text
-        value = json.loads(raw)
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read context file {source}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigurationError(f"context from {source} is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigurationError(f"context from {source} is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise ConfigurationError(f"context from {source} must be a JSON object, not {type(value).__name__}")
     return value
