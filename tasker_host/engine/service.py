@@ -276,16 +276,16 @@ class TaskService:
         woke runs on this host's runner at once. With an ``actor``, a newly stored event is
         recorded in the audit trail (after it: an event is one row the store writes alone; a
         duplicate, refused or invalid send records nothing)."""
-        result = signals.send_event(self.store, self.clock, task_id, name, payload,
+        task = self.get_task(task_id)
+        result = signals.send_event(self.store, self.clock, task, name, payload,
                                     idempotency_key=idempotency_key, sender=sender)
         if result.woke is not None:
             self._on_created(None)
-        if actor is not None and result.status is SendStatus.SENT and result.event is not None:
-            task = self.store.get_task(task_id, with_steps=False)
+        if actor is not None and result.status is SendStatus.SENT:
             details = {"event": name, "woke": result.woke, **({"idempotency_key": idempotency_key}
                                                                  if idempotency_key is not None else {})}
-            self.audit.record(actor, AuditAction.EVENT_SEND, namespace=task.namespace if task else None,
-                              target=task_id, details=details, correlation_id=task.correlation_id if task else None)
+            self.audit.record(actor, AuditAction.EVENT_SEND, namespace=task.namespace, target=task_id,
+                              details=details, correlation_id=task.correlation_id)
         return result
 
     def task_events(self, task_id: str) -> list[EventRecord]:

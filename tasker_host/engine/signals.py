@@ -66,15 +66,14 @@ def check_event(task: TaskRecord, name: str, payload: Any) -> None:
         raise InvalidEventError(name, violations)
 
 
-def send_event(store: Store, clock: Clock, task_id: str, name: str, payload: Any, *,
+def send_event(store: Store, clock: Clock, task: TaskRecord, name: str, payload: Any, *,
                idempotency_key: str | None = None, sender: str | None = None) -> SendResult:
-    """Check and send an event (see the module docstring); the result says whether it was new."""
+    """Check and send an event to ``task`` (its record with steps, as the caller loaded it; see
+    the module docstring); the result says whether it was new."""
     if idempotency_key is not None and (not 0 < len(idempotency_key) <= MAX_KEY or value_problems(idempotency_key)):
         raise InvalidValueError("the idempotency key", [ValueProblem("idempotency_key", f"must be 1 to {MAX_KEY} "
                                                                      "storable characters")])
-    task = store.get_task(task_id)
-    if task is None:
-        raise TaskNotFoundError(f"no task {task_id!r}")
+    task_id = task.id
     check_event(task, name, payload)
     result = store.send_event(NewEvent(task_id, name, payload, idempotency_key, sender), clock.now())
     if result.status is SendStatus.NO_TASK:
@@ -123,7 +122,7 @@ class Signaller:
             raise PermanentError(f"namespace {caller!r} may not send events to tasks of namespace "
                                  f"{target.namespace!r} (grant action 'signal')")
         try:
-            result = await self.engine.db(send_event, store, self.engine.clock, task_id, name, payload,
+            result = await self.engine.db(send_event, store, self.engine.clock, target, name, payload,
                                           idempotency_key=key, sender=f"task:{ctx.task.id}")
         except RequestError as exc:
             raise PermanentError(f"cannot send event {name!r} to task {task_id}: {exc}") from None
