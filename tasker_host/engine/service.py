@@ -52,7 +52,7 @@ class Parent:
     step: str
     invocation_key: str
     correlation_id: str | None
-    namespace: str | None = None  # the caller's namespace, recorded on the child (drain status)
+    namespace: str  # the caller's namespace, recorded on the child (drain status)
 
 
 class TaskService:
@@ -145,16 +145,9 @@ class TaskService:
             parent_task_id=parent.task_id if parent else None,
             parent_step=parent.step if parent else None,
             invocation_key=parent.invocation_key if parent else None, traceparent=traceparent,
-            caller_namespace=self._caller_of(parent),
+            caller_namespace=parent.namespace if parent else None,
             warnings=self._warnings(t),
         )
-
-    def _caller_of(self, parent: Parent | None) -> str | None:
-        """The calling task's namespace (read from the store when the caller did not say it)."""
-        if parent is None or parent.namespace is not None:
-            return parent.namespace if parent else None
-        found = self.store.get_task(parent.task_id, with_steps=False)
-        return found.namespace if found is not None else None
 
     def _warnings(self, t: TaskTemplate) -> tuple[dict[str, Any], ...]:
         if not t.is_deprecated:

@@ -289,7 +289,7 @@ async def test_versions_page_counts_work_and_names_callers_only_where_visible(cl
 
     caller = world.ids["cs_pending"]
     world.host.service.create_task("payments", "refund", "1.0.0", {},
-                                   parent=Parent(caller, "triage", "k-1", None))
+                                   parent=Parent(caller, "triage", "k-1", None, "customer_success"))
     await sign_in(client, world.tokens["payments"])
     page = (await client.get("/ui/versions")).text
     row = re.search(r"payments\.refund@1\.0\.0</a></th>(.*?)</tr>", page, re.S).group(1)
