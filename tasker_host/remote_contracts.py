@@ -41,9 +41,15 @@ def check_remote_calls(templates: Iterable[TaskTemplate], remote_hosts: Sequence
     if not calls:
         return []
     found: list[CallFinding] = []
+    # one fetch per target and spec: the versions of a caller template often declare the same call
+    # (and an unreachable host costs its connect timeout once, not once per call)
+    published: dict[tuple[str, str, str | None], list[CalleeContract] | Refusal] = {}
     with client_factory() as client:
         for template, step, call in calls:
-            versions = _published(client, hosts[call.namespace], call)
+            key = (call.namespace, call.name, call.version)
+            if key not in published:
+                published[key] = _published(client, hosts[call.namespace], call)
+            versions = published[key]
             if isinstance(versions, tuple):
                 found.append(CallFinding(versions[0], template.full_name, step, call, versions[1],
                                          provenance=template.provenance))
