@@ -8,6 +8,7 @@ import tests.store_contract as contract
 from tasker_host.models import StepState
 from tasker_host.store.memory import MemoryStore
 from tests.audit_contract import AuditContract
+from tests.lifecycle_contract import LifecycleContract
 from tests.metric_facts_contract import MetricFactsContract
 from tests.step_log_contract import StepLogContract
 from tests.wait_contract import WaitContract
@@ -15,7 +16,7 @@ from tests.worker_contract import WorkerContract
 
 
 class TestMemoryStore(contract.StoreContract, WorkerContract, StepLogContract, MetricFactsContract, AuditContract,
-                WaitContract):
+                WaitContract, LifecycleContract):
     @pytest.fixture
     def store(self) -> MemoryStore:
         return MemoryStore()

@@ -26,6 +26,7 @@ from tasker_host.store.sql.engine import current_revision, head_revision, upgrad
 from tasker_host.store.sql.schema import metadata
 from tasker_host.store.urls import default_sqlite_url, normalize_url
 from tests.audit_contract import AuditContract
+from tests.lifecycle_contract import LifecycleContract
 from tests.metric_facts_contract import MetricFactsContract
 from tests.step_log_contract import StepLogContract
 from tests.wait_contract import WaitContract
@@ -36,7 +37,7 @@ names = contract.names
 
 
 class TestSqliteStore(contract.StoreContract, WorkerContract, StepLogContract, MetricFactsContract, AuditContract,
-                WaitContract):
+                WaitContract, LifecycleContract):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[SqlStore]:
         store = SqlStore(f"sqlite:///{tmp_path / 'tasker.db'}")
@@ -46,7 +47,7 @@ class TestSqliteStore(contract.StoreContract, WorkerContract, StepLogContract, M
 
 @pytest.mark.postgres
 class TestPostgresStore(contract.StoreContract, WorkerContract, StepLogContract, MetricFactsContract, AuditContract,
-                WaitContract):
+                WaitContract, LifecycleContract):
     @pytest.fixture
     def store(self, postgres_url: str) -> Iterator[SqlStore]:
         store = SqlStore(postgres_url, auto_upgrade=True)
