@@ -1,7 +1,9 @@
 // Live updates: the page's server-sent event stream (body[data-live]) announces changes; parts
 // marked with hx-trigger="tasker:changed from:body" re-fetch themselves. A part being worked on
 // (a selected checkbox, an open resolve form, an event form typed into, focus in a field) is left
-// alone until then.
+// alone until then. A part swaps its children (hx-select="#id > *", innerHTML), never itself: a
+// change announced while its re-fetch is in flight is queued on the part (hx-sync queue last), and
+// a part that replaced itself would drop that queued request with the old element.
 (function () {
   "use strict";
   var url = document.body.dataset.live;
